@@ -1,0 +1,15 @@
+// Shared jest settings. ts-jest only transpiles (isolatedModules); type errors are caught once, workspace-wide,
+// by `npm run typecheck`, which keeps the suites fast on two cores.
+const path = require('node:path');
+const { pathsToModuleNameMapper } = require('ts-jest');
+const { compilerOptions } = require('./tsconfig.base.json');
+
+module.exports = {
+  testEnvironment: 'node',
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: path.join(__dirname, 'tsconfig.base.json'), isolatedModules: true }],
+  },
+  moduleFileExtensions: ['ts', 'js', 'json'],
+  moduleNameMapper: pathsToModuleNameMapper(compilerOptions.paths, { prefix: __dirname + '/' }),
+  testMatch: ['**/?(*.)+(spec|test).ts'],
+};
