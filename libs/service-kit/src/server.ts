@@ -1,0 +1,181 @@
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
+import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
+import { createLogger, type Logger } from './logger';
+import { toServiceError } from './errors';
+import { extractContext, flushTracing, initTracing, shutdownTracing, tracer } from './tracing';
+import { addReflection } from './reflection';
+import { messageSizeOptions } from './limits';
+
+/** Unary handler: resolve with the response; throw InvalidArgumentError & co. for client errors. */
+export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
+/** Server-streaming handler: write responses with call.write; resolving ends the stream. */
+export type ServerStreamHandler<Req, Res> = (request: Req, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>;
+
+type MethodDefinition = grpc.MethodDefinition<unknown, unknown> & { path: string };
+
+export interface ServiceBinding {
+  /** A ts-proto service definition (e.g. DroSolverService). */
+  definition: Record<string, MethodDefinition>;
+  /** Handlers by method key of the definition (camelCase, as ts-proto names them). */
+  handlers: Record<string, UnaryHandler<any, any> | ServerStreamHandler<any, any>>;
+}
+
+export interface ServerOptions {
+  /** Short service name for logs and traces, e.g. "dro-solver". */
+  name: string;
+  /** Port on all interfaces; 0 picks a free one (tests). */
+  port: number;
+  /** Host to bind; default 0.0.0.0 (in a pod), tests use 127.0.0.1. */
+  host?: string;
+  bindings: ServiceBinding[];
+  /** Descriptor set for reflection (contracts' DESCRIPTOR_SET_PATH). */
+  descriptorSetPath: string;
+  /** Install SIGTERM/SIGINT handlers that shut down gracefully and exit the process. Default false. */
+  handleSignals?: boolean;
+  /** How long in-flight calls may run after a shutdown starts before they are cancelled. Default 10 s. */
+  drainTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  server: grpc.Server;
+  port: number;
+  address: string;
+  health: HealthImplementation;
+  logger: Logger;
+  /** NOT_SERVING -> drain in-flight calls (up to drainTimeoutMs) -> stop. */
+  shutdown(): Promise<void>;
+}
+
+function serviceNameOf(definition: Record<string, MethodDefinition>): string {
+  const first = Object.values(definition)[0];
+  return first.path.split('/')[1];
+}
+
+function wrap(method: MethodDefinition, handler: ServiceBinding['handlers'][string], logger: Logger): grpc.UntypedHandleCall {
+  const rpc = method.path.slice(1);
+  const startSpan = (metadata: grpc.Metadata) => {
+    const parent = extractContext(metadata);
+    const span = tracer().startSpan(rpc, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.method': rpc } }, parent);
+    return { span, ctx: trace.setSpan(parent, span) };
+  };
+  const finish = (span: ReturnType<typeof startSpan>['span'], error?: unknown) => {
+    if (error) {
+      const serviceError = toServiceError(error);
+      span.setAttribute('rpc.grpc.status_code', serviceError.code ?? grpc.status.UNKNOWN);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: serviceError.details });
+      if (serviceError.code === grpc.status.INTERNAL) logger.error({ err: error, rpc }, 'request failed');
+      else logger.info({ rpc, code: grpc.status[serviceError.code ?? 2], details: serviceError.details }, 'request rejected');
+    } else {
+      span.setAttribute('rpc.grpc.status_code', grpc.status.OK);
+    }
+    span.end();
+  };
+
+  if (method.responseStream && !method.requestStream) {
+    const streamHandler = handler as ServerStreamHandler<unknown, unknown>;
+    return ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+      const { span, ctx } = startSpan(call.metadata);
+      context.with(ctx, () => streamHandler(call.request, call)).then(
+        () => {
+          finish(span);
+          call.end();
+        },
+        (error) => {
+          finish(span, error);
+          if (!call.cancelled) call.destroy(toServiceError(error) as grpc.ServiceError);
+        },
+      );
+    }) as grpc.UntypedHandleCall;
+  }
+  if (!method.requestStream && !method.responseStream) {
+    const unaryHandler = handler as UnaryHandler<unknown, unknown>;
+    return ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const { span, ctx } = startSpan(call.metadata);
+      context.with(ctx, () => unaryHandler(call.request, call)).then(
+        (response) => {
+          finish(span);
+          callback(null, response);
+        },
+        (error) => {
+          finish(span, error);
+          callback(toServiceError(error) as grpc.ServiceError);
+        },
+      );
+    }) as grpc.UntypedHandleCall;
+  }
+  throw new Error(`${rpc}: client-streaming methods are not used by alignment.v1`);
+}
+
+/**
+ * Starts a gRPC server with what every alignment service needs: grpc.health.v1 (the '' key plus each service,
+ * for Kubernetes `grpc:` probes), reflection for grpcurl, a server span per call continuing the caller's W3C
+ * trace, domain errors mapped to status codes, message-size limits, and graceful shutdown.
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  initTracing(options.name);
+  const logger = options.logger ?? createLogger(options.name);
+  const server = new grpc.Server(messageSizeOptions());
+  const serviceNames = options.bindings.map((b) => serviceNameOf(b.definition));
+
+  for (const binding of options.bindings) {
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const [key, method] of Object.entries(binding.definition)) {
+      const handler = binding.handlers[key];
+      if (!handler) throw new Error(`${method.path}: no handler bound for '${key}'`);
+      implementation[key] = wrap(method, handler, logger);
+    }
+    server.addService(binding.definition as unknown as grpc.ServiceDefinition, implementation);
+  }
+
+  const statusMap: ServingStatusMap = { '': 'SERVING' };
+  for (const name of serviceNames) statusMap[name] = 'SERVING';
+  const health = new HealthImplementation(statusMap);
+  health.addToServer(server);
+  addReflection(server, options.descriptorSetPath, [...serviceNames, 'grpc.health.v1.Health']);
+
+  const host = options.host ?? '0.0.0.0';
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    ),
+  );
+  const address = `${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  logger.info({ port, services: serviceNames }, 'serving');
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      for (const name of ['', ...serviceNames]) health.setStatus(name, 'NOT_SERVING');
+      logger.info({ drain_timeout_ms: options.drainTimeoutMs ?? 10_000 }, 'shutting down: draining in-flight calls');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          logger.warn('drain timeout: cancelling in-flight calls');
+          server.forceShutdown();
+          resolve();
+        }, options.drainTimeoutMs ?? 10_000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await flushTracing();
+      logger.info('stopped');
+    })();
+    return stopping;
+  };
+
+  if (options.handleSignals) {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'signal received');
+      shutdown()
+        .then(() => shutdownTracing())
+        .finally(() => process.exit(0));
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+
+  return { server, port, address, health, logger, shutdown };
+}
