@@ -1,0 +1,89 @@
+// The DroSolver over a real gRPC server on loopback: modes agree, bad input is INVALID_ARGUMENT naming the
+// field, and the server keeps serving afterwards.
+import * as grpc from '@grpc/grpc-js';
+import { DESCRIPTOR_SET_PATH, DroSolverClient, SolveMode, SolveRequest } from '@alignment/contracts';
+import { createClient, startServer, unaryCall, type RunningServer } from '@alignment/service-kit';
+import { droSolverBinding } from './service';
+
+describe('DroSolver service', () => {
+  let running: RunningServer;
+  let client: DroSolverClient;
+  const solve = (partial: Partial<SolveRequest>) => unaryCall(client, client.solve, SolveRequest.fromPartial(partial));
+
+  beforeAll(async () => {
+    running = await startServer({
+      name: 'dro-solver-test', port: 0, host: '127.0.0.1', bindings: [droSolverBinding()], descriptorSetPath: DESCRIPTOR_SET_PATH,
+    });
+    client = createClient(DroSolverClient, running.address, { defaultDeadlineMs: 10_000 });
+  });
+
+  afterAll(async () => {
+    client.close();
+    await running.shutdown();
+  });
+
+  const logXi = [-0.02, -0.1, -0.35, -0.7, -1.2, -2.0, -3.5, -0.5, -0.05, -6.0];
+
+  it('EXACT, DUAL and LP give the same worst case', async () => {
+    const request = { logXi, delta: 0.01, budget: { $case: 'epsilon' as const, value: 0.08 } };
+    const exact = await solve({ ...request, mode: SolveMode.SOLVE_MODE_EXACT });
+    const dual = await solve({ ...request, mode: SolveMode.SOLVE_MODE_DUAL });
+    const lp = await solve({ ...request, mode: SolveMode.SOLVE_MODE_LP });
+    expect(exact.value).toBeGreaterThan(exact.ermValue);
+    expect(Math.abs(dual.value - exact.value)).toBeLessThanOrEqual(1e-9 * Math.max(1, exact.value));
+    expect(Math.abs(lp.value - exact.value)).toBeLessThanOrEqual(1e-9 * Math.max(1, exact.value));
+    expect(lp.movedFraction.map((m) => m.toFixed(9))).toEqual(exact.movedFraction.map((m) => m.toFixed(9)));
+    expect(exact.diagnostics!.transportCost).toBeLessThanOrEqual(0.08 * (1 + 1e-12));
+    expect(exact.diagnostics!.solveMicros).toBeGreaterThan(0);
+  });
+
+  it('the unspecified mode is the exact solver', async () => {
+    const request = { logXi, delta: 0.01, budget: { $case: 'rho' as const, value: 0.3 } };
+    const unspecified = await solve(request);
+    const exact = await solve({ ...request, mode: SolveMode.SOLVE_MODE_EXACT });
+    expect(unspecified.value).toBe(exact.value);
+    expect(unspecified.epsilon).toBeCloseTo(0.3 * unspecified.epsilonSat, 14);
+  });
+
+  it('saturates with a warning when epsilon reaches epsilon_sat', async () => {
+    const response = await solve({ logXi, delta: 0.01, budget: { $case: 'epsilon', value: 10 } });
+    expect(response.saturated).toBe(true);
+    expect(response.lambdaStar).toBe(0);
+    expect(response.value).toBeCloseTo(-Math.log(0.01), 12);
+    expect(response.warnings.join(' ')).toMatch(/saturat/);
+  });
+
+  it('serves N = 100 000 in one call', async () => {
+    const big = Array.from({ length: 100_000 }, (_, i) => -((i * 7919) % 1000) / 200 - 1e-3);
+    const response = await solve({ logXi: big, delta: 0.001, budget: { $case: 'rho', value: 0.5 } });
+    expect(response.movedFraction).toHaveLength(100_000);
+    expect(Math.abs(response.diagnostics!.dualGap)).toBeLessThan(1e-9);
+  });
+
+  const bad: Array<[string, Partial<SolveRequest>, string]> = [
+    ['empty log_xi', { logXi: [], delta: 0.01, budget: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
+    ['NaN in log_xi', { logXi: [-1, NaN], delta: 0.01, budget: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
+    ['-Infinity in log_xi', { logXi: [-Infinity], delta: 0.01, budget: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
+    ['positive log_xi', { logXi: [0.5], delta: 0.01, budget: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
+    ['delta missing (0)', { logXi: [-1], budget: { $case: 'epsilon', value: 0.1 } }, 'delta'],
+    ['delta = 0.5', { logXi: [-1], delta: 0.5, budget: { $case: 'epsilon', value: 0.1 } }, 'delta'],
+    ['delta NaN', { logXi: [-1], delta: NaN, budget: { $case: 'epsilon', value: 0.1 } }, 'delta'],
+    ['negative epsilon', { logXi: [-1], delta: 0.01, budget: { $case: 'epsilon', value: -0.1 } }, 'epsilon'],
+    ['infinite epsilon', { logXi: [-1], delta: 0.01, budget: { $case: 'epsilon', value: Infinity } }, 'epsilon'],
+    ['rho = 1', { logXi: [-1], delta: 0.01, budget: { $case: 'rho', value: 1 } }, 'rho'],
+    ['negative rho', { logXi: [-1], delta: 0.01, budget: { $case: 'rho', value: -0.2 } }, 'rho'],
+    ['no budget', { logXi: [-1], delta: 0.01 }, 'budget'],
+    ['weights length mismatch', { logXi: [-1, -2], weights: [1], delta: 0.01, budget: { $case: 'rho', value: 0.1 } }, 'weights'],
+    ['negative weight', { logXi: [-1, -2], weights: [1, -1], delta: 0.01, budget: { $case: 'rho', value: 0.1 } }, 'weights'],
+    ['LP above 300 samples', { logXi: new Array(301).fill(-1), delta: 0.01, budget: { $case: 'rho', value: 0.1 }, mode: SolveMode.SOLVE_MODE_LP }, 'log_xi'],
+    ['unknown mode', { logXi: [-1], delta: 0.01, budget: { $case: 'rho', value: 0.1 }, mode: 42 as SolveMode }, 'mode'],
+  ];
+
+  it.each(bad)('rejects %s with INVALID_ARGUMENT naming the field', async (_name, request, field) => {
+    const error = await solve(request).catch((e: grpc.ServiceError) => e);
+    expect((error as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((error as grpc.ServiceError).details).toMatch(new RegExp(`^invalid ${field}: `));
+    const healthy = await solve({ logXi: [-1], delta: 0.01, budget: { $case: 'rho', value: 0.1 } });
+    expect(healthy.value).toBeGreaterThan(1);
+  });
+});

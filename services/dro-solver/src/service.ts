@@ -1,0 +1,95 @@
+import {
+  type SolveRequest,
+  type SolveResponse,
+  SolveMode,
+  DroSolverService,
+} from '@alignment/contracts';
+import { InvalidArgumentError, type ServiceBinding } from '@alignment/service-kit';
+import {
+  InvalidProblemError,
+  solveDual,
+  solveExact,
+  solveLp,
+  type Budget,
+  type DroProblem,
+  type DroSolution,
+} from './solver';
+
+/** SolveRequest -> solver input. Shape errors here; numeric validation is the solver's (it names the field). */
+export function toProblem(request: SolveRequest): DroProblem {
+  if (!request.budget) {
+    throw new InvalidArgumentError('budget', 'set either epsilon (absolute radius) or rho (fraction of epsilon_sat)');
+  }
+  const budget: Budget =
+    request.budget.$case === 'epsilon'
+      ? { kind: 'epsilon', value: request.budget.value }
+      : { kind: 'rho', value: request.budget.value };
+  return {
+    logXi: request.logXi,
+    weights: request.weights.length > 0 ? request.weights : undefined,
+    budget,
+    delta: request.delta,
+  };
+}
+
+export function toResponse(solution: DroSolution): SolveResponse {
+  return {
+    value: solution.value,
+    ermValue: solution.ermValue,
+    lambdaStar: solution.lambdaStar,
+    lambdaStarLeft: solution.lambdaStarLeft,
+    epsilon: solution.epsilon,
+    epsilonSat: solution.epsilonSat,
+    saturated: solution.saturated,
+    movedFraction: Array.from(solution.movedFraction),
+    gradXi: Array.from(solution.gradXi),
+    surrogateA: Array.from(solution.surrogateA),
+    surrogateB: Array.from(solution.surrogateB),
+    atoms: solution.atoms.map((a) => ({ location: a.location, mass: a.mass, sourceIndex: a.sourceIndex, moved: a.moved })),
+    diagnostics: {
+      dualGap: solution.dualGap,
+      transportCost: solution.transportCost,
+      nClipped: solution.nClipped,
+      nMoved: solution.nMoved,
+      splitIndex: solution.splitIndex,
+      solveMicros: 0,
+    },
+    warnings: solution.warnings,
+  };
+}
+
+/** Solves one request by its mode (ALGORITHM.md §4). */
+export async function solve(request: SolveRequest): Promise<SolveResponse> {
+  const problem = toProblem(request);
+  const started = process.hrtime.bigint();
+  let solution: DroSolution;
+  try {
+    switch (request.mode) {
+      case SolveMode.SOLVE_MODE_UNSPECIFIED:
+      case SolveMode.SOLVE_MODE_EXACT:
+        solution = solveExact(problem);
+        break;
+      case SolveMode.SOLVE_MODE_DUAL:
+        solution = solveDual(problem);
+        break;
+      case SolveMode.SOLVE_MODE_LP:
+        solution = await solveLp(problem);
+        break;
+      default:
+        throw new InvalidArgumentError('mode', `unknown solve mode ${String(request.mode)}`);
+    }
+  } catch (error) {
+    if (error instanceof InvalidProblemError) throw new InvalidArgumentError(error.field, error.reason);
+    throw error;
+  }
+  const response = toResponse(solution);
+  response.diagnostics!.solveMicros = Number(process.hrtime.bigint() - started) / 1e3;
+  return response;
+}
+
+export function droSolverBinding(): ServiceBinding {
+  return {
+    definition: DroSolverService as unknown as ServiceBinding['definition'],
+    handlers: { solve: (request: SolveRequest) => solve(request) },
+  };
+}
