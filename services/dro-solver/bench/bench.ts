@@ -10,7 +10,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function grpcRoundTrips(sizes: number[], calls: number): Promise<Record<string, { p50_ms: number; p99_ms: number }>> {
+async function grpcRoundTrips(sizes: number[], calls: number, omitAtoms: boolean): Promise<Record<string, { p50_ms: number; p99_ms: number }>> {
   const root = path.resolve(__dirname, '../../..');
   const port = await freePort();
   const server = spawnProcess(path.join(root, 'node_modules/.bin/tsx'), ['services/dro-solver/src/main.ts'], { PORT: String(port), LOG_LEVEL: 'warn' }, root);
@@ -23,7 +23,7 @@ async function grpcRoundTrips(sizes: number[], calls: number): Promise<Record<st
     );
     const results: Record<string, { p50_ms: number; p99_ms: number }> = {};
     for (const n of sizes) {
-      const request = SolveRequest.fromPartial({ logXi: Array.from(seededLogXi(n, 7)), delta: 0.01, budget: { $case: 'rho', value: 0.2 } });
+      const request = SolveRequest.fromPartial({ logXi: Array.from(seededLogXi(n, 7)), delta: 0.01, budget: { $case: 'rho', value: 0.2 }, omitAtoms });
       for (let i = 0; i < 200; i++) await unaryCall(client, client.solve, request);
       const times: number[] = [];
       for (let i = 0; i < calls; i++) {
@@ -33,7 +33,7 @@ async function grpcRoundTrips(sizes: number[], calls: number): Promise<Record<st
       }
       times.sort((a, b) => a - b);
       results[String(n)] = { p50_ms: percentile(times, 50), p99_ms: percentile(times, 99) };
-      console.log(`grpc round trip N=${n}: p50 ${results[String(n)].p50_ms.toFixed(3)} ms, p99 ${results[String(n)].p99_ms.toFixed(3)} ms (${calls} calls)`);
+      console.log(`grpc round trip N=${n}${omitAtoms ? ' (per-step call, omit_atoms)' : ' (with atoms)'}: p50 ${results[String(n)].p50_ms.toFixed(3)} ms, p99 ${results[String(n)].p99_ms.toFixed(3)} ms (${calls} calls)`);
     }
     return results;
   } finally {
@@ -45,7 +45,9 @@ async function grpcRoundTrips(sizes: number[], calls: number): Promise<Record<st
 async function main(): Promise<void> {
   const large = benchInProcess(1_000_000, 9);
   console.log(`exact solver in-process N=1e6: median ${large.medianMs.toFixed(1)} ms (9 runs; target < 300 ms)`);
-  const grpc = await grpcRoundTrips([32, 512, 4096], 2_000);
+  // The trainer's per-step calls omit the atoms; the full response is timed too, for grpcurl-style use.
+  const grpc = await grpcRoundTrips([32, 512, 4096], 2_000, true);
+  const grpcWithAtoms = await grpcRoundTrips([4096], 500, false);
   const lp = await benchLpVsExact(300, 3);
   const ratio = lp.lpMedianMs / lp.exactMedianMs;
   console.log(`N=300: exact ${lp.exactMedianMs.toFixed(4)} ms vs HiGHS LP ${lp.lpMedianMs.toFixed(2)} ms (medians): ${ratio.toFixed(0)}x`);
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
       ratio,
       exact_ms_n1e6: large.medianMs,
       grpc_round_trip_ms: grpc,
+      grpc_round_trip_ms_with_atoms: grpcWithAtoms,
     }),
   );
 }

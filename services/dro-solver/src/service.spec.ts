@@ -45,6 +45,19 @@ describe('DroSolver service', () => {
     expect(unspecified.epsilon).toBeCloseTo(0.3 * unspecified.epsilonSat, 14);
   });
 
+  it('returns the atoms of Q* unless omit_atoms is set', async () => {
+    const request = { logXi, delta: 0.01, budget: { $case: 'rho' as const, value: 0.3 } };
+    const full = await solve(request);
+    const lean = await solve({ ...request, omitAtoms: true });
+    expect(lean.atoms).toEqual([]);
+    expect(lean.value).toBe(full.value);
+    expect(lean.surrogateA).toEqual(full.surrogateA);
+    expect(full.atoms.reduce((mass, a) => mass + a.mass, 0)).toBeCloseTo(1, 12);
+    const moved = full.atoms.filter((a) => a.moved);
+    expect(moved.every((a) => a.location === 0.01)).toBe(true);
+    expect(moved.reduce((mass, a) => mass + a.mass, 0)).toBeCloseTo(full.movedFraction.reduce((s, m) => s + m, 0) / logXi.length, 12);
+  });
+
   it('saturates with a warning when epsilon reaches epsilon_sat', async () => {
     const response = await solve({ logXi, delta: 0.01, budget: { $case: 'epsilon', value: 10 } });
     expect(response.saturated).toBe(true);

@@ -32,7 +32,7 @@ export function toProblem(request: SolveRequest): DroProblem {
   };
 }
 
-export function toResponse(solution: DroSolution): SolveResponse {
+export function toResponse(solution: DroSolution, omitAtoms = false): SolveResponse {
   return {
     value: solution.value,
     ermValue: solution.ermValue,
@@ -45,7 +45,8 @@ export function toResponse(solution: DroSolution): SolveResponse {
     gradXi: Array.from(solution.gradXi),
     surrogateA: Array.from(solution.surrogateA),
     surrogateB: Array.from(solution.surrogateB),
-    atoms: solution.atoms.map((a) => ({ location: a.location, mass: a.mass, sourceIndex: a.sourceIndex, moved: a.moved })),
+    // Atoms are built lazily by the solver; not touching them when omitted keeps per-step calls cheap.
+    atoms: omitAtoms ? [] : solution.atoms.map((a) => ({ location: a.location, mass: a.mass, sourceIndex: a.sourceIndex, moved: a.moved })),
     diagnostics: {
       dualGap: solution.dualGap,
       transportCost: solution.transportCost,
@@ -82,7 +83,7 @@ export async function solve(request: SolveRequest): Promise<SolveResponse> {
     if (error instanceof InvalidProblemError) throw new InvalidArgumentError(error.field, error.reason);
     throw error;
   }
-  const response = toResponse(solution);
+  const response = toResponse(solution, request.omitAtoms);
   response.diagnostics!.solveMicros = Number(process.hrtime.bigint() - started) / 1e3;
   return response;
 }
