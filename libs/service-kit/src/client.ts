@@ -163,3 +163,13 @@ export function unaryCall<Req, Res>(
     );
   });
 }
+
+/** Reads a server stream to its end: resolves with every message, rejects with the ServiceError that ended it. */
+export function readAll<T>(stream: grpc.ClientReadableStream<T>): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const messages: T[] = [];
+    stream.on('data', (message: T) => messages.push(message));
+    stream.on('error', reject);
+    stream.on('end', () => resolve(messages));
+  });
+}

@@ -30,6 +30,18 @@ export class FailedPreconditionError extends Error {
   }
 }
 
+/**
+ * Thrown when work stops because its call was cancelled (the client cancelled or went away, or the deadline
+ * passed). Mapped to CANCELLED, which nobody receives (the client has gone) but which keeps the log honest: a
+ * cancelled call is not a server fault.
+ */
+export class CancelledError extends Error {
+  constructor(message = 'the call was cancelled') {
+    super(message);
+    this.name = 'CancelledError';
+  }
+}
+
 /** A domain error as a grpc-js ServiceError. Unknown errors become INTERNAL; their stack stays in the log. */
 export function toServiceError(err: unknown): Partial<ServiceError> {
   if (isServiceError(err)) return err;
@@ -40,6 +52,7 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
   }
   if (err instanceof NotFoundError) return { code: status.NOT_FOUND, details: err.message };
   if (err instanceof FailedPreconditionError) return { code: status.FAILED_PRECONDITION, details: err.message };
+  if (err instanceof CancelledError) return { code: status.CANCELLED, details: err.message };
   const message = err instanceof Error ? err.message : String(err);
   return { code: status.INTERNAL, details: `internal error: ${message}` };
 }

@@ -84,7 +84,9 @@ function wrap(method: MethodDefinition, handler: ServiceBinding['handlers'][stri
         },
         (error) => {
           finish(span, error);
-          if (!call.cancelled) call.destroy(toServiceError(error) as grpc.ServiceError);
+          // 'error' is how a grpc-js server stream ends with a status: its listener records the status and ends
+          // the stream. destroy() would tear the stream down without ever sending one, and the client would hang.
+          if (!call.cancelled) call.emit('error', toServiceError(error));
         },
       );
     }) as grpc.UntypedHandleCall;
@@ -106,6 +108,17 @@ function wrap(method: MethodDefinition, handler: ServiceBinding['handlers'][stri
     }) as grpc.UntypedHandleCall;
   }
   throw new Error(`${rpc}: client-streaming methods are not used by alignment.v1`);
+}
+
+/**
+ * An AbortSignal that fires when the call ends early: the client cancelled, went away, or its deadline passed
+ * (grpc-js reports all three as the call's 'cancelled' event). Long handlers pass it to their work so that it stops.
+ */
+export function callAbortSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): AbortSignal {
+  const controller = new AbortController();
+  if (call.cancelled) controller.abort();
+  else call.once('cancelled', () => controller.abort());
+  return controller.signal;
 }
 
 /**

@@ -51,3 +51,26 @@ export function requireSameLength(field: string, values: ArrayLike<unknown>, oth
     throw new InvalidArgumentError(field, `has ${values.length} elements but ${otherField} has ${other.length}`);
   }
 }
+
+/** A shard of a prompt or response set (common.proto Shard): items i with i % count == index. */
+export interface ShardSpec {
+  index: number;
+  count: number;
+}
+
+/** The shard a request names, checked: count 0 or 1 (or no shard) is the whole set; index must be < count. */
+export function requireShard(field: string, shard: ShardSpec | undefined): ShardSpec {
+  const count = shard?.count ?? 0;
+  const index = shard?.index ?? 0;
+  if (count <= 1) {
+    if (index !== 0) throw new InvalidArgumentError(`${field}.index`, `must be 0 when ${field}.count is ${count}, got ${index}`);
+    return { index: 0, count: 1 };
+  }
+  if (index >= count) throw new InvalidArgumentError(`${field}.index`, `must be < ${field}.count (${count}), got ${index}`);
+  return { index, count };
+}
+
+/** Whether item `i` (its index in the whole set) belongs to the shard. */
+export function inShard(i: number, shard: ShardSpec): boolean {
+  return i % shard.count === shard.index;
+}

@@ -1,0 +1,137 @@
+"""The trainer's job configuration as plain dataclasses: what runner.py consumes, with no protobuf in sight.
+
+jobspec.py builds these from an alignment.v1.JobSpec (validating it and filling the documented defaults); tests
+and the benchmark build them directly. Defaults are named once, here, and follow ALGORITHM.md and SPA's released
+configuration unless a comment says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# --- defaults (each documented where trainer.proto / common.proto promise it) ---------------------------------
+
+DEFAULT_BETA = 0.1                 # PreferenceJob.beta; ALGORITHM.md §2 (paper hyper-parameters)
+DEFAULT_LABEL_SMOOTHING = 0.1      # PreferenceJob.label_smoothing, CDPO and RDPO (§5)
+DEFAULT_DRDPO_BETA_PRIME = 1.0     # PreferenceJob.drdpo_beta_prime (§5)
+DEFAULT_SPA_ALPHA = 0.1            # SpaParams.alpha (§3)
+DEFAULT_SPA_K_PERCENTILE = 10.0    # SpaParams.k_percentile (§3)
+DEFAULT_SPA_WINDOW = 50            # SpaParams.window (§3)
+DEFAULT_SPA_WARMUP_FRACTION = 0.2  # SpaParams.warmup_fraction (§3)
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_MAX_LENGTH = 1024          # TRL DPOConfig.max_length
+DEFAULT_WARMUP_RATIO = 0.1         # TrainingHyperparams.warmup_ratio (§2: 10% warm-up)
+DEFAULT_MAX_GRAD_NORM = 1.0        # TRL / transformers TrainingArguments.max_grad_norm
+DEFAULT_MAX_POSITION_EMBEDDINGS = 2048
+
+LR_SCHEDULERS = ("cosine", "linear", "constant")
+
+# PreferenceLoss names as ALGORITHM.md §6 spells the configurations.
+LOSSES = ("dpo", "spa", "wdro", "wdro-sr", "cdpo", "rdpo", "drdpo", "ipo")
+SPA_LOSSES = frozenset({"spa", "wdro-sr"})
+WDRO_LOSSES = frozenset({"wdro", "wdro-sr"})
+LABEL_SMOOTHING_LOSSES = frozenset({"cdpo", "rdpo"})
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A local file or directory; ``sha256`` (of the file, or of a directory's manifest.json) is checked before
+    use when given."""
+
+    path: Path
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A Llama to train from scratch (trainer.proto ArchitectureConfig); the tokenizer sets vocab_size."""
+
+    hidden_size: int
+    num_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    tokenizer: Artifact
+    num_key_value_heads: int = 0   # 0 = num_attention_heads (plain multi-head attention)
+    max_position_embeddings: int = DEFAULT_MAX_POSITION_EMBEDDINGS
+
+
+@dataclass(frozen=True)
+class SftTask:
+    """Supervised fine-tuning on {"prompt", "response"} JSONL; exactly one of architecture / checkpoint."""
+
+    dataset: Artifact
+    architecture: Architecture | None = None
+    checkpoint: Artifact | None = None
+
+
+@dataclass(frozen=True)
+class SpaSettings:
+    """Self-refinement with de-coupled noise detection, ALGORITHM.md §3."""
+
+    alpha: float = DEFAULT_SPA_ALPHA
+    k_percentile: float = DEFAULT_SPA_K_PERCENTILE
+    window: int = DEFAULT_SPA_WINDOW
+    warmup_fraction: float = DEFAULT_SPA_WARMUP_FRACTION
+    dnd_lambda: float = 0.0
+
+
+@dataclass(frozen=True)
+class WdroSettings:
+    """The Wasserstein ball on ξ, ALGORITHM.md §4: exactly one of epsilon / rho, and the support margin delta."""
+
+    delta: float
+    epsilon: float | None = None
+    rho: float | None = None
+
+
+@dataclass(frozen=True)
+class PreferenceTask:
+    """Preference optimisation on {"prompt", "chosen", "rejected"} JSONL (ALGORITHM.md §1, §3-§5)."""
+
+    init: Artifact
+    reference: Artifact
+    pairs: Artifact
+    loss: str
+    beta: float = DEFAULT_BETA
+    spa: SpaSettings = field(default_factory=SpaSettings)
+    wdro: WdroSettings | None = None
+    dro_solver_address: str = ""
+    label_smoothing: float = DEFAULT_LABEL_SMOOTHING
+    drdpo_beta_prime: float = DEFAULT_DRDPO_BETA_PRIME
+
+
+@dataclass(frozen=True)
+class Hyperparams:
+    """Optimisation settings (trainer.proto TrainingHyperparams) with its defaults filled in."""
+
+    learning_rate: float
+    batch_size: int = DEFAULT_BATCH_SIZE
+    gradient_accumulation_steps: int = 1
+    epochs: float = 1.0
+    max_steps: int = 0
+    max_length: int = DEFAULT_MAX_LENGTH
+    warmup_ratio: float = DEFAULT_WARMUP_RATIO
+    lr_scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = DEFAULT_MAX_GRAD_NORM
+    seed: int = 0
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+    checkpoint_every_steps: int = 0
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.batch_size // self.gradient_accumulation_steps
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    task: SftTask | PreferenceTask
+    hparams: Hyperparams
+    output_dir: Path
+    export_onnx: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "sft" if isinstance(self.task, SftTask) else "preference"

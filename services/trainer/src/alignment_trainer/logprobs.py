@@ -1,0 +1,290 @@
+"""Response log-probabilities of a causal LM: the logp(y|x) of ALGORITHM.md's notation, and the de-coupled logp̃ of
+§3 (SPA Eq. 11-12).
+
+logp(y|x) is the SUM of the log-probabilities of the response tokens only (prompt and padding masked, no length
+normalisation), after the tokenizer's chat template is applied to the prompt. Everything from the logits on is
+float32, also when the model runs under bf16 autocast.
+
+A preference batch holds chosen and rejected sequences in one right-padded tensor, chosen rows first, so one forward
+pass scores both (TRL's ``concatenated_forward``); ``split_pairs`` cuts any per-sequence result back into halves.
+
+Typical use in a training step (the reference pass once per batch, under no_grad)::
+
+    batch = build_pair_batch(tokenizer, prompts, chosen, rejected, max_length=1024).to(device)
+    ref = reference_pass(ref_model, batch, keep_logits=dnd_lambda > 0)
+    policy = policy_pass(model, batch)                      # policy.logps carries the gradient
+    logp_c, logp_r = split_pairs(policy.logps)
+    if dnd_lambda > 0:                                      # §3 de-coupled noise detection
+        mixed = decoupled_sequence_logps(policy.logits, ref.logits, batch.input_ids, batch.response_mask, dnd_lambda)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+# One float32 temporary of shape [sequences, chunk, vocab] is at most this many elements (128 MiB): the time axis
+# is chunked so that a full [B, T, V] float32 log-softmax never exists (with a 128k vocabulary it would be several
+# GiB per batch).
+CHUNK_ELEMENTS = 1 << 25
+
+Prompt = str | Sequence[Mapping[str, str]]
+"""A prompt: a string (one user turn) or a list of chat messages ({"role", "content"}), as in TRL's data formats."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batches
+
+
+@dataclass(frozen=True)
+class TokenizedPair:
+    """Token ids of one preference pair: the chat-templated prompt and the two responses, each ending with EOS."""
+
+    prompt_ids: tuple[int, ...]
+    chosen_ids: tuple[int, ...]
+    rejected_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """B pairs as 2B right-padded sequences: rows [0, B) chosen, rows [B, 2B) rejected, pair i in rows i and B + i."""
+
+    input_ids: torch.Tensor  # [2B, T] long
+    attention_mask: torch.Tensor  # [2B, T] long, 1 on prompt and response tokens
+    response_mask: torch.Tensor  # [2B, T] bool, True on response tokens (EOS included) only
+    n_truncated: int  # pairs with at least one response cut at max_length
+
+    @property
+    def n_pairs(self) -> int:
+        return self.input_ids.shape[0] // 2
+
+    def to(self, device: torch.device | str) -> PairBatch:
+        return PairBatch(
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            response_mask=self.response_mask.to(device),
+            n_truncated=self.n_truncated,
+        )
+
+
+def tokenize_pair(tokenizer, prompt: Prompt, chosen: str, rejected: str) -> TokenizedPair:
+    """Prompt through the chat template with the generation prompt; each response as plain text plus EOS.
+
+    The prompt is rendered to text and then encoded without added special tokens, because chat templates already
+    write their BOS/header tokens (encoding with add_special_tokens=True would double a BOS). Responses are encoded
+    separately and EOS is appended, so the response tokens are exactly what generation would have produced up to and
+    including the stop token (SPA and TRL append EOS the same way).
+    """
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no eos_token: responses must end with EOS (ALGORITHM.md §1 notation)")
+
+    def response(text: str) -> tuple[int, ...]:
+        return (*tokenizer(text, add_special_tokens=False)["input_ids"], eos)
+
+    return TokenizedPair(tuple(prompt_ids), response(chosen), response(rejected))
+
+
+def collate_pairs(pairs: Sequence[TokenizedPair], *, pad_token_id: int, max_length: int) -> PairBatch:
+    """Concatenates chosen and rejected sequences into one right-padded batch.
+
+    A sequence longer than max_length keeps its whole prompt and loses the END of its response (the prompt is what
+    the response is conditioned on; losing it would change what is being scored). A pair whose prompt leaves no room
+    for a single response token raises ValueError: such pairs must be filtered (and counted) when the data is loaded.
+    """
+    if not pairs:
+        raise ValueError("collate_pairs needs at least one pair")
+    sequences: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    truncated = [False] * len(pairs)
+    for side in ("chosen_ids", "rejected_ids"):
+        for i, pair in enumerate(pairs):
+            room = max_length - len(pair.prompt_ids)
+            if room < 1:
+                raise ValueError(
+                    f"pair {i}: prompt has {len(pair.prompt_ids)} tokens, max_length {max_length} leaves no room "
+                    "for the response; drop such pairs when loading the data"
+                )
+            resp = getattr(pair, side)
+            if len(resp) > room:
+                resp = resp[:room]
+                truncated[i] = True
+            sequences.append((pair.prompt_ids, resp))
+
+    width = max(len(p) + len(r) for p, r in sequences)
+    input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    response_mask = torch.zeros((len(sequences), width), dtype=torch.bool)
+    for row, (prompt_ids, resp) in enumerate(sequences):
+        n_p, n = len(prompt_ids), len(prompt_ids) + len(resp)
+        input_ids[row, :n] = torch.tensor(prompt_ids + resp, dtype=torch.long)
+        attention_mask[row, :n] = 1
+        response_mask[row, n_p:n] = True
+    return PairBatch(input_ids, attention_mask, response_mask, n_truncated=sum(truncated))
+
+
+def build_pair_batch(
+    tokenizer,
+    prompts: Sequence[Prompt],
+    chosen: Sequence[str],
+    rejected: Sequence[str],
+    *,
+    max_length: int,
+) -> PairBatch:
+    """tokenize_pair for each pair, then collate_pairs (padding with the tokenizer's pad token, else EOS)."""
+    if not len(prompts) == len(chosen) == len(rejected):
+        raise ValueError(f"lengths differ: {len(prompts)} prompts, {len(chosen)} chosen, {len(rejected)} rejected")
+    pairs = [tokenize_pair(tokenizer, p, c, r) for p, c, r in zip(prompts, chosen, rejected, strict=True)]
+    # The pad id only fills masked positions, so any valid id will do when a tokenizer defines none.
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return collate_pairs(pairs, pad_token_id=pad, max_length=max_length)
+
+
+def split_pairs(per_sequence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen, rejected) halves of a per-sequence tensor of a PairBatch."""
+    n = per_sequence.shape[0]
+    if n % 2:
+        raise ValueError(f"a pair batch has an even number of rows, got {n}")
+    return per_sequence[: n // 2], per_sequence[n // 2 :]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Log-probabilities from logits
+
+
+def _chunk_len(n_rows: int, vocab: int, chunk_size: int | None) -> int:
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        return chunk_size
+    return max(1, CHUNK_ELEMENTS // max(1, n_rows * vocab))
+
+
+class _TargetLogProbs(torch.autograd.Function):
+    """log softmax(logits)[target] per position, in float32, chunked over time in forward AND backward.
+
+    Written as a Function because plain autograd over ``chunk.float().logsumexp()`` saves every float32 chunk for
+    the backward pass, which adds up to the full [N, T, V] float32 tensor this module exists to avoid. Here only the
+    logits (alive anyway as the model's output) and the [N, T] logsumexp are saved; backward recomputes the softmax
+    one chunk at a time: d logp[t] / d logits[t, v] = 1{v = target} - softmax(logits[t])[v].
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
+        n, t, _ = logits.shape
+        out = torch.empty((n, t), dtype=torch.float32, device=logits.device)
+        lse = torch.empty((n, t), dtype=torch.float32, device=logits.device)
+        for s in range(0, t, chunk):
+            x = logits[:, s : s + chunk].float()
+            lse[:, s : s + chunk] = torch.logsumexp(x, dim=-1)
+            out[:, s : s + chunk] = x.gather(-1, targets[:, s : s + chunk, None]).squeeze(-1) - lse[:, s : s + chunk]
+        ctx.save_for_backward(logits, targets, lse)
+        ctx.chunk = chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        logits, targets, lse = ctx.saved_tensors
+        grad = torch.empty_like(logits)
+        for s in range(0, logits.shape[1], ctx.chunk):
+            g_out = grad_out[:, s : s + ctx.chunk, None].float()
+            g = torch.exp(logits[:, s : s + ctx.chunk].float() - lse[:, s : s + ctx.chunk, None]).mul_(-g_out)
+            g.scatter_add_(-1, targets[:, s : s + ctx.chunk, None], g_out)
+            grad[:, s : s + ctx.chunk] = g
+        return grad, None, None
+
+
+def token_logps(logits: torch.Tensor, input_ids: torch.Tensor, *, chunk_size: int | None = None) -> torch.Tensor:
+    """[N, T-1] float32: log p(input_ids[:, t+1] | input_ids[:, :t+1]) from causal-LM logits [N, T, V].
+
+    Differentiable with respect to logits. chunk_size is the number of time steps per float32 temporary; None picks
+    it so that one temporary has at most CHUNK_ELEMENTS elements.
+    """
+    if logits.dim() != 3 or logits.shape[:2] != input_ids.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} do not match input_ids {tuple(input_ids.shape)}")
+    # The logits at position t predict the token at t + 1.
+    shifted, targets = logits[:, :-1], input_ids[:, 1:]
+    chunk = _chunk_len(shifted.shape[0], shifted.shape[2], chunk_size)
+    return _TargetLogProbs.apply(shifted, targets, chunk)
+
+
+def sequence_logps(
+    logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    response_mask: torch.Tensor,
+    *,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """[N] float32 logp(y|x): sum of the response tokens' log-probs (ALGORITHM.md §1 notation). Differentiable."""
+    per_token = token_logps(logits, input_ids, chunk_size=chunk_size)
+    # A response token at position t is scored by the logits at t - 1; position 0 is always prompt.
+    return (per_token * response_mask[:, 1:]).sum(-1)
+
+
+@torch.no_grad()
+def decoupled_sequence_logps(
+    policy_logits: torch.Tensor,
+    ref_logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    response_mask: torch.Tensor,
+    dnd_lambda: float,
+    *,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """[N] float32 logp̃: de-coupled noise detection, token level (ALGORITHM.md §3, SPA Eq. 11-12).
+
+    h̃ = (1 + λ)·logits_θ − λ·logits_ref per position, then log-softmax, then the sum over response tokens. It only
+    decides which pairs are flagged (a hard threshold), so it carries no gradient. λ = 0 gives ordinary logp; callers
+    skip this function then and use the policy's logp directly.
+    """
+    if dnd_lambda < 0:
+        raise ValueError(f"dnd_lambda must be >= 0, got {dnd_lambda}")
+    if policy_logits.shape != ref_logits.shape:
+        raise ValueError(f"policy logits {tuple(policy_logits.shape)} != reference {tuple(ref_logits.shape)}")
+    pol, ref, targets, mask = policy_logits[:, :-1], ref_logits[:, :-1], input_ids[:, 1:], response_mask[:, 1:]
+    chunk = _chunk_len(pol.shape[0], pol.shape[2], chunk_size)
+    total = torch.zeros(pol.shape[0], dtype=torch.float32, device=pol.device)
+    for s in range(0, pol.shape[1], chunk):
+        mixed = (1.0 + dnd_lambda) * pol[:, s : s + chunk].float() - dnd_lambda * ref[:, s : s + chunk].float()
+        lp = mixed.gather(-1, targets[:, s : s + chunk, None]).squeeze(-1) - torch.logsumexp(mixed, dim=-1)
+        total += (lp * mask[:, s : s + chunk]).sum(-1)
+    return total
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model passes
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One forward pass over a PairBatch: per-sequence logp [2B] float32 and, when kept, the logits [2B, T, V]."""
+
+    logps: torch.Tensor
+    logits: torch.Tensor | None
+
+
+def forward_logits(model, batch: PairBatch) -> torch.Tensor:
+    """The model's logits for the batch, through the model's own forward.
+
+    Calling the top-level forward (not its decoder and head separately) keeps DDP/FSDP/DeepSpeed wrappers working.
+    use_cache=False: no KV cache is needed for scoring, and building one wastes memory.
+    """
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+
+
+def policy_pass(model, batch: PairBatch, *, chunk_size: int | None = None) -> Pass:
+    """π_θ's logp with gradient; the logits are returned for DND (they are saved for backward anyway)."""
+    logits = forward_logits(model, batch)
+    return Pass(sequence_logps(logits, batch.input_ids, batch.response_mask, chunk_size=chunk_size), logits)
+
+
+@torch.no_grad()
+def reference_pass(ref_model, batch: PairBatch, *, keep_logits: bool, chunk_size: int | None = None) -> Pass:
+    """π_ref's logp, without gradient; run it once per batch. keep_logits only when DND (λ > 0) needs them."""
+    logits = forward_logits(ref_model, batch)
+    logps = sequence_logps(logits, batch.input_ids, batch.response_mask, chunk_size=chunk_size)
+    return Pass(logps, logits if keep_logits else None)
