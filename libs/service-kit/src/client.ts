@@ -134,6 +134,9 @@ export function createClient<C>(Ctor: ClientConstructor<C>, address: string, opt
     ...messageSizeOptions(),
     // The interceptor below owns retries; grpc-js's own transparent retries would multiply attempts.
     'grpc.enable_retries': 0,
+    // Spread calls over every address the name resolves to: a headless Kubernetes Service of generator or judge
+    // replicas resolves to one address per pod, and pick_first would send everything to the first.
+    'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
     interceptors: [
       deadlineInterceptor(options.defaultDeadlineMs ?? 30_000),
       tracingInterceptor(),

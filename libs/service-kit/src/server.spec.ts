@@ -194,6 +194,23 @@ describe('client retries', () => {
     await running.shutdown();
   });
 
+  it('spreads calls over every address the target resolves to (replicas behind a headless Service)', async () => {
+    const seen = [0, 0];
+    const replica = (k: number): ServiceBinding => ({
+      definition: binding.definition,
+      handlers: { solve: async () => ({ ...emptyResponse(), value: (seen[k] += 1) }) },
+    });
+    const servers = await Promise.all(
+      [0, 1].map((k) => startServer({ name: `kit-replica-${k}`, port: 0, host: '127.0.0.1', bindings: [replica(k)], descriptorSetPath: DESCRIPTOR_SET_PATH })),
+    );
+    const client = createClient(DroSolverClient, `ipv4:${servers.map((s) => s.address).join(',')}`);
+    for (let i = 0; i < 10; i++) await unaryCall(client, client.solve, request({ logXi: [-1], delta: 0.1 }));
+    expect(seen[0] + seen[1]).toBe(10);
+    expect(Math.min(...seen)).toBeGreaterThanOrEqual(3);
+    client.close();
+    await Promise.all(servers.map((s) => s.shutdown()));
+  });
+
   it('gives up with UNAVAILABLE after the bounded attempts', async () => {
     const port = await freePort();
     const client = createClient(DroSolverClient, `127.0.0.1:${port}`, {
