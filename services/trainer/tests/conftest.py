@@ -2,12 +2,14 @@
 
 dro_solver_address: the real TypeScript DroSolver (services/dro-solver), started once per test session as a
 subprocess on a free loopback port, and stopped at the end. It needs the repo's node_modules and the generated
-TypeScript contracts (`npx nx run contracts:codegen`, which `npm test` runs first).
+TypeScript contracts (`npx nx run contracts:codegen`, which `npm test` runs first). run_dro_solver() starts another
+one with extra environment (test_tracing.py: one that exports its spans to a jsonl file).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import pathlib
@@ -34,13 +36,21 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def dro_solver_address():
     """host:port of a running DroSolver, SERVING on grpc.health.v1."""
+    with run_dro_solver() as address:
+        yield address
+
+
+@contextlib.contextmanager
+def run_dro_solver(env: dict[str, str] | None = None):
+    """Starts the TypeScript DroSolver (extra environment ``env``, e.g. OTEL_TRACES_EXPORTER=jsonl and
+    OTEL_TRACES_FILE), yields its host:port once SERVING, and stops it (SIGTERM, which flushes its spans)."""
     if not TSX.exists():
         pytest.fail(f"{TSX} is missing: run `npm ci` at the repo root (the DroSolver runs under tsx)")
     proc = subprocess.Popen(
         [str(TSX), str(SOLVER_MAIN)],
         cwd=REPO,
         # PORT=0: the solver binds a free port and logs it; reading it back avoids a pick-then-bind race.
-        env={**os.environ, "PORT": "0", "LOG_LEVEL": "info"},
+        env={**os.environ, "PORT": "0", "LOG_LEVEL": "info", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -10,7 +10,8 @@ deadline, DroSolverUnavailable is raised naming the address. There is deliberate
 job that silently trained DPO would report results for a method it did not run. Other errors (INVALID_ARGUMENT for a
 bad request, INTERNAL) are raised unchanged as grpc.RpcError: retrying them cannot help.
 
-Calls carry the caller's W3C trace context (``traceparent`` metadata) whenever an OpenTelemetry context is active.
+Each solve is a CLIENT span ``alignment.v1.DroSolver/Solve`` (a child of the active span), and its calls carry that
+span's W3C trace context (``traceparent`` metadata), so the solver's SERVER span is its child.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 import torch
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from alignment_trainer.contracts import dro_pb2, dro_pb2_grpc
 
+SOLVE_RPC = "alignment.v1.DroSolver/Solve"
 DEFAULT_TIMEOUT_S = 10.0
 """Deadline of one attempt. A solve is O(N log N) and takes microseconds; the deadline only bounds a stuck server."""
 DEFAULT_MAX_ATTEMPTS = 5
@@ -160,12 +163,34 @@ class DroSolverClient:
         return DroSolution.from_response(self._call(request))
 
     def _call(self, request: dro_pb2.SolveRequest) -> dro_pb2.SolveResponse:
+        # One CLIENT span per solve (retries included), child of the active span (the job's or a step's); the
+        # solver's SERVER span becomes its child through the injected traceparent.
+        with trace.get_tracer("alignment_trainer").start_as_current_span(
+                SOLVE_RPC, kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False,
+                attributes={"rpc.system": "grpc", "rpc.method": SOLVE_RPC, "server.address": self.address,
+                            "dro.n": len(request.log_xi)}) as span:
+            try:
+                response = self._attempts(request, span)
+            except grpc.RpcError as err:
+                code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                span.set_status(Status(StatusCode.ERROR, f"{code.name}: {err.details() or ''}"))
+                raise
+            except DroSolverUnavailable as err:
+                span.set_attribute("rpc.grpc.status_code", err.code.value[0])
+                span.set_status(Status(StatusCode.ERROR, str(err)))
+                raise
+            span.set_attribute("rpc.grpc.status_code", grpc.StatusCode.OK.value[0])
+            return response
+
+    def _attempts(self, request: dro_pb2.SolveRequest, span) -> dro_pb2.SolveResponse:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)  # no-op without an active span context
         metadata = tuple(carrier.items())
         backoff = self.initial_backoff_s
         for attempt in range(1, self.max_attempts + 1):
             try:
+                span.set_attribute("rpc.attempts", attempt)
                 return self._stub.Solve(request, timeout=self.timeout_s, metadata=metadata)
             except grpc.RpcError as err:
                 code = err.code()

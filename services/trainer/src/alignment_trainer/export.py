@@ -164,11 +164,12 @@ def atomic_directory(dest: Path) -> Iterator[Path]:
 # ------------------------------------------------------------------------------------------------ HF checkpoint
 
 
-def save_hf_checkpoint(model, tokenizer, dest: Path) -> ArtifactInfo:
+def save_hf_checkpoint(model, tokenizer, dest: Path, state_dict: dict | None = None) -> ArtifactInfo:
     """Writes a Hugging Face checkpoint (safetensors weights, config, generation config, tokenizer, chat template)
     with its manifest, atomically. The weights are saved in float32 whatever autocast did during training."""
     with atomic_directory(dest) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        # state_dict: the full weights accelerate gathered (FSDP); None = the model's own.
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         info = write_manifest(tmp)
     return ArtifactInfo(path=dest, sha256=info.sha256, size_bytes=info.size_bytes)

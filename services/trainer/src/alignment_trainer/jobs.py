@@ -31,8 +31,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from alignment_trainer import runner
-from alignment_trainer.config import JobConfig
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from alignment_trainer import runner, tracing
+from alignment_trainer.config import JobConfig, PreferenceTask
 from alignment_trainer.data import DatasetError
 from alignment_trainer.dro_client import DroSolverUnavailable
 from alignment_trainer.export import ArtifactInfo, ArtifactMismatch, file_info
@@ -70,13 +74,20 @@ class _Events:
 
 class JobManager:
     def __init__(self, data_dir: str | Path, *, default_dro_address: str,
-                 parse_spec: Callable[[bytes, Path, str], JobConfig]) -> None:
+                 parse_spec: Callable[[bytes, Path, str], JobConfig], launch: str = "inprocess",
+                 accelerate_config: str | None = None, num_processes: int = 1) -> None:
         """``parse_spec(spec_bytes, default_output_dir, default_dro_address)`` turns a stored spec into a JobConfig
         (jobspec.parse_job_spec on the decoded proto); it runs again when a job is resumed after a restart."""
         self.data_dir = Path(data_dir)
         self.store = JobStore(self.data_dir)
         self.default_dro_address = default_dro_address
         self._parse_spec = parse_spec
+        if launch not in ("inprocess", "accelerate"):
+            raise ValueError(f"TRAINER_LAUNCH must be inprocess or accelerate, got {launch!r}")
+        # "accelerate": each job is an `accelerate launch` subprocess of cli.py (launcher.py).
+        self.launch = launch
+        self.accelerate_config = accelerate_config
+        self.num_processes = num_processes
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._cond = threading.Condition()
         self._events: dict[str, _Events] = {}
@@ -163,9 +174,11 @@ class JobManager:
 
     # -- requests ------------------------------------------------------------------------------------------------
 
-    def submit(self, job_id: str, spec: bytes, config: JobConfig) -> tuple[JobRecord, bool]:
-        """Records a PENDING job and queues it; an existing job_id returns the existing record (created False)."""
-        record, created = self.store.create(job_id, spec, str(config.output_dir))
+    def submit(self, job_id: str, spec: bytes, config: JobConfig,
+               trace_context: dict[str, str] | None = None) -> tuple[JobRecord, bool]:
+        """Records a PENDING job and queues it; an existing job_id returns the existing record (created False).
+        trace_context (W3C headers of the submitting call) parents the job's span, in this process or a later one."""
+        record, created = self.store.create(job_id, spec, str(config.output_dir), trace_context)
         if created:
             self._queue.put(job_id)
             log.info("job queued", extra={"fields": {"job_id": job_id, "kind": config.kind}})
@@ -273,9 +286,26 @@ class JobManager:
         hooks = runner.RunHooks(on_step=on_step, on_checkpoint=on_checkpoint, should_stop=should_stop,
                                 should_suspend=should_suspend, on_start=on_start)
         log.info("job started", extra={"fields": {"job_id": job_id, "resume_count": rec.resume_count}})
+        span = None
+        token = None
         try:
             config = self._parse_spec(rec.spec, self.default_output_dir(job_id), self.default_dro_address)
-            outputs = runner.run_job(config, self.work_dir(job_id), hooks)
+            parent = tracing.context_from(rec.trace_context)
+            attributes = {"trainer.job_id": job_id, "trainer.job_kind": config.kind,
+                          "trainer.resume_count": rec.resume_count}
+            if isinstance(config.task, PreferenceTask):
+                attributes["trainer.loss"] = config.task.loss
+            span = tracing.tracer().start_span(f"trainer.job {config.kind}", context=parent, attributes=attributes)
+            token = otel_context.attach(trace.set_span_in_context(span, parent))
+            if self.launch == "accelerate":
+                from alignment_trainer import launcher
+
+                outputs = launcher.run_job_launched(config, rec.spec, self.work_dir(job_id), hooks,
+                                                    config_file=self.accelerate_config,
+                                                    num_processes=self.num_processes,
+                                                    dro_address=self.default_dro_address)
+            else:
+                outputs = runner.run_job(config, self.work_dir(job_id), hooks)
         except runner.JobSuspended as err:
             if err.step:
                 # Stays RUNNING on purpose: the next process finds it and resumes from the checkpoint just written.
@@ -302,6 +332,14 @@ class JobManager:
                       progress=progress, error="")
             log.info("job succeeded", extra={"fields": {"job_id": job_id, "steps": outputs.total_steps}})
         finally:
+            if token is not None:
+                otel_context.detach(token)
+            if span is not None:
+                state = self.store.get(job_id).state
+                span.set_attribute("trainer.state", state.name)
+                if state == JobState.FAILED:
+                    span.set_status(Status(StatusCode.ERROR, self.store.get(job_id).error[:500]))
+                span.end()
             with self._cond:
                 self._cancel.pop(job_id, None)
                 if job_id in self._events:

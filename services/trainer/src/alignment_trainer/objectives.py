@@ -104,10 +104,12 @@ class SftObjective:
     """Mean negative log-likelihood of the response tokens (prompt masked), token-weighted over the whole step, so
     gradient accumulation gives the same gradient as one big batch. Metrics: loss, mean_token_accuracy (TRL SFT)."""
 
-    def __init__(self, model, *, device: torch.device, bf16: bool) -> None:
+    def __init__(self, model, *, device: torch.device, bf16: bool, backward=None) -> None:
         self.model = model
         self.device = device
         self.bf16 = bf16
+        # accelerate's Accelerator.backward under `accelerate launch`; plain Tensor.backward in-process.
+        self._backward = backward or torch.Tensor.backward
 
     def step(self, micro_batches: Sequence[SftBatch], step: int) -> StepResult:
         n_response = sum(int(mb.response_mask[:, 1:].sum()) for mb in micro_batches)
@@ -120,7 +122,7 @@ class SftObjective:
                 logits = self.model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, use_cache=False).logits
             mask = mb.response_mask[:, 1:]
             nll = -(token_logps(logits, mb.input_ids) * mask).sum()
-            (nll / n_response).backward()
+            self._backward(nll / n_response)
             with torch.no_grad():
                 nll_total += nll.item()
                 correct += int(((logits[:, :-1].argmax(-1) == mb.input_ids[:, 1:]) & mask).sum())
@@ -157,8 +159,9 @@ class PreferenceObjective:
     """DPO and its variants over (policy, reference) with one configured loss (ALGORITHM.md §1, §3-§5)."""
 
     def __init__(self, model, ref_model, task: PreferenceTask, *, total_steps: int, device: torch.device,
-                 bf16: bool, dro_client: DroSolverClient | None = None) -> None:
+                 bf16: bool, dro_client: DroSolverClient | None = None, backward=None) -> None:
         self.model = model
+        self._backward = backward or torch.Tensor.backward
         self.ref_model = ref_model
         self.task = task
         self.device = device
@@ -200,7 +203,7 @@ class PreferenceObjective:
                 s = self._score(mb, with_grad=True)
                 value, metrics = self._loss(s.h(), s.detection, step)
                 weight = mb.n_pairs / n_pairs
-                (value * weight).backward()
+                self._backward(value * weight)
                 loss += value.item() * weight
                 scored.append(_detach(s))
                 extra.append((metrics, mb.n_pairs))
@@ -223,7 +226,7 @@ class PreferenceObjective:
                 logits = forward_logits(self.model, mb)
             pc, pr = split_pairs(sequence_logps(logits, mb.input_ids, mb.response_mask))
             h_mb = losses.margin(pc, pr, s.ref_chosen, s.ref_rejected)
-            (g[offset: offset + mb.n_pairs] * h_mb).sum().backward()
+            self._backward((g[offset: offset + mb.n_pairs] * h_mb).sum())
             offset += mb.n_pairs
         return value.item()
 

@@ -33,16 +33,17 @@ import random
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from alignment_trainer import data, export
+from alignment_trainer import data, export, tracing
 from alignment_trainer.config import WDRO_LOSSES, JobConfig, PreferenceTask, SftTask
 from alignment_trainer.dro_client import DroSolverClient
 from alignment_trainer.logprobs import TokenizedPair, collate_pairs, tokenize_pair
-from alignment_trainer.objectives import PreferenceObjective, SftObjective, collate_sft
+from alignment_trainer.objectives import COUPLED_LOSSES, PreferenceObjective, SftObjective, collate_sft
 
 log = logging.getLogger("alignment_trainer.runner")
 
@@ -132,10 +133,21 @@ def default_device() -> torch.device:
 
 
 def run_job(config: JobConfig, work_dir: Path, hooks: RunHooks | None = None, *,
-            device: torch.device | None = None) -> RunOutputs:
+            device: torch.device | None = None, accelerator=None) -> RunOutputs | None:
     """Runs (or resumes) the job to completion and returns its outputs. Raises JobCancelled, TrainingDiverged,
-    data.DatasetError, export.ArtifactMismatch, dro_client.DroSolverUnavailable, or whatever else went wrong."""
-    run = _Run(config, Path(work_dir), hooks or RunHooks(), device or default_device())
+    data.DatasetError, export.ArtifactMismatch, dro_client.DroSolverUnavailable, or whatever else went wrong.
+
+    ``accelerator`` (an accelerate.Accelerator, from cli.py under ``accelerate launch``) runs the job data-parallel
+    over its processes (DDP or FSDP, as its config says): the model, optimizer and scheduler go through
+    ``accelerator.prepare``, the reference model through ``prepare_model(evaluation_mode=True)``; each process takes
+    a disjoint shard (rank::world_size) of every optimizer step's batch; gradients flow through
+    ``accelerator.backward``; step metrics are gathered from every process; only the main process writes
+    metrics.jsonl and the outputs (a full Hugging Face checkpoint from ``accelerator.get_state_dict``). The other
+    processes return None. Without one (the gRPC service's worker thread) the job runs in this process on
+    ``device``."""
+    if accelerator is not None and accelerator.num_processes == 1:
+        device, accelerator = accelerator.device, None  # one process: the plain path, resumable checkpoints included
+    run = _Run(config, Path(work_dir), hooks or RunHooks(), device or default_device(), accelerator)
     try:
         return run.train()
     finally:
@@ -146,12 +158,19 @@ def run_job(config: JobConfig, work_dir: Path, hooks: RunHooks | None = None, *,
 
 
 class _Run:
-    def __init__(self, config: JobConfig, work_dir: Path, hooks: RunHooks, device: torch.device) -> None:
+    def __init__(self, config: JobConfig, work_dir: Path, hooks: RunHooks, device: torch.device,
+                 accelerator=None) -> None:
         self.config = config
         self.h = config.hparams
         self.work_dir = work_dir
         self.hooks = hooks
-        self.device = device
+        self.acc = accelerator
+        self.device = accelerator.device if accelerator is not None else device
+        self.rank = accelerator.process_index if accelerator is not None else 0
+        self.world = accelerator.num_processes if accelerator is not None else 1
+        self.is_main = accelerator is None or accelerator.is_main_process
+        self.samples_seen = 0  # examples this process trained on (dist/samples/rank<r>)
+        self.trace_step_every = max(0, int(os.environ.get("TRAINER_TRACE_STEP_EVERY") or 0))
         self.out = config.output_dir
         self.dro: DroSolverClient | None = None
         self._metrics_fh = None
@@ -259,9 +278,26 @@ class _Run:
                         extra={"fields": {"dropped": dropped, "max_length": max_length}})
         self.examples, self.lengths, self.n_dropped = examples, lengths, dropped
 
+    def _check_distributed(self) -> None:
+        task = self.config.task
+        if isinstance(task, PreferenceTask) and task.loss in COUPLED_LOSSES:
+            # The coupled losses need every pair of the step in one place (one DroSolver call per step, §4).
+            raise ValueError(f"the {task.loss!r} loss is not supported with more than one process yet "
+                             "(its batch loss couples the step's pairs across processes); run it in one process")
+        if self.h.checkpoint_every_steps:
+            raise ValueError("spec.hparams.checkpoint_every_steps: resumable checkpoints are not supported with more "
+                             "than one process yet; set it to 0 (the final checkpoint is still written)")
+        if self.h.batch_size < self.world:
+            raise ValueError(f"spec.hparams.batch_size: {self.h.batch_size} is smaller than the {self.world} "
+                             "processes it is split across")
+
     def _setup(self) -> int:
         self._verify_inputs()
-        latest = latest_checkpoint(self.work_dir)
+        if self.acc is not None:
+            self._check_distributed()
+            latest = None
+        else:
+            latest = latest_checkpoint(self.work_dir)
         resume_step, resume_dir = latest if latest else (0, None)
         model, tokenizer = self._load_policy(resume_dir)
         self.tokenizer = tokenizer
@@ -280,17 +316,28 @@ class _Run:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
         model.train()
+        self.unwrapped = model
+        task = self.config.task
+        ref = None
+        if isinstance(task, PreferenceTask):
+            ref = self._load_reference(task, model, resumed=resume_dir is not None)
+        backward = None
+        if self.acc is not None:
+            # The model first (FSDP shards it; the optimizer is then built over the prepared parameters); the
+            # reference only runs forward passes under no_grad, so it is prepared for inference (no DDP wrapper).
+            model = self.acc.prepare_model(model)
+            if ref is not None:
+                ref = self.acc.prepare_model(ref, evaluation_mode=True)
+            backward = self.acc.backward
         self.model = model
 
-        task = self.config.task
         if isinstance(task, SftTask):
-            self.objective = SftObjective(model, device=self.device, bf16=self.h.bf16)
+            self.objective = SftObjective(model, device=self.device, bf16=self.h.bf16, backward=backward)
         else:
-            ref = self._load_reference(task, model, resumed=resume_dir is not None)
             if task.loss in WDRO_LOSSES:
                 self.dro = DroSolverClient(task.dro_solver_address)
             self.objective = PreferenceObjective(model, ref, task, total_steps=self.total_steps, device=self.device,
-                                                 bf16=self.h.bf16, dro_client=self.dro)
+                                                 bf16=self.h.bf16, dro_client=self.dro, backward=backward)
 
         decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
@@ -302,11 +349,17 @@ class _Run:
         self.scheduler = get_scheduler(_SCHEDULERS[self.h.lr_scheduler], self.optimizer,
                                        num_warmup_steps=math.ceil(self.h.warmup_ratio * self.total_steps),
                                        num_training_steps=self.total_steps)
+        if self.acc is not None:
+            # The schedule counts optimizer steps, which every process takes together: the Accelerator is built
+            # with step_scheduler_with_optimizer=False (cli.py), so a prepared scheduler steps once per step.
+            self.optimizer, self.scheduler = self.acc.prepare(self.optimizer, self.scheduler)
         self.num_tokens = 0
         self.n_truncated = 0
         random.seed(self.h.seed)
         torch.manual_seed(self.h.seed)
 
+        if not self.is_main:
+            return resume_step
         self.out.mkdir(parents=True, exist_ok=True)
         metrics_path = self.out / METRICS_FILE
         if resume_dir is not None:
@@ -374,6 +427,14 @@ class _Run:
         epoch, index = divmod(step, self.steps_per_epoch)
         indices = self._epoch_batches(epoch)[index]
         size = self.h.micro_batch_size
+        if self.world > 1:
+            # This process's disjoint shard of the step's batch. A final short batch with fewer examples than
+            # processes repeats some (every process must take part in every step); dist/shard_overlap counts them.
+            shard = indices[self.rank::self.world] or [indices[self.rank % len(indices)]]
+            indices = shard
+            size = max(1, math.ceil(len(shard) / self.h.gradient_accumulation_steps))
+        self.step_indices = list(indices)
+        self.samples_seen += len(indices)
         chunks = [indices[i:i + size] for i in range(0, len(indices), size)]
         if isinstance(self.config.task, SftTask):
             batches = [collate_sft([self.examples[i] for i in c], pad_token_id=self.pad_id,
@@ -401,8 +462,16 @@ class _Run:
                 # The newest checkpoint is now at `step` (just written, or the one this run resumed from); 0 = none.
                 raise JobSuspended(step if (step > start_step or start_step > 0) else 0)
             lr = self.scheduler.get_last_lr()[0]
-            result = self.objective.step(self._micro_batches(step), step)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.h.max_grad_norm).item()
+            every = self.trace_step_every
+            traced = every and (step + 1) % every == 0
+            with (tracing.tracer().start_as_current_span("trainer.step", attributes={"trainer.step": step + 1})
+                  if traced else nullcontext()):
+                result = self.objective.step(self._micro_batches(step), step)
+            if self.acc is not None:
+                grad_norm = float(self.acc.clip_grad_norm_(self.model.parameters(), self.h.max_grad_norm))
+                result = self._gather(result)
+            else:
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, self.h.max_grad_norm).item()
             if not (math.isfinite(result.loss) and math.isfinite(grad_norm)):
                 raise TrainingDiverged(
                     f"step {step + 1}: loss {result.loss}, grad_norm {grad_norm} - not finite; "
@@ -418,8 +487,9 @@ class _Run:
                        "epoch": done / self.steps_per_epoch, "num_tokens": float(self.num_tokens),
                        **result.metrics,
                        "data/truncated": float(self.n_truncated), "data/dropped": float(self.n_dropped)}
-            self._metrics_fh.write(json.dumps({"step": done, **metrics}) + "\n")
-            self._metrics_fh.flush()
+            if self._metrics_fh is not None:  # the main process only
+                self._metrics_fh.write(json.dumps({"step": done, **metrics}) + "\n")
+                self._metrics_fh.flush()
             final_metrics = metrics
             elapsed = time.monotonic() - session_start
             steps_here = done - start_step
@@ -432,22 +502,58 @@ class _Run:
                 self._save_checkpoint(done)
         return self._finish(final_metrics, start_step)
 
-    def _finish(self, final_metrics: dict[str, float], start_step: int) -> RunOutputs:
-        self._metrics_fh.close()
-        self._metrics_fh = None
+    def _gather(self, result):
+        """The step's result over every process (collective: every process calls it): loss and metrics averaged
+        (shards are equal up to one example), tokens summed, and dist/* metrics (per-process sample counts,
+        examples seen by more than one process in this step)."""
+        from accelerate.utils import gather_object
+
+        gathered = gather_object([(result.loss, result.metrics, result.tokens, self.samples_seen,
+                                  self.step_indices)])
+        losses_ = [g[0] for g in gathered]
+        keys = sorted({k for g in gathered for k in g[1]})
+        metrics = {k: sum(g[1][k] for g in gathered if k in g[1]) / sum(1 for g in gathered if k in g[1])
+                   for k in keys}
+        seen: dict[int, int] = {}
+        for g in gathered:
+            for i in g[4]:
+                seen[i] = seen.get(i, 0) + 1
+        metrics["dist/world_size"] = float(len(gathered))
+        metrics["dist/shard_overlap"] = float(sum(c - 1 for c in seen.values()))
+        for rank, g in enumerate(gathered):
+            metrics[f"dist/samples/rank{rank}"] = float(g[3])
+        return type(result)(loss=sum(losses_) / len(losses_), metrics=metrics, tokens=sum(g[2] for g in gathered))
+
+    def _finish(self, final_metrics: dict[str, float], start_step: int) -> RunOutputs | None:
+        if self._metrics_fh is not None:
+            self._metrics_fh.close()
+            self._metrics_fh = None
         self.model.eval()
         # Training ran without a KV cache; whoever loads the checkpoint to generate wants it back on.
-        self.model.config.use_cache = True
-        ckpt = export.save_hf_checkpoint(self.model, self.tokenizer, self.out / CHECKPOINT_DIR)
+        self.unwrapped.config.use_cache = True
+        if self.acc is not None:
+            # Collective under FSDP (gathers the full state dict to the main process): every process calls it.
+            self.acc.wait_for_everyone()
+            state_dict = self.acc.get_state_dict(self.model)
+            if not self.is_main:
+                self.acc.wait_for_everyone()
+                return None
+            model = self.acc.unwrap_model(self.model)
+            ckpt = export.save_hf_checkpoint(model, self.tokenizer, self.out / CHECKPOINT_DIR, state_dict=state_dict)
+        else:
+            ckpt = export.save_hf_checkpoint(self.model, self.tokenizer, self.out / CHECKPOINT_DIR)
         onnx = export.export_onnx(self.out / CHECKPOINT_DIR, self.out / ONNX_DIR) if self.config.export_onnx else None
         metrics = export.file_info(self.out / METRICS_FILE)
         manifest_dir = export.write_manifest(self.out)
         shutil.rmtree(self.work_dir / RESUME_DIR, ignore_errors=True)
-        return RunOutputs(
+        outputs = RunOutputs(
             hf_checkpoint=ckpt, onnx=onnx, metrics=metrics,
             manifest=export.ArtifactInfo(path=self.out / export.MANIFEST, sha256=manifest_dir.sha256,
                                          size_bytes=(self.out / export.MANIFEST).stat().st_size),
             final_metrics=final_metrics, total_steps=self.total_steps, resumed_from_step=start_step)
+        if self.acc is not None:
+            self.acc.wait_for_everyone()
+        return outputs
 
 
 __all__ = [

@@ -10,6 +10,12 @@ Configuration (environment):
     TRAINER_MAX_WORKERS       RPC worker threads, default 16
     TRAINER_SHUTDOWN_GRACE_S  seconds in-flight RPCs and the running job get on SIGTERM/SIGINT, default 10
     LOG_LEVEL                 debug | info | warning | error, default info
+    OTEL_TRACES_EXPORTER      none (default) | otlp | console | jsonl; OTEL_TRACES_FILE for jsonl (tracing.py)
+    TRAINER_TRACE_STEP_EVERY  a trainer.step span every N optimizer steps, default 0 (none)
+    TRAINER_LAUNCH            inprocess (default: jobs run in the worker thread) | accelerate (each job is an
+                              `accelerate launch -m alignment_trainer.cli run` subprocess; launcher.py)
+    TRAINER_ACCELERATE_CONFIG accelerate config file for TRAINER_LAUNCH=accelerate (services/trainer/accelerate/)
+    TRAINER_NUM_PROCESSES     processes per launched job, default 1
 
 On startup, jobs a previous process left RUNNING are resumed from their last checkpoint or reported INTERRUPTED
 (jobs.py). On SIGTERM or SIGINT the health status of every service turns NOT_SERVING (watchers are told at once),
@@ -30,7 +36,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from alignment_trainer import logs
+from alignment_trainer import logs, tracing
 from alignment_trainer.contracts import TRAINER_SERVICE, trainer_pb2_grpc
 from alignment_trainer.jobs import JobManager
 from alignment_trainer.service import TrainerServicer, parse_stored_spec
@@ -71,9 +77,14 @@ def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = 16, *
     DEFAULT_DRO_SOLVER_ADDRESS."""
     data_dir = data_dir or os.environ.get("DATA_DIR") or DEFAULT_DATA_DIR
     dro_solver_address = dro_solver_address or os.environ.get("DRO_SOLVER_ADDRESS") or DEFAULT_DRO_SOLVER_ADDRESS
-    manager = JobManager(data_dir, default_dro_address=dro_solver_address, parse_spec=parse_stored_spec)
+    manager = JobManager(data_dir, default_dro_address=dro_solver_address, parse_spec=parse_stored_spec,
+                         launch=(os.environ.get("TRAINER_LAUNCH") or "inprocess").strip(),
+                         accelerate_config=os.environ.get("TRAINER_ACCELERATE_CONFIG") or None,
+                         num_processes=_env_number("TRAINER_NUM_PROCESSES", 1))
+    tracing.init_tracing()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        interceptors=[tracing.ServerInterceptor()],
         # Without this, Linux lets a second server bind the same port silently and the two share the traffic.
         options=[("grpc.so_reuseport", 0)],
     )
@@ -150,6 +161,7 @@ def main() -> int:
     while not stop.wait(timeout=3600):
         pass
     running.shutdown(grace_s)
+    tracing.shutdown_tracing()
     return 0
 
 

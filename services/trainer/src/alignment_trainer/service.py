@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import timestamp_pb2
 
-from alignment_trainer import jobspec, runner
+from alignment_trainer import jobspec, runner, tracing
 from alignment_trainer.config import JobConfig
 from alignment_trainer.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
 from alignment_trainer.jobs import JobManager, ShuttingDown
@@ -66,7 +66,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"spec.output_uri: {config.output_dir} is not empty (a job's manifest lists every file in "
                           "its output directory, so it must start empty)")
-        record, created = self.manager.submit(job_id, request.spec.SerializeToString(), config)
+        # The active span is this call's SERVER span (tracing.ServerInterceptor): the job's span becomes its child.
+        record, created = self.manager.submit(job_id, request.spec.SerializeToString(), config,
+                                              trace_context=tracing.inject_current())
         if not created and trainer_pb2.JobSpec.FromString(record.spec) != request.spec:
             # A concurrent StartJob with the same job_id won the insert.
             context.abort(grpc.StatusCode.ALREADY_EXISTS,

@@ -73,6 +73,9 @@ class JobRecord:
     # Set by CancelJob while the job runs; the worker stops at the next step boundary. Durable so a restart
     # does not resume a job its user asked to stop.
     cancel_requested: bool = False
+    # W3C trace context ({"traceparent", "tracestate"?}) of the StartJob call that created the job: its run (and a
+    # run resumed by a later process) is traced as a child of it (tracing.py).
+    trace_context: dict[str, str] = field(default_factory=dict)
     seq: int = 0
 
 
@@ -90,15 +93,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     resume_count         INTEGER NOT NULL DEFAULT 0,
     last_checkpoint_step INTEGER NOT NULL DEFAULT 0,
     cancel_requested     INTEGER NOT NULL DEFAULT 0,
+    trace_context        TEXT NOT NULL DEFAULT '{}',
     created_at           REAL NOT NULL,
     updated_at           REAL NOT NULL
 )
 """
 
 _COLUMNS = ("seq", "job_id", "spec", "state", "output_dir", "progress", "metrics", "outputs", "error",
-            "resume_count", "last_checkpoint_step", "cancel_requested", "created_at", "updated_at")
-_JSON_COLUMNS = ("progress", "metrics", "outputs")
-_UPDATABLE = frozenset(_COLUMNS) - {"seq", "job_id", "spec", "created_at", "state"}
+            "resume_count", "last_checkpoint_step", "cancel_requested", "trace_context", "created_at", "updated_at")
+_JSON_COLUMNS = ("progress", "metrics", "outputs", "trace_context")
+_UPDATABLE = frozenset(_COLUMNS) - {"seq", "job_id", "spec", "created_at", "state", "trace_context"}
 
 
 class JobStore:
@@ -114,6 +118,10 @@ class JobStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
+        # Databases written before trace_context existed get the column (ALTER ... ADD COLUMN is idempotent here).
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "trace_context" not in columns:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN trace_context TEXT NOT NULL DEFAULT '{}'")
 
     def close(self) -> None:
         with self._lock:
@@ -147,7 +155,8 @@ class JobStore:
 
     # -- writes -------------------------------------------------------------------------------------------------
 
-    def create(self, job_id: str, spec: bytes, output_dir: str) -> tuple[JobRecord, bool]:
+    def create(self, job_id: str, spec: bytes, output_dir: str,
+               trace_context: dict[str, str] | None = None) -> tuple[JobRecord, bool]:
         """Inserts a PENDING job; if ``job_id`` exists, returns the existing record instead. The bool says whether
         the job was created by this call (idempotent StartJob)."""
         now = time.time()
@@ -155,8 +164,9 @@ class JobStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cur = self._db.execute(
-                    "INSERT OR IGNORE INTO jobs (job_id, spec, state, output_dir, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", (job_id, spec, int(JobState.PENDING), output_dir, now, now))
+                    "INSERT OR IGNORE INTO jobs (job_id, spec, state, output_dir, trace_context, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (job_id, spec, int(JobState.PENDING), output_dir, json.dumps(trace_context or {}), now, now))
                 created = cur.rowcount == 1
                 row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?",
                                        (job_id,)).fetchone()
