@@ -1,0 +1,21 @@
+/** Why an artifact could not be used. Services map `not-found` to NOT_FOUND and the others to INVALID_ARGUMENT. */
+export type ArtifactErrorKind =
+  /** No file or directory at the URI. */
+  | 'not-found'
+  /** The content does not have the sha256 its reference promised, or does not match its manifest. */
+  | 'mismatch'
+  /** The URI is malformed or names a store this process cannot read (e.g. s3:// without a bucket client). */
+  | 'invalid-uri'
+  /** The file exists but is not in the expected format (e.g. a JSONL line that is not JSON). */
+  | 'format';
+
+/** Thrown by every function of this library when an artifact cannot be read, verified or written. */
+export class ArtifactError extends Error {
+  constructor(
+    readonly kind: ArtifactErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ArtifactError';
+  }
+}

@@ -1,0 +1,7 @@
+export * from './errors';
+export * from './uri';
+export * from './hash';
+export * from './atomic';
+export * from './jsonl';
+export * from './manifest';
+export * from './store';

@@ -1,0 +1,12 @@
+export * from './errors';
+export * from './model-dir';
+export * from './tokenizer';
+export { OnnxCausalLM, type SessionSettings, type ForwardInput, type ForwardOutput } from './causal-lm';
+export * from './kv-cache';
+export * from './sampling';
+export * from './language-model';
+export * from './generate';
+export * from './score';
+export * from './reward-model';
+export * from './model-cache';
+export * from './model-ref';

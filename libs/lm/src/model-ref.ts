@@ -1,0 +1,39 @@
+import { ArtifactError, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { LmArgumentError, ModelDirectoryError } from './errors';
+import type { Lease, ModelCache } from './model-cache';
+
+/** Where a model directory is: common.proto's ArtifactRef (file:// URI or local path, optional sha256). */
+export interface ModelLocation {
+  uri: string;
+  /** sha256 of the directory's manifest.json; empty = not verified. */
+  sha256: string;
+}
+
+/**
+ * Resolves a model reference, verifies it against its sha256 (once per model, see ModelCache) and loads it through
+ * the cache. Every problem with the reference is an LmArgumentError on `field` + `.uri` or `.sha256`, where
+ * `field` is the reference's path in the request (e.g. `model.onnx`), so a service can answer INVALID_ARGUMENT
+ * naming it: a missing or malformed directory is the caller's mistake, not the server's.
+ */
+export async function acquireModel<T extends { release(): Promise<void> }>(
+  cache: ModelCache<T>,
+  location: ModelLocation | undefined,
+  field: string,
+): Promise<Lease<T>> {
+  if (!location || location.uri.trim() === '') throw new LmArgumentError(`${field}.uri`, 'is required (the ONNX export directory)');
+  let directory: string;
+  try {
+    directory = toLocalPath(location.uri);
+  } catch (error) {
+    throw new LmArgumentError(`${field}.uri`, (error as Error).message);
+  }
+  try {
+    return await cache.acquire(directory, { sha256: location.sha256, verify: () => verifyArtifact(directory, location.sha256) });
+  } catch (error) {
+    if (error instanceof ArtifactError) {
+      throw new LmArgumentError(error.kind === 'mismatch' ? `${field}.sha256` : `${field}.uri`, error.message);
+    }
+    if (error instanceof ModelDirectoryError) throw new LmArgumentError(`${field}.uri`, error.message);
+    throw error;
+  }
+}

@@ -1,0 +1,136 @@
+import { Template } from '@huggingface/jinja';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { LmArgumentError, ModelDirectoryError } from './errors';
+import type { ModelDirectory } from './model-dir';
+
+/** One chat turn, as in Hugging Face chat templates. */
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** A prompt: one user turn as a string, or a whole conversation ending where the assistant should answer. */
+export type Prompt = string | ChatMessage[];
+
+// The special-token variables transformers passes to every chat template (tokenizer.special_tokens_map).
+const SPECIAL_TOKEN_KEYS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
+
+function tokenString(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string') {
+    return (value as { content: string }).content;
+  }
+  return undefined;
+}
+
+/** A compiled chat template. Rendering matches transformers' `apply_chat_template(..., tokenize=False)`. */
+export class ChatTemplate {
+  private readonly template: Template;
+
+  /** Throws (with the parser's message) when the source is not a valid template. */
+  constructor(
+    readonly source: string,
+    private readonly specialTokens: Record<string, string>,
+  ) {
+    this.template = new Template(source);
+  }
+
+  /**
+   * The conversation as text. As in transformers: trim_blocks and lstrip_blocks are on, the special tokens are
+   * variables, `tools` and `documents` are none, and `raise_exception` aborts (here with LmArgumentError on `field`).
+   */
+  render(messages: ChatMessage[], options: { addGenerationPrompt: boolean; field?: string }): string {
+    if (messages.length === 0) throw new LmArgumentError(options.field ?? 'prompt', 'a conversation needs at least one message');
+    try {
+      return this.template.render({
+        ...this.specialTokens,
+        messages,
+        tools: null,
+        documents: null,
+        add_generation_prompt: options.addGenerationPrompt,
+      });
+    } catch (error) {
+      throw new LmArgumentError(options.field ?? 'prompt', `the chat template refused it: ${(error as Error).message}`);
+    }
+  }
+}
+
+/**
+ * The model's tokenizer and chat template, used exactly as the trainer uses them
+ * (services/trainer/src/alignment_trainer/logprobs.py `tokenize_pair`): a prompt is rendered through the chat
+ * template with the generation prompt and encoded without added special tokens (templates write their own BOS);
+ * a response is encoded without special tokens and EOS is appended.
+ */
+export class ChatTokenizer {
+  readonly eosTokenId: number;
+  readonly padTokenId: number | undefined;
+  readonly specialTokens: Readonly<Record<string, string>>;
+  private readonly tokenizer: Tokenizer;
+  private readonly template: ChatTemplate | undefined;
+
+  constructor(model: ModelDirectory) {
+    try {
+      this.tokenizer = new Tokenizer(model.tokenizerJson, model.tokenizerConfig);
+    } catch (error) {
+      throw new ModelDirectoryError(model.directory, `tokenizer.json could not be loaded: ${(error as Error).message}`);
+    }
+    const special: Record<string, string> = {};
+    for (const key of SPECIAL_TOKEN_KEYS) {
+      const value = tokenString(model.tokenizerConfig[key]);
+      if (value !== undefined) special[key] = value;
+    }
+    this.specialTokens = special;
+    const eos = special.eos_token !== undefined ? this.tokenizer.token_to_id(special.eos_token) : undefined;
+    const eosId = eos ?? model.config.eosTokenIds[0];
+    if (eosId === undefined) {
+      throw new ModelDirectoryError(model.directory, 'no EOS token (tokenizer_config.json eos_token or config.json eos_token_id): responses must end with EOS');
+    }
+    this.eosTokenId = eosId;
+    const pad = special.pad_token !== undefined ? this.tokenizer.token_to_id(special.pad_token) : undefined;
+    this.padTokenId = pad ?? model.config.padTokenId;
+    if (model.chatTemplate !== undefined) {
+      try {
+        this.template = new ChatTemplate(model.chatTemplate, special);
+      } catch (error) {
+        throw new ModelDirectoryError(model.directory, `the chat template does not parse: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  get hasChatTemplate(): boolean {
+    return this.template !== undefined;
+  }
+
+  /** The conversation rendered by the model's chat template (see ChatTemplate.render). */
+  applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt: boolean; field?: string }): string {
+    if (!this.template) throw new LmArgumentError(options.field ?? 'prompt', 'the model directory has no chat template');
+    return this.template.render(messages, options);
+  }
+
+  /** Token ids of a prompt through the chat template, with the generation prompt. */
+  encodePrompt(prompt: Prompt, field = 'prompt'): number[] {
+    const messages = typeof prompt === 'string' ? [{ role: 'user', content: prompt }] : prompt;
+    return this.encodeText(this.applyChatTemplate(messages, { addGenerationPrompt: true, field }));
+  }
+
+  /** Token ids of a response as the trainer scores it: the text without special tokens, then EOS. */
+  encodeResponse(text: string): number[] {
+    return [...this.encodeText(text), this.eosTokenId];
+  }
+
+  /** Token ids of text, without added special tokens (special-token strings inside it still match). */
+  encodeText(text: string): number[] {
+    return text === '' ? [] : this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /**
+   * Text of token ids, special tokens skipped. Ids beyond the tokenizer's vocabulary (rows the embedding matrix is
+   * padded with, which a trained model practically never samples) decode to nothing.
+   */
+  decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
+    const known: number[] = [];
+    for (let i = 0; i < ids.length; i++) if (this.tokenizer.id_to_token(ids[i]) !== undefined) known.push(ids[i]);
+    if (known.length === 0) return '';
+    return this.tokenizer.decode(known, { skip_special_tokens: options.skipSpecialTokens ?? true });
+  }
+}

@@ -1,0 +1,76 @@
+import * as path from 'node:path';
+import { DEFAULT_PORTS, portFromEnv } from '@alignment/service-kit';
+import type { RetryOptions } from './clients/grpc-executors';
+
+/**
+ * The coordinator's configuration, from the environment (all optional):
+ *
+ * | variable                 | default            | meaning                                                              |
+ * |--------------------------|--------------------|----------------------------------------------------------------------|
+ * | PORT                     | 50051              | gRPC port (all interfaces)                                           |
+ * | DATA_DIR                 | ./.data            | runs.sqlite under coordinator/, artifacts under runs/ (shared with   |
+ * |                          |                    | the generator, judge and trainer: they read and write these paths)   |
+ * | GENERATOR_ADDRESS        | localhost:50052    | the generator                                                        |
+ * | GENERATOR_ADDRESSES      | –                  | comma-separated generator replicas; overrides GENERATOR_ADDRESS;     |
+ * |                          |                    | shard k goes to replica k mod n                                      |
+ * | JUDGE_ADDRESS            | localhost:50053    | the judge                                                            |
+ * | JUDGE_ADDRESSES          | –                  | comma-separated judge replicas, like GENERATOR_ADDRESSES             |
+ * | TRAINER_ADDRESS          | localhost:50055    | the trainer                                                          |
+ * | RPC_DEADLINE_MS          | 30000              | deadline of unary calls (StartJob, GetJob, CancelJob)                |
+ * | STAGE_DEADLINE_MS        | 86400000 (24 h)    | deadline of one streaming call (a Generate / JudgePairs shard, a     |
+ * |                          |                    | WatchJob)                                                            |
+ * | UNAVAILABLE_ATTEMPTS     | 6                  | attempts at a service that answers UNAVAILABLE before the run FAILS  |
+ * | RETRY_BACKOFF_MS         | 500                | first backoff between those attempts; doubles up to 10 s             |
+ */
+export interface CoordinatorConfig {
+  port: number;
+  dataDir: string;
+  generatorAddresses: string[];
+  judgeAddresses: string[];
+  trainerAddress: string;
+  rpcDeadlineMs: number;
+  stageDeadlineMs: number;
+  retry: RetryOptions;
+}
+
+export const DEFAULT_ADDRESSES = {
+  generator: `localhost:${DEFAULT_PORTS.generator}`,
+  judge: `localhost:${DEFAULT_PORTS.judge}`,
+  trainer: `localhost:${DEFAULT_PORTS.trainer}`,
+} as const;
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got '${raw}'`);
+  return value;
+}
+
+function addresses(env: NodeJS.ProcessEnv, list: string, single: string, fallback: string): string[] {
+  const many = (env[list] ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+  if (many.length > 0) return many;
+  return [env[single]?.trim() || fallback];
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
+  return {
+    port: portFromEnv(DEFAULT_PORTS.coordinator),
+    dataDir: path.resolve(env.DATA_DIR || '.data'),
+    generatorAddresses: addresses(env, 'GENERATOR_ADDRESSES', 'GENERATOR_ADDRESS', DEFAULT_ADDRESSES.generator),
+    judgeAddresses: addresses(env, 'JUDGE_ADDRESSES', 'JUDGE_ADDRESS', DEFAULT_ADDRESSES.judge),
+    trainerAddress: env.TRAINER_ADDRESS?.trim() || DEFAULT_ADDRESSES.trainer,
+    rpcDeadlineMs: positiveInt(env, 'RPC_DEADLINE_MS', 30_000),
+    stageDeadlineMs: positiveInt(env, 'STAGE_DEADLINE_MS', 24 * 3600 * 1000),
+    retry: {
+      attempts: positiveInt(env, 'UNAVAILABLE_ATTEMPTS', 6),
+      initialBackoffMs: positiveInt(env, 'RETRY_BACKOFF_MS', 500),
+      maxBackoffMs: 10_000,
+    },
+  };
+}
+
+/** $DATA_DIR/coordinator/runs.sqlite */
+export function databasePath(dataDir: string): string {
+  return path.join(dataDir, 'coordinator', 'runs.sqlite');
+}

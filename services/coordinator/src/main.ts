@@ -1,0 +1,50 @@
+import { DESCRIPTOR_SET_PATH } from '@alignment/contracts';
+import { createLogger, shutdownTracing, startServer } from '@alignment/service-kit';
+import { grpcExecutors } from './clients/grpc-executors';
+import { configFromEnv, databasePath } from './config';
+import { RunEngine, RunStore } from './run';
+import { coordinatorBinding } from './service';
+
+// Serves alignment.v1.Coordinator in the foreground on $PORT (default 50051) until SIGTERM/SIGINT, after resuming
+// every run that was RUNNING when the previous coordinator stopped or died. Configuration: src/config.ts.
+async function main(): Promise<void> {
+  const config = configFromEnv();
+  const logger = createLogger('coordinator');
+  const store = RunStore.open(databasePath(config.dataDir));
+  const executors = grpcExecutors({ ...config, logger });
+  const engine = new RunEngine({ store, dataDir: config.dataDir, executors, logger });
+  const running = await startServer({
+    name: 'coordinator',
+    port: config.port,
+    bindings: [coordinatorBinding(engine)],
+    descriptorSetPath: DESCRIPTOR_SET_PATH,
+    logger,
+  });
+  const resumed = engine.resumeAll();
+  logger.info(
+    { data_dir: config.dataDir, generator: config.generatorAddresses, judge: config.judgeAddresses, trainer: config.trainerAddress, resumed },
+    'coordinator ready',
+  );
+
+  // Stop executing first (runs stay RUNNING and resume at the next start; trainer jobs keep running), which also
+  // ends the WatchRun streams, then drain the server.
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'signal received');
+    engine
+      .stop()
+      .then(() => running.shutdown())
+      .then(() => {
+        executors.close();
+        store.close();
+        return shutdownTracing();
+      })
+      .finally(() => process.exit(0));
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+}
+
+main().catch((error) => {
+  process.stderr.write(`coordinator failed to start: ${(error as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,55 @@
+import { fileUri } from '@alignment/artifacts';
+import type { ArtifactRef, JobSpec, PreferenceJob, RunSpec } from '@alignment/contracts';
+import { configurationPlan, dndLambda } from './configurations';
+
+/**
+ * The trainer job of one LEARN stage (ALGORITHM.md §2 step 3): π_θ ← π_{t−1} and π_ref ← π_{t−1} (π_init in
+ * round 0), the loss and its parameters as configurations.ts maps the configuration, and the round's
+ * hyper-parameters with the stage's derived seed. Deterministic in its arguments: a restarted coordinator sends
+ * the same spec again, which the trainer's StartJob requires to re-attach to the job.
+ */
+export function preferenceJobSpec(args: {
+  spec: RunSpec;
+  round: number;
+  /** π_{t−1}'s Hugging Face checkpoint (π_init's in round 0). */
+  init: ArtifactRef;
+  pairs: ArtifactRef;
+  outputDir: string;
+  seed: number;
+}): JobSpec {
+  const { spec, round } = args;
+  const plan = configurationPlan(spec.configuration);
+  const loss = spec.loss;
+  const preference: PreferenceJob = {
+    init: args.init,
+    reference: args.init,
+    pairs: args.pairs,
+    loss: round === 0 ? plan.seedLoss : plan.roundLoss!,
+    beta: loss?.beta,
+    spa: undefined,
+    wdro: undefined,
+    droSolverAddress: '',
+    labelSmoothing: undefined,
+    drdpoBetaPrime: undefined,
+  };
+  if (round > 0 && plan.dnd !== 'none') {
+    const spa = loss?.spa;
+    preference.spa = {
+      alpha: spa?.alpha,
+      kPercentile: spa?.kPercentile,
+      window: spa?.window ?? 0,
+      warmupFraction: spa?.warmupFraction,
+      dndLambda: plan.dnd === 'schedule' ? dndLambda(loss?.dndLambdaSchedule ?? [], round) : 0,
+    };
+  }
+  if (round > 0 && plan.wdro) preference.wdro = loss?.wdro;
+  if (round === 0 && plan.labelSmoothing) preference.labelSmoothing = loss?.labelSmoothing;
+  if (round === 0 && plan.drdpoBetaPrime) preference.drdpoBetaPrime = loss?.drdpoBetaPrime;
+  const hparams = round === 0 ? spec.seedTraining! : spec.roundTraining!;
+  return {
+    kind: { $case: 'preference', value: preference },
+    hparams: { ...hparams, seed: args.seed },
+    outputUri: fileUri(args.outputDir),
+    exportOnnx: true,
+  };
+}

@@ -1,0 +1,119 @@
+import * as grpc from '@grpc/grpc-js';
+import {
+  CoordinatorService,
+  type CancelRunRequest,
+  type CancelRunResponse,
+  type GetRunRequest,
+  type GetRunResponse,
+  type ListRunsRequest,
+  type ListRunsResponse,
+  type StartRunRequest,
+  type StartRunResponse,
+  type WatchRunRequest,
+  type WatchRunResponse,
+} from '@alignment/contracts';
+import { InvalidArgumentError, type ServiceBinding } from '@alignment/service-kit';
+import { RunConflictError, ShuttingDownError, type RunEngine, type RunEvent } from './run';
+
+/** ListRuns page size when the request says 0, and the most it may ask for. */
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 1000;
+
+function serviceError(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(`${grpc.status[code]}: ${details}`), { code, details, metadata: new grpc.Metadata() });
+}
+
+/** Domain errors the service kit does not know, as status codes. */
+function mapped(error: unknown): unknown {
+  if (error instanceof RunConflictError) return serviceError(grpc.status.ALREADY_EXISTS, error.message);
+  if (error instanceof ShuttingDownError) return serviceError(grpc.status.UNAVAILABLE, error.message);
+  return error;
+}
+
+async function handle<T>(fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw mapped(error);
+  }
+}
+
+function toResponse(event: RunEvent): WatchRunResponse | undefined {
+  switch (event.kind) {
+    case 'stage':
+      return { event: { $case: 'stage', value: { round: event.round, stage: event.stage, state: event.state, message: event.message } } };
+    case 'progress':
+      return { event: { $case: 'progress', value: event.progress } };
+    case 'metrics':
+      return { event: { $case: 'roundMetrics', value: event.metrics } };
+    case 'ended':
+      return { event: { $case: 'run', value: event.run } };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * WatchRun: the current state first (a watcher that joins late), then live events, ending with the final Run.
+ * A coordinator shutting down ends the stream with UNAVAILABLE (watch again once it is back).
+ */
+async function watchRun(engine: RunEngine, request: WatchRunRequest, call: grpc.ServerWritableStream<WatchRunRequest, WatchRunResponse>): Promise<void> {
+  const queue: RunEvent[] = [];
+  let wake: (() => void) | undefined;
+  const { initial, unsubscribe } = engine.watch(request.runId, (event) => {
+    queue.push(event);
+    wake?.();
+  });
+  const cancelled = new Promise<void>((resolve) => call.once('cancelled', resolve));
+  try {
+    queue.unshift(...initial);
+    for (;;) {
+      while (queue.length > 0) {
+        const event = queue.shift()!;
+        if (event.kind === 'shutdown') throw serviceError(grpc.status.UNAVAILABLE, 'the coordinator is shutting down; watch again after it restarts');
+        const response = toResponse(event);
+        if (response) call.write(response);
+        if (event.kind === 'ended') return;
+      }
+      if (call.cancelled) return;
+      await Promise.race([new Promise<void>((resolve) => (wake = resolve)), cancelled]);
+      wake = undefined;
+      if (call.cancelled) return;
+    }
+  } finally {
+    unsubscribe();
+  }
+}
+
+export function coordinatorBinding(engine: RunEngine): ServiceBinding {
+  return {
+    definition: CoordinatorService as unknown as ServiceBinding['definition'],
+    handlers: {
+      startRun: (request: StartRunRequest): Promise<StartRunResponse> =>
+        handle(async () => {
+          if (!request.spec) throw new InvalidArgumentError('spec', 'is required');
+          return { run: await engine.startRun({ runId: request.runId, spec: request.spec }) };
+        }),
+      getRun: (request: GetRunRequest): Promise<GetRunResponse> =>
+        handle(() => {
+          if (!request.runId) throw new InvalidArgumentError('run_id', 'is required');
+          return { run: engine.getRun(request.runId) };
+        }),
+      listRuns: (request: ListRunsRequest): Promise<ListRunsResponse> =>
+        handle(() => {
+          if (request.pageSize > MAX_PAGE_SIZE) throw new InvalidArgumentError('page_size', `must be at most ${MAX_PAGE_SIZE}, got ${request.pageSize}`);
+          return engine.listRuns(request.pageSize || DEFAULT_PAGE_SIZE, request.pageToken);
+        }),
+      watchRun: (request: WatchRunRequest, call: grpc.ServerWritableStream<WatchRunRequest, WatchRunResponse>) =>
+        handle(() => {
+          if (!request.runId) throw new InvalidArgumentError('run_id', 'is required');
+          return watchRun(engine, request, call);
+        }),
+      cancelRun: (request: CancelRunRequest): Promise<CancelRunResponse> =>
+        handle(async () => {
+          if (!request.runId) throw new InvalidArgumentError('run_id', 'is required');
+          return { run: await engine.cancelRun(request.runId) };
+        }),
+    },
+  };
+}

@@ -1,0 +1,6 @@
+module.exports = {
+  ...require('../../jest.preset.js'),
+  displayName: 'generator',
+  rootDir: __dirname,
+  testEnvironment: require.resolve('../../tools/testing/jest-onnx-environment.js'),
+};

@@ -1,0 +1,74 @@
+import { ArtifactError, readJsonl, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { InvalidArgumentError, inShard, type ShardSpec } from '@alignment/service-kit';
+
+/** Where a request's prompts are: inline, or a prompts JSONL artifact (`{"prompt": "..."}`, optionally `"id"`). */
+export type PromptSource = { kind: 'inline'; prompts: string[] } | { kind: 'artifact'; uri: string; sha256: string };
+
+export interface PromptRecord {
+  /** Index in the whole prompt set (not in the shard): output records and random streams are keyed by it. */
+  index: number;
+  prompt: string;
+  /** The prompt's `id` from the prompt set, carried to the output. */
+  id?: string | number;
+}
+
+export interface PromptSet {
+  /** Prompts in the whole set. */
+  total: number;
+  /** The shard's prompts, in set order. */
+  prompts: PromptRecord[];
+  /** The request field a prompt's problem is reported on: `inline_prompts.prompts[3]`, or the set and its line. */
+  fieldOf(index: number): string;
+}
+
+/**
+ * Reads a request's prompts and keeps the shard's. An empty set, a missing or corrupt artifact, or a prompt that is
+ * not a non-empty string is an InvalidArgumentError naming the field (and the line of a JSONL artifact).
+ */
+export async function loadPromptSet(source: PromptSource | undefined, shard: ShardSpec): Promise<PromptSet> {
+  if (!source) throw new InvalidArgumentError('prompts', 'set inline_prompts or prompt_set');
+  if (source.kind === 'inline') {
+    if (source.prompts.length === 0) throw new InvalidArgumentError('inline_prompts.prompts', 'must not be empty');
+    source.prompts.forEach((p, i) => {
+      if (p.trim() === '') throw new InvalidArgumentError(`inline_prompts.prompts[${i}]`, 'must not be empty');
+    });
+    return {
+      total: source.prompts.length,
+      prompts: source.prompts.map((prompt, index) => ({ index, prompt })).filter((p) => inShard(p.index, shard)),
+      fieldOf: (index) => `inline_prompts.prompts[${index}]`,
+    };
+  }
+
+  let path: string;
+  try {
+    path = toLocalPath(source.uri);
+    await verifyArtifact(path, source.sha256);
+  } catch (error) {
+    if (error instanceof ArtifactError) {
+      throw new InvalidArgumentError(error.kind === 'mismatch' ? 'prompt_set.sha256' : 'prompt_set.uri', error.message);
+    }
+    throw error;
+  }
+  const prompts: PromptRecord[] = [];
+  const lines: number[] = [];
+  let total = 0;
+  try {
+    for await (const { line, value } of readJsonl(path)) {
+      const record = value as { prompt?: unknown; id?: unknown } | null;
+      if (typeof record?.prompt !== 'string' || record.prompt.trim() === '') {
+        throw new InvalidArgumentError('prompt_set', `${path}:${line}: "prompt" must be a non-empty string`);
+      }
+      const id = typeof record.id === 'string' || typeof record.id === 'number' ? record.id : undefined;
+      if (inShard(total, shard)) {
+        prompts.push({ index: total, prompt: record.prompt, ...(id !== undefined ? { id } : {}) });
+      }
+      lines[total] = line;
+      total += 1;
+    }
+  } catch (error) {
+    if (error instanceof ArtifactError) throw new InvalidArgumentError('prompt_set', error.message);
+    throw error;
+  }
+  if (total === 0) throw new InvalidArgumentError('prompt_set', `${path} holds no prompts`);
+  return { total, prompts, fieldOf: (index) => `prompt_set (${path}:${lines[index]})` };
+}

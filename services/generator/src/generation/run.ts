@@ -1,0 +1,149 @@
+import { ArtifactError, JsonlWriter, toLocalPath, type ArtifactInfo, type ArtifactStore } from '@alignment/artifacts';
+import {
+  LmArgumentError,
+  acquireModel,
+  generate,
+  promptProblem,
+  type LanguageModel,
+  type ModelCache,
+  type ModelLocation,
+  type PromptToGenerate,
+} from '@alignment/lm';
+import { InvalidArgumentError, requireShard, type ShardSpec } from '@alignment/service-kit';
+import { resolveSamplingParams, type GenerationParamsInput } from './params';
+import { loadPromptSet, type PromptSource } from './prompts';
+
+/** One Generate request, as the domain sees it (service.ts maps the proto onto it). */
+export interface GenerationJob {
+  /** The policy's ONNX export directory (request field `model.onnx`). */
+  model: ModelLocation | undefined;
+  prompts: PromptSource | undefined;
+  params: GenerationParamsInput | undefined;
+  shard: ShardSpec | undefined;
+  /** Where to write the responses JSONL; empty = the artifact store chooses. */
+  outputUri: string;
+}
+
+export interface GenerationDeps {
+  models: ModelCache<LanguageModel>;
+  store: ArtifactStore;
+  /** KV-cache rows decoded together (prompts × n); the runtime's default when unset. */
+  batchRows?: number;
+}
+
+export interface GenerationProgress {
+  /** Prompts of the shard done / in the shard. */
+  done: number;
+  total: number;
+  tokensPerSecond: number;
+  etaSeconds: number;
+}
+
+export interface GenerationOutcome {
+  responses: ArtifactInfo;
+  numPrompts: number;
+  numResponses: number;
+  numGeneratedTokens: number;
+  tokensPerSecond: number;
+}
+
+/** One line of the responses artifact (generator.proto GenerateResult.responses). */
+export interface ResponsesRecord {
+  prompt_index: number;
+  id?: string | number;
+  prompt: string;
+  responses: string[];
+  finish_reasons: string[];
+}
+
+function outputPath(job: GenerationJob, store: ArtifactStore): string {
+  if (job.outputUri.trim() === '') return store.allocate('responses', 'jsonl');
+  try {
+    return toLocalPath(job.outputUri);
+  } catch (error) {
+    if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
+    throw error;
+  }
+}
+
+/**
+ * Generates params.n responses for each prompt of the job's shard and writes them, in prompt order, as a responses
+ * JSONL artifact (atomically: it appears under its name complete, with its sha256, or not at all). Progress is
+ * reported after every batch. Aborting the signal stops the work within one decoding step; nothing is written then.
+ */
+export async function runGeneration(
+  job: GenerationJob,
+  deps: GenerationDeps,
+  hooks: { signal?: AbortSignal; onProgress?: (progress: GenerationProgress) => void } = {},
+): Promise<GenerationOutcome> {
+  const shard = requireShard('shard', job.shard);
+  const params = resolveSamplingParams(job.params);
+  const destination = outputPath(job, deps.store);
+  const set = await loadPromptSet(job.prompts, shard);
+  const lease = await acquireModel(deps.models, job.model, 'model.onnx').catch((error: unknown) => {
+    throw error instanceof LmArgumentError ? new InvalidArgumentError(error.field, error.reason) : error;
+  });
+  try {
+    const model = lease.value;
+    // Every prompt is checked before anything is written: one that the chat template refuses or that leaves no
+    // room for a response fails the request up front, not after hours of generation.
+    const items: PromptToGenerate[] = set.prompts.map((p) => {
+      let promptIds: number[];
+      try {
+        promptIds = model.tokenizer.encodePrompt(p.prompt);
+      } catch (error) {
+        if (error instanceof LmArgumentError) throw new InvalidArgumentError(set.fieldOf(p.index), error.reason);
+        throw error;
+      }
+      const problem = promptProblem(model, promptIds);
+      if (problem) throw new InvalidArgumentError(set.fieldOf(p.index), problem);
+      return { index: p.index, promptIds };
+    });
+    const byIndex = new Map(set.prompts.map((p) => [p.index, p]));
+    const writer = await JsonlWriter.open(destination);
+    try {
+      const started = Date.now();
+      let done = 0;
+      let responses = 0;
+      let tokens = 0;
+      for await (const batch of generate(model, items, params, { signal: hooks.signal, maxBatchRows: deps.batchRows })) {
+        for (const result of batch) {
+          const prompt = byIndex.get(result.index)!;
+          const record: ResponsesRecord = {
+            prompt_index: result.index,
+            ...(prompt.id !== undefined ? { id: prompt.id } : {}),
+            prompt: prompt.prompt,
+            responses: result.samples.map((s) => s.text),
+            finish_reasons: result.samples.map((s) => s.finishReason),
+          };
+          await writer.append(record);
+          responses += result.samples.length;
+          tokens += result.samples.reduce((sum, s) => sum + s.tokenIds.length, 0);
+        }
+        done += batch.length;
+        const seconds = (Date.now() - started) / 1000;
+        const perPrompt = seconds / done;
+        hooks.onProgress?.({
+          done,
+          total: items.length,
+          tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
+          etaSeconds: perPrompt * (items.length - done),
+        });
+      }
+      const info = await writer.commit();
+      const seconds = (Date.now() - started) / 1000;
+      return {
+        responses: info,
+        numPrompts: items.length,
+        numResponses: responses,
+        numGeneratedTokens: tokens,
+        tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
+      };
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+  } finally {
+    lease.release();
+  }
+}

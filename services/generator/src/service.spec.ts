@@ -1,0 +1,105 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { ArtifactStore, readJsonl } from '@alignment/artifacts';
+import { DESCRIPTOR_SET_PATH, GenerateRequest, GeneratorClient, type GenerateResponse } from '@alignment/contracts';
+import { LanguageModel, ModelCache } from '@alignment/lm';
+import { createClient, readAll, startServer, type RunningServer } from '@alignment/service-kit';
+import { waitFor } from '@alignment/service-kit/testing';
+import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../tools/testing/tiny-models';
+import { generatorBinding } from './service';
+
+let models: TinyModels;
+let server: RunningServer;
+let client: GeneratorClient;
+let dir: string;
+const cache = new ModelCache((d) => LanguageModel.load(d));
+
+beforeAll(async () => {
+  models = await tinyModels();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'generator-svc-'));
+  server = await startServer({
+    name: 'generator-test',
+    port: 0,
+    host: '127.0.0.1',
+    bindings: [generatorBinding({ models: cache, store: new ArtifactStore(path.join(dir, 'store')), batchRows: 8 })],
+    descriptorSetPath: DESCRIPTOR_SET_PATH,
+    drainTimeoutMs: 1_000,
+  });
+  client = createClient(GeneratorClient, server.address, { defaultDeadlineMs: 60_000 });
+}, TINY_MODELS_TIMEOUT_MS);
+afterAll(async () => {
+  client?.close();
+  await server?.shutdown();
+  await cache.clear();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function request(partial: Partial<GenerateRequest>): GenerateRequest {
+  return GenerateRequest.fromPartial({ model: { onnx: { uri: models.policy } }, ...partial });
+}
+
+/** A job long enough to be cancelled in flight: many prompts, long samples. */
+function longJob(output: string): GenerateRequest {
+  const prompts = Array.from({ length: 400 }, (_, i) => `Prompt ${i}: tell me a long story.`);
+  return request({
+    prompts: { $case: 'inlinePrompts', value: { prompts } },
+    params: { n: 4, temperature: 0.01, maxNewTokens: 240, seed: 3, topK: 0, stop: [], greedy: false },
+    outputUri: output,
+  });
+}
+
+/** Resolves when the stream's first message arrives. */
+function firstMessage(stream: grpc.ClientReadableStream<GenerateResponse>): Promise<void> {
+  return new Promise((resolve) => stream.once('data', () => resolve()));
+}
+
+describe('alignment.v1.Generator over gRPC', () => {
+  it('streams progress, then the result with the responses artifact', async () => {
+    const messages = await readAll(
+      client.generate(
+        request({
+          prompts: { $case: 'inlinePrompts', value: { prompts: ['What colour is the sky?', 'Two plus two?', 'Hi'] } },
+          params: { n: 3, maxNewTokens: 8, seed: 1, topK: 0, stop: [], greedy: false },
+        }),
+      ),
+    );
+    const events = messages.map((m) => m.event!);
+    expect(events.slice(0, -1).every((e) => e.$case === 'progress')).toBe(true);
+    const last = events[events.length - 1];
+    expect(last.$case).toBe('result');
+    const result = last.$case === 'result' ? last.value : undefined;
+    expect(result).toMatchObject({ numPrompts: 3, numResponses: 9 });
+    const lines = [];
+    for await (const { value } of readJsonl(new URL(result!.responses!.uri).pathname)) lines.push(value);
+    expect(lines).toHaveLength(3);
+    const progress = events.filter((e) => e.$case === 'progress').map((e) => (e.$case === 'progress' ? e.value : undefined)!);
+    expect(progress[progress.length - 1]).toMatchObject({ done: 3, total: 3, unit: 'prompts' });
+  });
+
+  it('answers INVALID_ARGUMENT naming the field', async () => {
+    const bad = request({ prompts: { $case: 'inlinePrompts', value: { prompts: ['x'] } }, params: { n: 1, topP: 2, maxNewTokens: 5, topK: 0, stop: [], seed: 0, greedy: false } });
+    const error = await readAll(client.generate(bad)).catch((e: grpc.ServiceError) => e);
+    expect((error as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((error as grpc.ServiceError).details).toBe('invalid params.top_p: must be in (0, 1], got 2');
+    expect((error as grpc.ServiceError).metadata.get('invalid-field')).toEqual(['params.top_p']);
+    const noModel = await readAll(client.generate(GenerateRequest.fromPartial({ prompts: { $case: 'inlinePrompts', value: { prompts: ['x'] } } }))).catch((e) => e);
+    expect(noModel.details).toMatch(/^invalid model.onnx.uri: is required/);
+  });
+
+  it.each([
+    ['the client cancels', (stream: grpc.ClientReadableStream<GenerateResponse>) => firstMessage(stream).then(() => stream.cancel()), grpc.status.CANCELLED, undefined],
+    ['the deadline passes', () => Promise.resolve(), grpc.status.DEADLINE_EXCEEDED, 1_500],
+  ] as const)('stops the work when %s: no artifact, no temporary file left', async (_, stop, code, deadlineMs) => {
+    const out = path.join(dir, `long-${code}`, 'responses.jsonl');
+    const stream = client.generate(longJob(out), deadlineMs ? { deadline: Date.now() + deadlineMs } : {});
+    const ended = readAll(stream).catch((e: grpc.ServiceError) => e);
+    await stop(stream);
+    expect(((await ended) as grpc.ServiceError).code).toBe(code);
+    // The run writes into a temporary file beside `out` while it works; stopping deletes it.
+    await waitFor(async () => fs.existsSync(path.dirname(out)) && fs.readdirSync(path.dirname(out)).length === 0, 5_000, 'the run to stop and clean up');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(fs.readdirSync(path.dirname(out))).toEqual([]);
+  });
+});

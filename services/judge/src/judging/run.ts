@@ -1,0 +1,266 @@
+import { ArtifactError, JsonlWriter, toLocalPath, type ArtifactInfo, type ArtifactStore } from '@alignment/artifacts';
+import { CancelledError, LmArgumentError, acquireModel, type LanguageModel, type Lease, type ModelCache, type ModelLocation, type RewardModel } from '@alignment/lm';
+import { InvalidArgumentError, requireFinite, requireShard, type ShardSpec } from '@alignment/service-kit';
+import { readResponses, responsesPath, type ResponsesRecord } from './responses';
+import { getRule, listRules } from './rules';
+import { LlmJudgeScorer, RewardModelScorer, RuleScorer, SpaImplicitScorer, type Candidate, type PairScorer } from './scorers';
+
+export type JudgeMethodName = 'spa_implicit' | 'reward_model' | 'llm_as_judge' | 'rule';
+
+/** DPO β of the SPA tie tolerance when the request leaves it unset (judge.proto SpaImplicitJudge.beta). */
+export const DEFAULT_BETA = 0.1;
+
+/** One JudgePairs request, as the domain sees it (service.ts maps the proto onto it). */
+export interface JudgeJob {
+  method: JudgeMethodName | undefined;
+  responses: { uri: string; sha256: string } | undefined;
+  spaImplicit?: { policy?: ModelLocation; reference?: ModelLocation; beta?: number; tieTolerance: number; lengthPenalty: number };
+  rewardModel?: { model?: ModelLocation; tieTolerance: number };
+  llmAsJudge?: { model?: ModelLocation; tieTolerance: number };
+  rule?: { rule: string; tieTolerance: number };
+  shard?: ShardSpec;
+  outputUri: string;
+}
+
+export interface JudgeDeps {
+  languageModels: ModelCache<LanguageModel>;
+  rewardModels: ModelCache<RewardModel>;
+  store: ArtifactStore;
+  /** Pairs scored per model pass (and between progress reports). Default 32. */
+  chunkSize?: number;
+}
+
+/** judge.proto JudgeCounts. */
+export interface JudgeCounts {
+  numPrompts: number;
+  numPairs: number;
+  droppedIdentical: number;
+  droppedTies: number;
+  droppedInvalid: number;
+}
+
+export interface JudgeOutcome {
+  pairs: ArtifactInfo;
+  counts: JudgeCounts;
+}
+
+export interface JudgeProgress {
+  /** Prompts of the shard done / in the shard. */
+  done: number;
+  total: number;
+  etaSeconds: number;
+}
+
+/** One line of the labelled-pairs artifact (judge.proto JudgePairsResult.pairs); the trainer reads it as is. */
+export interface LabelledPair {
+  prompt_index: number;
+  id?: string | number;
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  chosen_score: number;
+  rejected_score: number;
+  /** chosen_score − rejected_score (> 0). */
+  margin: number;
+  method: JudgeMethodName;
+}
+
+const CONFIG_FIELDS = { spa_implicit: 'spaImplicit', reward_model: 'rewardModel', llm_as_judge: 'llmAsJudge', rule: 'rule' } as const;
+
+/** A scorer for the job's method, with the models it holds; `release` hands them back. */
+interface Method {
+  name: JudgeMethodName;
+  tolerance: number;
+  open(deps: JudgeDeps): Promise<{ scorer: PairScorer; release(): void }>;
+}
+
+function requireNonNegative(field: string, value: number): number {
+  requireFinite(field, value);
+  if (value < 0) throw new InvalidArgumentError(field, `must be >= 0, got ${value}`);
+  return value;
+}
+
+async function acquire<T extends { release(): Promise<void> }>(cache: ModelCache<T>, location: ModelLocation | undefined, field: string): Promise<Lease<T>> {
+  try {
+    return await acquireModel(cache, location, field);
+  } catch (error) {
+    throw error instanceof LmArgumentError ? new InvalidArgumentError(error.field, error.reason) : error;
+  }
+}
+
+/** Checks the method and its configuration (the one named must be set, the others unset). */
+export function resolveMethod(job: JudgeJob): Method {
+  if (!job.method) throw new InvalidArgumentError('method', `is required: one of ${Object.keys(CONFIG_FIELDS).join(', ')}`);
+  for (const [name, key] of Object.entries(CONFIG_FIELDS)) {
+    const set = job[key] !== undefined;
+    if (name === job.method && !set) throw new InvalidArgumentError(name, `is required when method is ${job.method}`);
+    if (name !== job.method && set) throw new InvalidArgumentError(name, `must be unset when method is ${job.method}`);
+  }
+  switch (job.method) {
+    case 'spa_implicit': {
+      const config = job.spaImplicit!;
+      const beta = config.beta ?? DEFAULT_BETA;
+      requireFinite('spa_implicit.beta', beta);
+      if (beta <= 0) throw new InvalidArgumentError('spa_implicit.beta', `must be > 0, got ${beta}`);
+      const lengthPenalty = requireNonNegative('spa_implicit.length_penalty', config.lengthPenalty);
+      return {
+        name: 'spa_implicit',
+        tolerance: requireNonNegative('spa_implicit.tie_tolerance', config.tieTolerance),
+        open: async (deps) => {
+          const policy = await acquire(deps.languageModels, config.policy, 'spa_implicit.policy.onnx');
+          try {
+            const reference = await acquire(deps.languageModels, config.reference, 'spa_implicit.reference.onnx');
+            return {
+              scorer: new SpaImplicitScorer(policy.value, reference.value, beta, lengthPenalty),
+              release: () => {
+                policy.release();
+                reference.release();
+              },
+            };
+          } catch (error) {
+            policy.release();
+            throw error;
+          }
+        },
+      };
+    }
+    case 'reward_model': {
+      const config = job.rewardModel!;
+      return {
+        name: 'reward_model',
+        tolerance: requireNonNegative('reward_model.tie_tolerance', config.tieTolerance),
+        open: async (deps) => {
+          const model = await acquire(deps.rewardModels, config.model, 'reward_model.reward_model.onnx');
+          return { scorer: new RewardModelScorer(model.value), release: () => model.release() };
+        },
+      };
+    }
+    case 'llm_as_judge': {
+      const config = job.llmAsJudge!;
+      return {
+        name: 'llm_as_judge',
+        tolerance: requireNonNegative('llm_as_judge.tie_tolerance', config.tieTolerance),
+        open: async (deps) => {
+          const model = await acquire(deps.languageModels, config.model, 'llm_as_judge.judge_model.onnx');
+          return { scorer: new LlmJudgeScorer(model.value), release: () => model.release() };
+        },
+      };
+    }
+    case 'rule': {
+      const config = job.rule!;
+      const verify = getRule(config.rule);
+      if (!verify) {
+        throw new InvalidArgumentError('rule.rule', `unknown rule '${config.rule}'; registered: ${listRules().map((r) => r.name).join(', ')}`);
+      }
+      return {
+        name: 'rule',
+        tolerance: requireNonNegative('rule.tie_tolerance', config.tieTolerance),
+        open: async () => ({ scorer: new RuleScorer(config.rule, verify), release: () => undefined }),
+      };
+    }
+    default:
+      throw new InvalidArgumentError('method', `unknown method '${String(job.method)}'`);
+  }
+}
+
+/**
+ * Labels one pair from its scores: chosen = higher (SPA Eq. 8). A tie (equal scores, or |scale·(s1 − s2)| below
+ * the tolerance) has no preference to learn from and is dropped.
+ */
+export function labelPair(
+  record: Pick<ResponsesRecord, 'promptIndex' | 'id' | 'prompt'>,
+  responses: readonly [string, string],
+  scores: readonly [number, number],
+  method: JudgeMethodName,
+  tieScale: number,
+  tolerance: number,
+): LabelledPair | 'tie' {
+  const [s1, s2] = scores;
+  if (s1 === s2 || Math.abs(tieScale * (s1 - s2)) < tolerance) return 'tie';
+  const first = s1 > s2;
+  return {
+    prompt_index: record.promptIndex,
+    ...(record.id !== undefined ? { id: record.id } : {}),
+    prompt: record.prompt,
+    chosen: first ? responses[0] : responses[1],
+    rejected: first ? responses[1] : responses[0],
+    chosen_score: first ? s1 : s2,
+    rejected_score: first ? s2 : s1,
+    margin: Math.abs(s1 - s2),
+    method,
+  };
+}
+
+function outputPath(job: JudgeJob, store: ArtifactStore): string {
+  if (job.outputUri.trim() === '') return store.allocate('pairs', 'jsonl');
+  try {
+    return toLocalPath(job.outputUri);
+  } catch (error) {
+    if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
+    throw error;
+  }
+}
+
+/**
+ * Labels the first two responses of each prompt of the job's shard by the job's method and writes the labelled
+ * pairs, in prompt order, as a JSONL artifact (atomically, with its sha256). Identical responses, ties and pairs
+ * that cannot be scored (an empty response, fewer than two, longer than a model's context) are dropped and
+ * counted. Progress is reported after every chunk of pairs; aborting the signal stops the work and writes nothing.
+ */
+export async function runJudgePairs(
+  job: JudgeJob,
+  deps: JudgeDeps,
+  hooks: { signal?: AbortSignal; onProgress?: (progress: JudgeProgress) => void } = {},
+): Promise<JudgeOutcome> {
+  const method = resolveMethod(job);
+  const shard = requireShard('shard', job.shard);
+  const destination = outputPath(job, deps.store);
+  const path = await responsesPath(job.responses);
+  let total = 0;
+  for await (const _ of readResponses(path, shard)) total += 1;
+
+  const { scorer, release } = await method.open(deps);
+  const counts: JudgeCounts = { numPrompts: 0, numPairs: 0, droppedIdentical: 0, droppedTies: 0, droppedInvalid: 0 };
+  const writer = await JsonlWriter.open(destination);
+  const started = Date.now();
+  try {
+    const chunkSize = Math.max(1, deps.chunkSize ?? 32);
+    let chunk: { record: ResponsesRecord; candidate: Candidate }[] = [];
+    const flush = async () => {
+      const scores = await scorer.score(chunk.map((c) => c.candidate), hooks.signal);
+      for (const [k, { record, candidate }] of chunk.entries()) {
+        const result = scores[k];
+        if ('invalid' in result) {
+          counts.droppedInvalid += 1;
+          continue;
+        }
+        const pair = labelPair(record, candidate.responses, result.scores, method.name, scorer.tieScale, method.tolerance);
+        if (pair === 'tie') counts.droppedTies += 1;
+        else {
+          await writer.append(pair);
+          counts.numPairs += 1;
+        }
+      }
+      chunk = [];
+      const perPrompt = (Date.now() - started) / 1000 / Math.max(1, counts.numPrompts);
+      hooks.onProgress?.({ done: counts.numPrompts, total, etaSeconds: perPrompt * (total - counts.numPrompts) });
+    };
+    for await (const record of readResponses(path, shard)) {
+      if (hooks.signal?.aborted) break;
+      counts.numPrompts += 1;
+      const [a, b] = record.responses;
+      if (record.responses.length < 2 || a.trim() === '' || b.trim() === '') counts.droppedInvalid += 1;
+      else if (a === b) counts.droppedIdentical += 1;
+      else chunk.push({ record, candidate: { promptIndex: record.promptIndex, prompt: record.prompt, responses: [a, b] } });
+      if (chunk.length >= chunkSize) await flush();
+    }
+    if (!hooks.signal?.aborted) await flush();
+    if (hooks.signal?.aborted) throw new CancelledError();
+    return { pairs: await writer.commit(), counts };
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  } finally {
+    release();
+  }
+}

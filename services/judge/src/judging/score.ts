@@ -1,0 +1,54 @@
+import { LmArgumentError, acquireModel, scoreItemProblem, scoreSequences, type LanguageModel, type ModelCache, type ModelLocation, type ScoreItem } from '@alignment/lm';
+import { InvalidArgumentError } from '@alignment/service-kit';
+
+/** One ScoreSequences request, as the domain sees it. */
+export interface ScoreJob {
+  model: ModelLocation | undefined;
+  items: { prompt: string; response: string }[];
+  perToken: boolean;
+}
+
+export interface SequenceScoreResult {
+  logp: number;
+  numTokens: number;
+  /** Empty unless the job asked for them. */
+  tokenLogps: number[];
+}
+
+/** The largest number of items one request may carry (the response holds them all). */
+export const MAX_SCORE_ITEMS = 10_000;
+
+/**
+ * logp(y|x) of each item under the model, exactly as the trainer computes it (chat template applied to the prompt,
+ * EOS appended to the response, prompt tokens masked). Any item that cannot be scored fails the request with
+ * INVALID_ARGUMENT naming it (`items[3]`): a caller scoring explicit items wants all of them or to know why not.
+ */
+export async function scoreItems(job: ScoreJob, models: ModelCache<LanguageModel>, signal?: AbortSignal): Promise<SequenceScoreResult[]> {
+  if (job.items.length === 0) throw new InvalidArgumentError('items', 'must not be empty');
+  if (job.items.length > MAX_SCORE_ITEMS) throw new InvalidArgumentError('items', `at most ${MAX_SCORE_ITEMS} per request, got ${job.items.length}`);
+  let lease;
+  try {
+    lease = await acquireModel(models, job.model, 'model.onnx');
+  } catch (error) {
+    throw error instanceof LmArgumentError ? new InvalidArgumentError(error.field, error.reason) : error;
+  }
+  try {
+    const model = lease.value;
+    const items: ScoreItem[] = job.items.map((item, i) => {
+      let scored: ScoreItem;
+      try {
+        scored = { promptIds: model.tokenizer.encodePrompt(item.prompt), responseIds: model.tokenizer.encodeResponse(item.response) };
+      } catch (error) {
+        if (error instanceof LmArgumentError) throw new InvalidArgumentError(`items[${i}].prompt`, error.reason);
+        throw error;
+      }
+      const problem = scoreItemProblem(model, scored);
+      if (problem) throw new InvalidArgumentError(`items[${i}]`, problem);
+      return scored;
+    });
+    const scores = await scoreSequences(model, items, { signal });
+    return scores.map((s) => ({ logp: s.logp, numTokens: s.tokenLogps.length, tokenLogps: job.perToken ? s.tokenLogps : [] }));
+  } finally {
+    lease.release();
+  }
+}

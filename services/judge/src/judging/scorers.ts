@@ -1,0 +1,175 @@
+import {
+  LmArgumentError,
+  scoreItemProblem,
+  scoreSequences,
+  type LanguageModel,
+  type RewardModel,
+  type ScoreItem,
+  type ScoreOptions,
+} from '@alignment/lm';
+import { ANSWER_A, ANSWER_B, pairwisePrompt } from './listing';
+import type { RuleVerifier } from './rules';
+
+/** One prompt's two responses, as read from the generator's responses artifact. */
+export interface Candidate {
+  promptIndex: number;
+  prompt: string;
+  /** The first two responses of the record. */
+  responses: [string, string];
+}
+
+/** Scores of a candidate's two responses (higher is better), or why it could not be scored. */
+export type PairScores = { scores: [number, number] } | { invalid: string };
+
+/**
+ * A judging method (ALGORITHM.md §2, §5). It scores both responses of each candidate; the caller turns scores into
+ * labels (chosen = higher), drops ties and writes the pairs.
+ */
+export interface PairScorer {
+  /** Name written in every pair's "method" field. */
+  readonly method: string;
+  /** Factor applied to s1 − s2 before the tie tolerance is compared with it (β for the SPA implicit reward). */
+  readonly tieScale: number;
+  score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<PairScores[]>;
+}
+
+type Prepared = { items: ScoreItem[] } | { invalid: string };
+
+/** Tokenizes each candidate's items with a model, noting those the model cannot score (too long for the context). */
+function prepare(model: LanguageModel, candidates: readonly Candidate[], items: (c: Candidate) => ScoreItem[]): Prepared[] {
+  return candidates.map((c) => {
+    let built: ScoreItem[];
+    try {
+      built = items(c);
+    } catch (error) {
+      // A chat template that refuses a prompt makes that pair unscorable, not the whole request invalid.
+      if (error instanceof LmArgumentError) return { invalid: error.reason };
+      throw error;
+    }
+    const problem = built.map((item) => scoreItemProblem(model, item)).find((p) => p !== undefined);
+    return problem ? { invalid: problem } : { items: built };
+  });
+}
+
+/** logp of every item of the scorable candidates, in one batched pass; [] for the others. */
+async function scoreAll(model: LanguageModel, prepared: readonly Prepared[], options: ScoreOptions): Promise<number[][]> {
+  const flat = prepared.flatMap((p) => ('items' in p ? p.items : []));
+  const scores = await scoreSequences(model, flat, options);
+  let next = 0;
+  return prepared.map((p) => ('items' in p ? p.items.map(() => scores[next++].logp) : []));
+}
+
+/**
+ * SPA Eq. 7-8 with the optional length penalty of Eq. 13: s(y) = logp_policy(y|x) − logp_reference(y|x)
+ * − α_len·|y|, |y| the response's tokens (EOS included, as the trainer scores it).
+ */
+export class SpaImplicitScorer implements PairScorer {
+  readonly method = 'spa_implicit';
+
+  constructor(
+    private readonly policy: LanguageModel,
+    private readonly reference: LanguageModel,
+    /** DPO β: ties are judged on β·(s1 − s2). */
+    readonly tieScale: number,
+    private readonly lengthPenalty: number,
+  ) {}
+
+  async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<PairScores[]> {
+    const build = (model: LanguageModel) => (c: Candidate) => {
+      const promptIds = model.tokenizer.encodePrompt(c.prompt);
+      return c.responses.map((r) => ({ promptIds, responseIds: model.tokenizer.encodeResponse(r) }));
+    };
+    // A pair either model cannot score is invalid for both, so the two passes score the same pairs.
+    const onPolicy = prepare(this.policy, candidates, build(this.policy));
+    const onReference = prepare(this.reference, candidates, build(this.reference));
+    const problem = (p: Prepared) => ('invalid' in p ? p.invalid : undefined);
+    const invalid = onPolicy.map((p, i) => problem(p) ?? problem(onReference[i]));
+    const only = (prepared: Prepared[]) => prepared.map((p, i) => (invalid[i] === undefined ? p : { invalid: invalid[i]! }));
+    const policyLogps = await scoreAll(this.policy, only(onPolicy), { signal });
+    const referenceLogps = await scoreAll(this.reference, only(onReference), { signal });
+    return candidates.map((_, i) => {
+      if (invalid[i] !== undefined) return { invalid: invalid[i]! };
+      const tokens = (onPolicy[i] as { items: ScoreItem[] }).items.map((item) => item.responseIds.length);
+      const s = tokens.map((n, k) => policyLogps[i][k] - referenceLogps[i][k] - this.lengthPenalty * n);
+      return { scores: [s[0], s[1]] };
+    });
+  }
+}
+
+/** An external reward model (the paper's PairRM baseline, here any one-label sequence classifier). */
+export class RewardModelScorer implements PairScorer {
+  readonly method = 'reward_model';
+  readonly tieScale = 1;
+
+  constructor(private readonly model: RewardModel) {}
+
+  async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<PairScores[]> {
+    const prepared = candidates.map((c): { ids: number[][] } | { invalid: string } => {
+      try {
+        const ids = c.responses.map((r) => this.model.encode(c.prompt, r));
+        const problem = ids.map((s) => this.model.sequenceProblem(s)).find((p) => p !== undefined);
+        return problem ? { invalid: `a response ${problem}` } : { ids };
+      } catch (error) {
+        if (error instanceof LmArgumentError) return { invalid: error.reason };
+        throw error;
+      }
+    });
+    const rewards = await this.model.score(prepared.flatMap((p) => ('ids' in p ? p.ids : [])), { signal });
+    let next = 0;
+    return prepared.map((p): PairScores => ('ids' in p ? { scores: [rewards[next++], rewards[next++]] } : { invalid: p.invalid }));
+  }
+}
+
+/**
+ * LLM-as-judge with SPA Listing 1: the judge model reads the pairwise prompt and its log-probabilities of answering
+ * "(A)" and "(B)" decide. Asked in both orders to cancel position bias; a response's score is the mean log-prob of
+ * the judge naming it: s1 = ½[logp(A | y1 first) + logp(B | y1 second)], s2 likewise.
+ */
+export class LlmJudgeScorer implements PairScorer {
+  readonly method = 'llm_as_judge';
+  readonly tieScale = 1;
+
+  constructor(private readonly judge: LanguageModel) {}
+
+  async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<PairScores[]> {
+    const { tokenizer } = this.judge;
+    const answerA = tokenizer.encodeText(ANSWER_A);
+    const answerB = tokenizer.encodeText(ANSWER_B);
+    const prepared = prepare(this.judge, candidates, (c) => {
+      const [y1, y2] = c.responses;
+      const first = tokenizer.encodePrompt(pairwisePrompt(c.prompt, y1, y2));
+      const second = tokenizer.encodePrompt(pairwisePrompt(c.prompt, y2, y1));
+      return [
+        { promptIds: first, responseIds: answerA },
+        { promptIds: first, responseIds: answerB },
+        { promptIds: second, responseIds: answerA },
+        { promptIds: second, responseIds: answerB },
+      ];
+    });
+    const logps = await scoreAll(this.judge, prepared, { signal });
+    return prepared.map((p, i) => {
+      if ('invalid' in p) return { invalid: p.invalid };
+      const [firstA, firstB, secondA, secondB] = logps[i];
+      return { scores: [(firstA + secondB) / 2, (firstB + secondA) / 2] };
+    });
+  }
+}
+
+/** A programmatic verifier from the rule registry. */
+export class RuleScorer implements PairScorer {
+  readonly method = 'rule';
+  readonly tieScale = 1;
+
+  constructor(
+    private readonly name: string,
+    private readonly verify: RuleVerifier,
+  ) {}
+
+  async score(candidates: readonly Candidate[]): Promise<PairScores[]> {
+    return candidates.map((c) => {
+      const scores = c.responses.map((r) => this.verify(c.prompt, r));
+      if (scores.some((s) => s === undefined || !Number.isFinite(s))) return { invalid: `rule '${this.name}' cannot judge this prompt` };
+      return { scores: [scores[0]!, scores[1]!] };
+    });
+  }
+}

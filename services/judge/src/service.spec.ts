@@ -1,0 +1,109 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { ArtifactStore } from '@alignment/artifacts';
+import { DESCRIPTOR_SET_PATH, JudgeClient, JudgeMethod, JudgePairsRequest, ScoreSequencesRequest } from '@alignment/contracts';
+import { createClient, readAll, startServer, unaryCall, type RunningServer } from '@alignment/service-kit';
+import { waitFor } from '@alignment/service-kit/testing';
+import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../tools/testing/tiny-models';
+import { defaultJudgeDeps, judgeBinding } from './service';
+import type { JudgeDeps } from './judging/run';
+
+let models: TinyModels;
+let server: RunningServer;
+let client: JudgeClient;
+let dir: string;
+let deps: JudgeDeps;
+
+beforeAll(async () => {
+  models = await tinyModels();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'judge-svc-'));
+  deps = defaultJudgeDeps(new ArtifactStore(path.join(dir, 'store')));
+  server = await startServer({ name: 'judge-test', port: 0, host: '127.0.0.1', bindings: [judgeBinding(deps)], descriptorSetPath: DESCRIPTOR_SET_PATH, drainTimeoutMs: 1_000 });
+  client = createClient(JudgeClient, server.address, { defaultDeadlineMs: 60_000 });
+}, TINY_MODELS_TIMEOUT_MS);
+afterAll(async () => {
+  client?.close();
+  await server?.shutdown();
+  await deps?.languageModels.clear();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('alignment.v1.Judge over gRPC', () => {
+  it('ScoreSequences returns PyTorch’s sequence log-probs, per token on request', async () => {
+    const refs = models.values.scores.policy.slice(0, 3);
+    const response = await unaryCall(
+      client,
+      client.scoreSequences,
+      ScoreSequencesRequest.fromPartial({ model: { onnx: { uri: models.policy } }, items: refs.map((r) => ({ prompt: r.prompt, response: r.response })), perToken: true }),
+    );
+    response.scores.forEach((s, i) => {
+      expect(Math.abs(s.logp - refs[i].logp)).toBeLessThan(1e-3);
+      expect(s.numTokens).toBe(refs[i].token_logps.length);
+      expect(s.tokenLogps).toHaveLength(refs[i].token_logps.length);
+    });
+  });
+
+  it('ScoreSequences answers INVALID_ARGUMENT naming the field', async () => {
+    const error = (await unaryCall(client, client.scoreSequences, ScoreSequencesRequest.fromPartial({ model: { onnx: { uri: path.join(dir, 'nope') } }, items: [{ prompt: 'a', response: 'b' }] })).catch((e) => e)) as grpc.ServiceError;
+    expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(error.metadata.get('invalid-field')).toEqual(['model.onnx.uri']);
+  });
+
+  it('JudgePairs streams progress, then the pairs artifact and the counts', async () => {
+    const responses = path.join(dir, 'responses.jsonl');
+    fs.writeFileSync(
+      responses,
+      [
+        { prompt_index: 0, prompt: 'What colour is the sky?', responses: ['The sky is blue.', 'Green, mostly.'] },
+        { prompt_index: 1, prompt: 'Hi', responses: ['Hello', 'Hello'] },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
+    );
+    const messages = await readAll(
+      client.judgePairs(
+        JudgePairsRequest.fromPartial({
+          method: JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT,
+          responses: { uri: responses },
+          spaImplicit: { policy: { onnx: { uri: models.policy } }, reference: { onnx: { uri: models.reference } } },
+        }),
+      ),
+    );
+    const last = messages[messages.length - 1].event!;
+    expect(messages.slice(0, -1).every((m) => m.event?.$case === 'progress')).toBe(true);
+    expect(last.$case).toBe('result');
+    if (last.$case !== 'result') return;
+    expect(last.value.counts).toEqual({ numPrompts: 2, numPairs: 1, droppedIdentical: 1, droppedTies: 0, droppedInvalid: 0 });
+    expect(fs.readFileSync(new URL(last.value.pairs!.uri).pathname, 'utf8').trim().split('\n')).toHaveLength(1);
+  });
+
+  it('JudgePairs answers INVALID_ARGUMENT when the method’s configuration is missing, naming it', async () => {
+    const error = (await readAll(client.judgePairs(JudgePairsRequest.fromPartial({ method: JudgeMethod.JUDGE_METHOD_RULE, responses: { uri: '/x' } }))).catch((e) => e)) as grpc.ServiceError;
+    expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(error.details).toBe('invalid rule: is required when method is rule');
+  });
+
+  it('JudgePairs stops the work when the client cancels: no artifact, no temporary file left', async () => {
+    const responses = path.join(dir, 'many.jsonl');
+    const record = (i: number) => JSON.stringify({ prompt_index: i, prompt: `Prompt ${i}`, responses: ['The sky is blue.', 'Green, mostly.'] });
+    fs.writeFileSync(responses, Array.from({ length: 3000 }, (_, i) => record(i)).join('\n'));
+    const out = path.join(dir, 'cancelled', 'pairs.jsonl');
+    const stream = client.judgePairs(
+      JudgePairsRequest.fromPartial({
+        method: JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT,
+        responses: { uri: responses },
+        spaImplicit: { policy: { onnx: { uri: models.policy } }, reference: { onnx: { uri: models.reference } } },
+        outputUri: out,
+      }),
+    );
+    const ended = readAll(stream).catch((e: grpc.ServiceError) => e);
+    await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+    stream.cancel();
+    expect(((await ended) as grpc.ServiceError).code).toBe(grpc.status.CANCELLED);
+    await waitFor(async () => fs.readdirSync(path.dirname(out)).length === 0, 5_000, 'the run to stop and clean up');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(fs.readdirSync(path.dirname(out))).toEqual([]);
+  });
+});

@@ -1,0 +1,97 @@
+import type * as grpc from '@grpc/grpc-js';
+import {
+  JudgeMethod,
+  JudgeService,
+  type JudgePairsRequest,
+  type JudgePairsResponse,
+  type ModelRef,
+  type ScoreSequencesRequest,
+  type ScoreSequencesResponse,
+} from '@alignment/contracts';
+import { CancelledError as LmCancelledError, LanguageModel, ModelCache, RewardModel, type ModelLocation } from '@alignment/lm';
+import { CancelledError, callAbortSignal, type ServiceBinding } from '@alignment/service-kit';
+import { runJudgePairs, type JudgeDeps, type JudgeJob, type JudgeMethodName } from './judging/run';
+import { scoreItems } from './judging/score';
+
+const METHODS: Record<number, JudgeMethodName> = {
+  [JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT]: 'spa_implicit',
+  [JudgeMethod.JUDGE_METHOD_REWARD_MODEL]: 'reward_model',
+  [JudgeMethod.JUDGE_METHOD_LLM_AS_JUDGE]: 'llm_as_judge',
+  [JudgeMethod.JUDGE_METHOD_RULE]: 'rule',
+};
+
+function onnx(ref: ModelRef | undefined): ModelLocation | undefined {
+  return ref?.onnx ? { uri: ref.onnx.uri, sha256: ref.onnx.sha256 } : undefined;
+}
+
+/** JudgePairsRequest → the domain's job (shape only; validation is the domain's and names the request fields). */
+export function toJudgeJob(request: JudgePairsRequest): JudgeJob {
+  const { spaImplicit, rewardModel, llmAsJudge, rule } = request;
+  return {
+    method: METHODS[request.method],
+    responses: request.responses ? { uri: request.responses.uri, sha256: request.responses.sha256 } : undefined,
+    spaImplicit: spaImplicit && {
+      policy: onnx(spaImplicit.policy),
+      reference: onnx(spaImplicit.reference),
+      beta: spaImplicit.beta,
+      tieTolerance: spaImplicit.tieTolerance,
+      lengthPenalty: spaImplicit.lengthPenalty,
+    },
+    rewardModel: rewardModel && { model: onnx(rewardModel.rewardModel), tieTolerance: rewardModel.tieTolerance },
+    llmAsJudge: llmAsJudge && { model: onnx(llmAsJudge.judgeModel), tieTolerance: llmAsJudge.tieTolerance },
+    rule: rule && { rule: rule.rule, tieTolerance: rule.tieTolerance },
+    shard: request.shard,
+    outputUri: request.outputUri,
+  };
+}
+
+/** The runtime's cancellation as the kit's, so the call ends CANCELLED rather than as a server fault. */
+function asCancelled(error: unknown): unknown {
+  return error instanceof LmCancelledError ? new CancelledError(error.message) : error;
+}
+
+export function defaultJudgeDeps(store: JudgeDeps['store']): JudgeDeps {
+  // The SPA judge holds the policy and the reference at once; a third slot keeps an LLM judge warm beside them.
+  const capacity = Number(process.env.MODEL_CACHE_SIZE) || 3;
+  return {
+    languageModels: new ModelCache((dir) => LanguageModel.load(dir), capacity),
+    rewardModels: new ModelCache((dir) => RewardModel.load(dir), 1),
+    store,
+  };
+}
+
+export function judgeBinding(deps: JudgeDeps): ServiceBinding {
+  const scoreSequencesHandler = async (request: ScoreSequencesRequest, call: grpc.ServerUnaryCall<ScoreSequencesRequest, ScoreSequencesResponse>): Promise<ScoreSequencesResponse> => {
+    try {
+      const scores = await scoreItems(
+        { model: onnx(request.model), items: request.items.map((i) => ({ prompt: i.prompt, response: i.response })), perToken: request.perToken },
+        deps.languageModels,
+        callAbortSignal(call),
+      );
+      return { scores: scores.map((s) => ({ logp: s.logp, numTokens: s.numTokens, tokenLogps: s.tokenLogps })) };
+    } catch (error) {
+      throw asCancelled(error);
+    }
+  };
+  const judgePairsHandler = async (request: JudgePairsRequest, call: grpc.ServerWritableStream<JudgePairsRequest, JudgePairsResponse>) => {
+    try {
+      const outcome = await runJudgePairs(toJudgeJob(request), deps, {
+        signal: callAbortSignal(call),
+        onProgress: (p) =>
+          call.write({ event: { $case: 'progress', value: { done: p.done, total: p.total, unit: 'prompts', tokensPerSecond: 0, etaSeconds: p.etaSeconds } } }),
+      });
+      call.write({
+        event: {
+          $case: 'result',
+          value: { pairs: { uri: outcome.pairs.uri, sha256: outcome.pairs.sha256, sizeBytes: outcome.pairs.sizeBytes }, counts: outcome.counts },
+        },
+      });
+    } catch (error) {
+      throw asCancelled(error);
+    }
+  };
+  return {
+    definition: JudgeService as unknown as ServiceBinding['definition'],
+    handlers: { scoreSequences: scoreSequencesHandler, judgePairs: judgePairsHandler },
+  };
+}
