@@ -1,7 +1,8 @@
 // dro-solver benchmark: exact solver in-process at N = 10^6, gRPC round trips on loopback for the per-step sizes,
 // and the exact solver against the HiGHS LP at N = 300 (the ratio). Last line: one JSON object.
 import * as path from 'node:path';
-import { DroSolverClient, SolveRequest } from '@alignment/contracts';
+import * as grpcJs from '@grpc/grpc-js';
+import { DroSolverClient, DroSolverService, SolveRequest, SolveResponse } from '@alignment/contracts';
 import { createClient, unaryCall } from '@alignment/service-kit';
 import { freePort, spawnProcess, waitFor } from '@alignment/service-kit/testing';
 import { benchInProcess, benchLpVsExact, seededLogXi } from './inprocess';
@@ -42,12 +43,43 @@ async function grpcRoundTrips(sizes: number[], calls: number, omitAtoms: boolean
   }
 }
 
+/**
+ * The floor of this machine: a bare grpc-js echo (no interceptors, no tracing, a constant tiny response) on
+ * loopback in one process, timed the same way. Our round trips are read against it.
+ */
+async function bareEchoFloor(calls: number): Promise<{ p50_ms: number; p99_ms: number }> {
+  const server = new grpcJs.Server();
+  server.addService(DroSolverService as unknown as grpcJs.ServiceDefinition, {
+    solve: (_call: unknown, callback: grpcJs.sendUnaryData<SolveResponse>) => callback(null, SolveResponse.fromPartial({ value: 1 })),
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpcJs.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  const client = new DroSolverClient(`127.0.0.1:${port}`, grpcJs.credentials.createInsecure());
+  const request = SolveRequest.fromPartial({ logXi: [-1], delta: 0.01 });
+  const call = () => new Promise((resolve, reject) => client.solve(request, (e, r) => (e ? reject(e) : resolve(r))));
+  for (let i = 0; i < 300; i++) await call();
+  const times: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const t0 = process.hrtime.bigint();
+    await call();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  client.close();
+  server.forceShutdown();
+  times.sort((a, b) => a - b);
+  const floor = { p50_ms: percentile(times, 50), p99_ms: percentile(times, 99) };
+  console.log(`bare grpc-js echo floor (in-process, tiny message): p50 ${floor.p50_ms.toFixed(3)} ms, p99 ${floor.p99_ms.toFixed(3)} ms`);
+  return floor;
+}
+
 async function main(): Promise<void> {
   const large = benchInProcess(1_000_000, 9);
   console.log(`exact solver in-process N=1e6: median ${large.medianMs.toFixed(1)} ms (9 runs; target < 300 ms)`);
   // The trainer's per-step calls omit the atoms; the full response is timed too, for grpcurl-style use.
   const grpc = await grpcRoundTrips([32, 512, 4096], 2_000, true);
   const grpcWithAtoms = await grpcRoundTrips([4096], 500, false);
+  const floor = await bareEchoFloor(2_000);
   const lp = await benchLpVsExact(300, 3);
   const ratio = lp.lpMedianMs / lp.exactMedianMs;
   console.log(`N=300: exact ${lp.exactMedianMs.toFixed(4)} ms vs HiGHS LP ${lp.lpMedianMs.toFixed(2)} ms (medians): ${ratio.toFixed(0)}x`);
@@ -62,6 +94,7 @@ async function main(): Promise<void> {
       exact_ms_n1e6: large.medianMs,
       grpc_round_trip_ms: grpc,
       grpc_round_trip_ms_with_atoms: grpcWithAtoms,
+      grpc_bare_echo_floor_ms: floor,
     }),
   );
 }

@@ -14,6 +14,7 @@ import {
   type DroProblem,
   type DroSolution,
 } from './solver';
+import { serializeSolveResponse } from './wire';
 
 /** SolveRequest -> solver input. Shape errors here; numeric validation is the solver's (it names the field). */
 export function toProblem(request: SolveRequest): DroProblem {
@@ -90,7 +91,10 @@ export async function solve(request: SolveRequest): Promise<SolveResponse> {
 
 export function droSolverBinding(): ServiceBinding {
   return {
-    definition: DroSolverService as unknown as ServiceBinding['definition'],
+    definition: {
+      ...DroSolverService,
+      solve: { ...DroSolverService.solve, responseSerialize: serializeSolveResponse },
+    } as unknown as ServiceBinding['definition'],
     handlers: { solve: (request: SolveRequest) => solve(request) },
   };
 }
