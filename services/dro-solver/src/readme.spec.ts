@@ -23,11 +23,14 @@ describe('README quick start', () => {
 
   beforeAll(async () => {
     const [serve] = readmeBlock('dro-solver-serve');
+    const address = calls[0].find((w) => w.startsWith('localhost:'))!;
+    // The README names a fixed port: if something already answers there, the test would talk to it instead.
+    const before = await grpcurl(['-plaintext', address, 'grpc.health.v1.Health/Check'], undefined, 2_000);
+    if (before.code === 0) throw new Error(`${address} is already serving: stop whatever runs there before this test`);
     const words = argv(serve);
     const env = Object.fromEntries(words.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split('=', 2)));
     const command = words.filter((w) => !/^[A-Z_]+=/.test(w));
     server = spawnProcess(command[0], command.slice(1), { ...env, LOG_LEVEL: 'info', NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false' }, root);
-    const address = calls[0].find((w) => w.startsWith('localhost:'))!;
     await waitFor(
       async () => (await grpcurl(['-plaintext', address, 'grpc.health.v1.Health/Check'])).stdout.includes('SERVING'),
       90_000,
@@ -40,7 +43,7 @@ describe('README quick start', () => {
     const address = calls[0].find((w) => w.startsWith('localhost:'))!;
     // Ctrl-C in the README's terminal stops the whole process group; nothing may keep answering afterwards.
     await waitFor(async () => (await grpcurl(['-plaintext', address, 'grpc.health.v1.Health/Check'], undefined, 2_000)).code !== 0, 15_000, 'the server to stop');
-  });
+  }, 30_000);
 
   it('lists the solver and the health service', async () => {
     expect(calls[0]).toContain('list');
