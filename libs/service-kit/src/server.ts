@@ -26,7 +26,7 @@ export interface ServerOptions {
   name: string;
   /** Port on all interfaces; 0 picks a free one (tests). */
   port: number;
-  /** Host to bind; default 0.0.0.0 (in a pod), tests use 127.0.0.1. */
+  /** Host to bind; default $HOST, else 0.0.0.0 (in a pod); the local stack and tests use 127.0.0.1. */
   host?: string;
   bindings: ServiceBinding[];
   /** Descriptor set for reflection (contracts' DESCRIPTOR_SET_PATH). */
@@ -148,7 +148,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   health.addToServer(server);
   addReflection(server, options.descriptorSetPath, [...serviceNames, 'grpc.health.v1.Health']);
 
-  const host = options.host ?? '0.0.0.0';
+  const host = options.host ?? (process.env.HOST || '0.0.0.0');
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
       err ? reject(err) : resolve(bound),
