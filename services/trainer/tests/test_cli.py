@@ -124,3 +124,25 @@ def test_the_service_can_run_a_job_as_an_accelerate_launch(tmp_path, monkeypatch
     checkpoint = Path(record.outputs["hf_checkpoint"]["path"])
     assert LlamaForCausalLM.from_pretrained(checkpoint).config.num_hidden_layers == 2
     assert export.verify_manifest(Path(record.output_dir)) == []
+
+
+def test_export_subcommand_turns_a_checkpoint_into_a_servable_onnx_dir(tmp_path):
+    """Bring your own model: `cli export` writes what the generator and the judge load, and refuses bad input."""
+    world = build_world(tmp_path / "world", n_sft=2, n_pairs=2)
+    env = {**os.environ, "PYTHONPATH": str(TRAINER / "src"), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "alignment_trainer.cli", "export"]
+    out = tmp_path / "onnx"
+    done = subprocess.run([*cmd, "--checkpoint", str(world.checkpoint), "--output", str(out)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(printed["onnx"]["path"]) == out
+    assert (out / "model.onnx").is_file() and (out / "tokenizer.json").is_file()
+    assert export.verify_manifest(out) == []
+
+    again = subprocess.run([*cmd, "--checkpoint", str(world.checkpoint), "--output", str(out)],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "output exists" in again.stderr
+    missing = subprocess.run([*cmd, "--checkpoint", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o2")],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "config.json is missing" in missing.stderr

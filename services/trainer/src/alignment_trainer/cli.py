@@ -59,7 +59,31 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dro-solver-address", default=None,
                      help="DroSolver for W-DRO specs that name none (default $DRO_SOLVER_ADDRESS or "
                           f"{DEFAULT_DRO_SOLVER_ADDRESS})")
+    exp = sub.add_parser("export", help="export a Hugging Face Llama checkpoint for the generator and the judge")
+    exp.add_argument("--checkpoint", required=True, type=Path,
+                     help="checkpoint directory (config.json, safetensors, tokenizer with a chat template)")
+    exp.add_argument("--output", required=True, type=Path,
+                     help="new directory for model.onnx with KV cache (Optimum layout), tokenizer and manifest.json")
     return parser
+
+
+def export_checkpoint(args: argparse.Namespace) -> int:
+    """Bring-your-own-model path: the same export the trainer runs after every job."""
+    checkpoint = args.checkpoint.resolve()
+    if not (checkpoint / "config.json").is_file():
+        log.error("not a Hugging Face checkpoint", extra={"fields": {"checkpoint": str(checkpoint),
+                                                                    "reason": "config.json is missing"}})
+        return 2
+    if args.output.exists():
+        log.error("output exists", extra={"fields": {"output": str(args.output), "reason": "give a new directory"}})
+        return 2
+    try:
+        info = export.export_onnx(checkpoint, args.output.resolve())
+    except ValueError as err:
+        log.error("cannot export", extra={"fields": {"checkpoint": str(checkpoint), "reason": str(err)}})
+        return 2
+    print(json.dumps({"onnx": _info(info)}))
+    return 0
 
 
 def _write_json(path: Path, obj) -> None:
@@ -136,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     tracing.init_tracing()
     try:
-        return run(args)
+        return export_checkpoint(args) if args.command == "export" else run(args)
     finally:
         tracing.shutdown_tracing()
 
