@@ -1,3 +1,4 @@
+import { Xoshiro128StarStar } from '@alignment/random';
 import { LmArgumentError } from './errors';
 
 /** Sampling parameters of one generation call (common.proto GenerationParams, with its defaults resolved). */
@@ -65,41 +66,18 @@ function mix32(x: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
-/** xoshiro128** : small, fast, and good enough for sampling; every sample owns one (see sampleRng). */
-export class Rng {
-  private s = new Uint32Array(4);
-
+/** The workspace generator, seeded from a list of words; every sample owns one (see sampleRng). */
+export class Rng extends Xoshiro128StarStar {
   constructor(words: readonly number[]) {
     let h = 0x2545f491;
     for (const w of words) h = mix32(h ^ mix32((w >>> 0) + 0x9e3779b9));
+    const state: number[] = [];
     for (let i = 0; i < 4; i++) {
       h = mix32(h + 0x9e3779b9);
-      this.s[i] = h;
+      state.push(h);
     }
-    if (this.s.every((v) => v === 0)) this.s[0] = 1;
+    super(state);
   }
-
-  nextUint32(): number {
-    const s = this.s;
-    const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
-    const t = s[1] << 9;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 11);
-    return result;
-  }
-
-  /** Uniform in [0, 1) with 53 random bits. */
-  nextDouble(): number {
-    return ((this.nextUint32() >>> 5) * 67108864 + (this.nextUint32() >>> 6)) / 9007199254740992;
-  }
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
 }
 
 /**
