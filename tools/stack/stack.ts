@@ -211,6 +211,7 @@ async function main(): Promise<void> {
   if (stopping) return;
   start('coordinator', SERVICES.coordinator.command, SERVICES.coordinator.env);
   await waitListening('coordinator', 120_000);
+  if (stopping) return; // it exited: not ready
   log(`ready: grpcurl -plaintext -d @ ${addr('coordinator')} alignment.v1.Coordinator/StartRun < examples/micro-run.json`);
 }
 

@@ -18,7 +18,6 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BasicTracerProvider,
   BatchSpanProcessor,
-  ConsoleSpanExporter,
   InMemorySpanExporter,
   SimpleSpanProcessor,
   type ReadableSpan,
@@ -33,14 +32,19 @@ import type { Metadata } from '@grpc/grpc-js';
  * trace stays whole across services even where nothing is exported.
  * - `none` (default): spans are created and propagated, not exported.
  * - `otlp`: OTLP/gRPC to OTEL_EXPORTER_OTLP_ENDPOINT (default http://localhost:4317), batched.
- * - `console`: one object per span on stderr.
- * - `jsonl`: one JSON object per span appended to OTEL_TRACES_FILE (tests of multi-process span trees; the Python
- *   trainer writes the same format).
+ * - `console`: one SpanRecord JSON object per line on stderr (as the Python trainer's `console`).
+ * - `jsonl`: one SpanRecord JSON object per line appended to OTEL_TRACES_FILE (tests of multi-process span trees;
+ *   the Python trainer writes the same records, and every export is one O_APPEND write, so several processes can
+ *   share one file).
  * - `memory`: kept in process, read with `memorySpans()` (unit tests).
  */
 export type TracesExporterKind = 'none' | 'otlp' | 'console' | 'jsonl' | 'memory';
 
-/** A finished span as the jsonl exporter writes it. */
+/**
+ * A finished span as the jsonl and console exporters write it, one JSON object per line, in every service (the
+ * Python trainer's tracing.span_record is the same): ids in lowercase hex (32 and 16 digits), `parent_span_id` null
+ * for a root, times in integer nanoseconds since the epoch.
+ */
 export interface SpanRecord {
   trace_id: string;
   span_id: string;
@@ -58,12 +62,14 @@ let provider: BasicTracerProvider | undefined;
 let memoryExporter: InMemorySpanExporter | undefined;
 let serviceNameInUse = 'unknown';
 
+/** SpanRecord lines appended to a file (one O_APPEND write per export), or written to stderr without one. */
 class JsonlSpanExporter implements SpanExporter {
-  constructor(private readonly file: string) {}
+  constructor(private readonly file?: string) {}
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     const lines = spans.map((s) => JSON.stringify(toSpanRecord(s))).join('\n');
     try {
-      if (lines) fs.appendFileSync(this.file, lines + '\n');
+      if (lines && this.file === undefined) process.stderr.write(lines + '\n');
+      else if (lines) fs.appendFileSync(this.file!, lines + '\n');
       done({ code: ExportResultCode.SUCCESS });
     } catch (error) {
       done({ code: ExportResultCode.FAILED, error: error as Error });
@@ -75,7 +81,8 @@ class JsonlSpanExporter implements SpanExporter {
 }
 
 function toSpanRecord(s: ReadableSpan): SpanRecord {
-  const toNanos = ([sec, ns]: [number, number]) => sec * 1e9 + ns;
+  // An integer-valued double: exact to 256 ns today (the clock behind it is coarser), written as a JSON integer.
+  const toNanos = ([sec, ns]: [number, number]) => Math.round(sec * 1e9 + ns);
   return {
     trace_id: s.spanContext().traceId,
     span_id: s.spanContext().spanId,
@@ -97,7 +104,7 @@ function exporterFromEnv(kind: TracesExporterKind): SpanProcessor | undefined {
     case 'otlp':
       return new BatchSpanProcessor(new OTLPTraceExporter());
     case 'console':
-      return new SimpleSpanProcessor(new ConsoleSpanExporter());
+      return new SimpleSpanProcessor(new JsonlSpanExporter());
     case 'jsonl': {
       const file = process.env.OTEL_TRACES_FILE;
       if (!file) throw new Error('OTEL_TRACES_EXPORTER=jsonl needs OTEL_TRACES_FILE (the file to append spans to)');

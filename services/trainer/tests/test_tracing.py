@@ -20,6 +20,7 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from alignment_trainer import tracing
@@ -51,6 +52,24 @@ def test_jsonl_exporter_writes_tracing_ts_span_records(tmp_path):
     assert inner["trace_id"] == format(outer.get_span_context().trace_id, "032x")
     assert inner["attributes"] == {"a": 1, "b": ["x", "y"]}
     assert isinstance(inner["start_unix_nanos"], int) and inner["end_unix_nanos"] >= inner["start_unix_nanos"]
+
+
+def test_ids_do_not_follow_the_seed_a_training_job_gives_python_random(monkeypatch):
+    import random
+
+    # init_tracing's provider, without registering it for the rest of this process (other tests expect none).
+    monkeypatch.setattr(tracing, "_provider", None)
+    monkeypatch.setattr(tracing.trace, "set_tracer_provider", lambda provider: None)
+    tracing.init_tracing(kind="none")
+    provider = tracing._provider
+    assert provider is not None and isinstance(provider.id_generator, tracing.UrandomIdGenerator)
+    spans, traces = [], []
+    for _ in range(3):
+        random.seed(7)  # what runner.py does at the start of every job
+        spans.append(provider.id_generator.generate_span_id())
+        traces.append(provider.id_generator.generate_trace_id())
+    assert len(set(spans)) == 3 and len(set(traces)) == 3
+    assert all(0 < s < 2**64 for s in spans) and all(0 < t < 2**128 for t in traces)
 
 
 # -------------------------------------------------------------------------------------- one trace, three processes
@@ -206,8 +225,6 @@ def test_the_callers_trace_context_is_stored_with_the_job(tmp_path):
         store.create("new", b"", "/tmp/y", parent)
         assert store.get("new").trace_context == parent
         ctx = tracing.context_from(store.get("new").trace_context)
-        from opentelemetry import trace
-
         span_ctx = trace.get_current_span(ctx).get_span_context()
         assert format(span_ctx.trace_id, "032x") == "a" * 32 and format(span_ctx.span_id, "016x") == "b" * 16
     finally:

@@ -40,6 +40,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
@@ -54,6 +55,27 @@ TRACED_SERVICE_PREFIX = "/alignment.v1."
 
 _provider: TracerProvider | None = None
 _lock = threading.Lock()
+
+
+class UrandomIdGenerator(IdGenerator):
+    """Trace and span ids from os.urandom. The SDK's default draws them from Python's global `random`, which a
+    training job seeds (runner.py, for reproducibility): ids then repeat from job to job of the same seed, and a
+    span can even get its parent's id, which breaks every span tree the trainer exports."""
+
+    def generate_span_id(self) -> int:
+        while True:
+            span_id = int.from_bytes(os.urandom(8), "big")
+            if span_id != trace.INVALID_SPAN_ID:
+                return span_id
+
+    def generate_trace_id(self) -> int:
+        while True:
+            trace_id = int.from_bytes(os.urandom(16), "big")
+            if trace_id != trace.INVALID_TRACE_ID:
+                return trace_id
+
+    def is_trace_id_random(self) -> bool:
+        return True
 
 
 def span_record(span: ReadableSpan) -> dict:
@@ -132,7 +154,8 @@ def init_tracing(service_name: str = SERVICE_NAME, kind: str | None = None) -> N
             return
         chosen = (kind or os.environ.get("OTEL_TRACES_EXPORTER") or "none").strip().lower()
         processor = _processor(chosen)
-        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        provider = TracerProvider(resource=Resource.create({"service.name": service_name}),
+                                  id_generator=UrandomIdGenerator())
         if processor is not None:
             provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
@@ -268,6 +291,7 @@ __all__ = [
     "EXPORTERS",
     "JsonlSpanExporter",
     "ServerInterceptor",
+    "UrandomIdGenerator",
     "context_from",
     "init_tracing",
     "inject_current",
