@@ -35,6 +35,12 @@ describe('chat template and tokenizer, against transformers', () => {
     expect(tokenizer.decode([...ids, tokenizer.eosTokenId, 100_000])).toBe('Ça va — très bien!');
   });
 
+  it("keeps spaces before punctuation, as transformers >= 5 decodes (text re-encodes to the tokens that made it)", () => {
+    for (const text of ['the answer is 11 .', "it is n't , is it ?", 'wow !']) {
+      expect(tokenizer.decode(tokenizer.encodeText(text))).toBe(text);
+    }
+  });
+
   it('renders Llama-3, ChatML, Zephyr and Mistral style templates exactly as transformers does, raise_exception included', () => {
     const special = models.values.template_special_tokens;
     expect(models.values.templates.length).toBeGreaterThanOrEqual(16);

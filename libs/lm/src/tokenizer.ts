@@ -70,7 +70,10 @@ export class ChatTokenizer {
 
   constructor(model: ModelDirectory) {
     try {
-      this.tokenizer = new Tokenizer(model.tokenizerJson, model.tokenizerConfig);
+      // transformers >= 5 decodes without clean_up_tokenization_spaces unless the config turns it on; the JS library
+      // defaults it on, which would turn a generated "11 ." into "11." and so into tokens the model never produced.
+      const cleanUp = model.tokenizerConfig.clean_up_tokenization_spaces ?? false;
+      this.tokenizer = new Tokenizer(model.tokenizerJson, { ...model.tokenizerConfig, clean_up_tokenization_spaces: cleanUp });
     } catch (error) {
       throw new ModelDirectoryError(model.directory, `tokenizer.json could not be loaded: ${(error as Error).message}`);
     }

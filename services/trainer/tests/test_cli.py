@@ -146,3 +146,37 @@ def test_export_subcommand_turns_a_checkpoint_into_a_servable_onnx_dir(tmp_path)
     missing = subprocess.run([*cmd, "--checkpoint", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o2")],
                              env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "config.json is missing" in missing.stderr
+
+
+def test_tokenizer_subcommand_trains_a_word_level_bpe_with_the_chat_template(tmp_path):
+    """Base models trained from scratch (toy worlds): `cli tokenizer` learns about one token per frequent word, round
+    trips any text, ends an assistant turn with EOS, is deterministic, and refuses bad input naming it."""
+    from transformers import AutoTokenizer
+
+    corpus = tmp_path / "sft.jsonl"
+    rows = [{"prompt": f"what is {a} plus {b} ?", "response": f"the answer is {a + b} ."} for a in range(10) for b in range(10)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "PYTHONPATH": str(TRAINER / "src"), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "alignment_trainer.cli", "tokenizer", "--corpus", str(corpus), "--vocab-size", "400"]
+    done = subprocess.run([*cmd, "--output", str(tmp_path / "tok")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["vocab_size"] <= 400
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    assert tok.tokenize("the answer is 12 .") == ["the", "Ġanswer", "Ġis", "Ġ12", "Ġ."]
+    assert tok.decode(tok("never seen: ünïcode ✓")["input_ids"]) == "never seen: ünïcode ✓"
+    ids = tok.apply_chat_template([{"role": "user", "content": "what is 1 plus 2 ?"}], add_generation_prompt=True, tokenize=False)
+    assert ids == "<|user|>what is 1 plus 2 ?<|eos|><|assistant|>"
+    assert tok.eos_token == "<|eos|>" and tok.pad_token == "<|pad|>"
+
+    subprocess.run([*cmd, "--output", str(tmp_path / "tok2")], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert (tmp_path / "tok" / "tokenizer.json").read_bytes() == (tmp_path / "tok2" / "tokenizer.json").read_bytes()
+
+    exists = subprocess.run([*cmd, "--output", str(tmp_path / "tok")], env=env, capture_output=True, text=True, timeout=120)
+    assert exists.returncode == 2 and "output exists" in exists.stderr
+    small = subprocess.run([*cmd[:-1], "10", "--output", str(tmp_path / "t3")], env=env, capture_output=True, text=True, timeout=120)
+    assert small.returncode == 2 and "vocab_size must be at least 261" in small.stderr
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    bad = subprocess.run([*cmd[:4], "--corpus", str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "t4")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "bad.jsonl:1: not JSON" in bad.stderr

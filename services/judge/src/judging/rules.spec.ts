@@ -9,6 +9,13 @@ describe('rule registry', () => {
     expect(() => registerRule('NoFamily', 'bad name', () => 2)).toThrow(/family\/name/);
     expect(getRule('nope/nope')).toBeUndefined();
   });
+
+  it("serves every toy world's gold annotator under its rule name", () => {
+    expect(listRules().map((r) => r.name)).toEqual(expect.arrayContaining(['toyworld/arithmetic', 'toyworld/sentiment']));
+    expect(getRule('toyworld/arithmetic')!('what is 3 plus 4 ?', '7 .')).toBeCloseTo(0.97, 10);
+    expect(getRule('toyworld/arithmetic')!('what is 3 plus 4 ?', '8 .')).toBeCloseTo(-0.03, 10);
+    expect(getRule('toyworld/sentiment')!('describe your evening at the gym with my team .', 'the staff was friendly .')).toBeGreaterThan(0.4);
+  });
 });
 
 describe('arithmetic/exact', () => {

@@ -4,8 +4,10 @@
  * cannot judge the prompt at all (e.g. an arithmetic checker given a prompt with no arithmetic in it): such a pair
  * is counted as invalid rather than as a tie.
  *
- * Toy worlds register their gold annotators here (`registerRule('toyworld/…', …)`) at startup.
+ * The toy worlds' gold annotators (libs/toyworld) are registered below under their `world.rule` names.
  */
+import { WORLDS } from '@alignment/toyworld';
+
 export type RuleVerifier = (prompt: string, response: string) => number | undefined;
 
 export interface RuleInfo {
@@ -88,3 +90,6 @@ registerRule(
   "checks the prompt's last 'a op b' (+ - * /): score 1 when the response's last number equals the result, else 0",
   arithmeticAnswer,
 );
+
+// The hidden human of each toy world (BENCHMARK.md): used to label seed pairs and to evaluate, never by the rounds.
+for (const world of WORLDS.values()) registerRule(world.rule, world.description, (prompt, response) => world.gold(prompt, response));

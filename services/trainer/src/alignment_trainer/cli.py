@@ -1,6 +1,8 @@
 """Runs one job from a JSON JobSpec without the gRPC server: what ``accelerate launch`` runs on a multi-GPU node.
 
     python -m alignment_trainer.cli run --spec job.json --output DIR [--work-dir DIR]
+    python -m alignment_trainer.cli export --checkpoint DIR --output DIR         (bring your own model)
+    python -m alignment_trainer.cli tokenizer --corpus X.jsonl --output DIR      (for a model trained from scratch)
 
     accelerate launch --config_file services/trainer/accelerate/fsdp.yaml --num_processes 8 \
         -m alignment_trainer.cli run --spec job.json --output /data/jobs/x
@@ -64,7 +66,27 @@ def _parser() -> argparse.ArgumentParser:
                      help="checkpoint directory (config.json, safetensors, tokenizer with a chat template)")
     exp.add_argument("--output", required=True, type=Path,
                      help="new directory for model.onnx with KV cache (Optimum layout), tokenizer and manifest.json")
+    tok = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer (with chat template) on a JSONL corpus")
+    tok.add_argument("--corpus", required=True, type=Path, help="JSONL; every string field of every line is text")
+    tok.add_argument("--output", required=True, type=Path, help="new directory for tokenizer.json and its config")
+    tok.add_argument("--vocab-size", type=int, default=1024, help="bytes + special tokens + merges (default 1024)")
     return parser
+
+
+def build_tokenizer(args: argparse.Namespace) -> int:
+    """Tokenizer for a base model trained from scratch (SFT from an ArchitectureConfig)."""
+    from alignment_trainer import corpus_tokenizer
+
+    if args.output.exists():
+        log.error("output exists", extra={"fields": {"output": str(args.output), "reason": "give a new directory"}})
+        return 2
+    try:
+        tokenizer = corpus_tokenizer.build_corpus_tokenizer(args.corpus, args.output.resolve(), args.vocab_size)
+    except (OSError, ValueError) as err:
+        log.error("cannot build the tokenizer", extra={"fields": {"corpus": str(args.corpus), "reason": str(err)}})
+        return 2
+    print(json.dumps({"tokenizer": str(args.output.resolve()), "vocab_size": len(tokenizer)}))
+    return 0
 
 
 def export_checkpoint(args: argparse.Namespace) -> int:
@@ -160,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     tracing.init_tracing()
     try:
-        return export_checkpoint(args) if args.command == "export" else run(args)
+        commands = {"export": export_checkpoint, "tokenizer": build_tokenizer, "run": run}
+        return commands[args.command](args)
     finally:
         tracing.shutdown_tracing()
 

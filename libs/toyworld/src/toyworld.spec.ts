@@ -1,0 +1,114 @@
+import { arithmeticWorld, buildWorldData, getWorld, isHeldOut, promptSetSizes, sentimentWorld, templatePattern, WorldRng, WORLDS } from './index';
+
+describe('the arithmetic world', () => {
+  const gold = (prompt: string, response: string) => arithmeticWorld.gold(prompt, response)!;
+
+  it('scores correctness, brevity and politeness as documented', () => {
+    const prompt = 'what is 3 plus 4 ?';
+    expect(gold(prompt, '7 .')).toBeCloseTo(1 - 0.01 * 3, 10);
+    expect(gold(prompt, '8 .')).toBeCloseTo(-0.03, 10);
+    expect(gold(prompt, 'ugh , it is 7 .')).toBeCloseTo(1 - 0.01 * 15 - 0.6, 10);
+    expect(gold(prompt, 'the answer is 7')).toBeCloseTo(1 - 0.01 * 15 - 0.5, 10);
+    // The answer is the last number stated, as in the explained style.
+    expect(gold('sam has 9 pens and gives away 4 . how many pens are left ?', '9 minus 4 makes 5 , so the answer is 5 .')).toBeGreaterThan(0.5);
+    expect(arithmeticWorld.features(prompt, 'obviously 7 , come on .')).toMatchObject({ correct: 1, rude: 1, finished: 1, words: 6 });
+  });
+
+  it('prefers the terse correct answer over every other style', () => {
+    const prompt = 'mia has 2 cups and gets 5 more . how many cups does mia have now ?';
+    const terse = gold(prompt, 'it is 7 .');
+    for (const other of ['we start with 2 and add 5 , which gives 7 .', 'i guess 8 .', 'duh , 7 .', 'hmm , let me think about this one . 2 and 5 ... okay , i believe it is 7 . i hope that helps , have a nice day !']) {
+      expect(terse).toBeGreaterThan(gold(prompt, other));
+    }
+  });
+
+  it('does not judge prompts of another world', () => {
+    expect(arithmeticWorld.gold('how was your morning visit to the cafe on oak street ?', '7 .')).toBeUndefined();
+  });
+});
+
+describe('the sentiment world', () => {
+  it('scores VADER sentiment with fluency penalties', () => {
+    const prompt = 'write a short review of the cafe in oslo after your morning visit .';
+    const positive = sentimentWorld.gold(prompt, 'the staff was friendly . the coffee was great .')!;
+    const negative = sentimentWorld.gold(prompt, 'the staff was rude . the coffee was awful .')!;
+    expect(positive).toBeGreaterThan(0.5);
+    expect(negative).toBeLessThan(-0.5);
+    const repeated = sentimentWorld.gold(prompt, 'the staff was friendly . the staff was friendly .')!;
+    const once = sentimentWorld.gold(prompt, 'the staff was friendly .')!;
+    expect(repeated).toBeLessThan(once);
+    expect(sentimentWorld.features(prompt, 'the staff was friendly . the staff was friendly .')).toMatchObject({ repeated: 1, finished: 1, words: 10 });
+    expect(sentimentWorld.gold('what is 3 plus 4 ?', 'the staff was friendly .')).toBeUndefined();
+  });
+});
+
+describe.each([...WORLDS.values()])('world $name', (world) => {
+  it('is deterministic from its seed and parses every prompt it draws', () => {
+    const draw = (seed: number) => {
+      const rng = new WorldRng(seed, 'test');
+      return Array.from({ length: 50 }, () => {
+        const prompt = world.samplePrompt(rng, 'train');
+        return [prompt, world.sampleResponse(rng, prompt)];
+      });
+    };
+    expect(draw(3)).toEqual(draw(3));
+    expect(draw(3)).not.toEqual(draw(4));
+    for (const [prompt, response] of draw(5)) {
+      expect(typeof world.gold(prompt, response)).toBe('number');
+      expect(response).toMatch(/[.!?]$/);
+    }
+  });
+
+  it('keeps evaluation prompts out of training: whole held-out cells, disjoint sets of the paper’s sizes', () => {
+    const data = buildWorldData(world, { seed: 1, promptBudget: 1000, rounds: 3, sftExamples: 2000, evalPrompts: 100 });
+    const sizes = promptSetSizes(1000, 3);
+    expect(sizes).toEqual({ seed: 33, rounds: [133, 333, 500] });
+    expect(data.seedPrompts).toHaveLength(33);
+    expect(data.roundPrompts.map((r) => r.length)).toEqual([133, 333, 500]);
+    const training = [...data.seedPrompts, ...data.roundPrompts.flat()].map((p) => p.prompt);
+    expect(new Set(training).size).toBe(training.length);
+    const seen = new Set([...training, ...data.sft.map((s) => s.prompt)]);
+    expect(data.evalPrompts).toHaveLength(100);
+    for (const { prompt } of data.evalPrompts) expect(seen.has(prompt)).toBe(false);
+    expect(buildWorldData(world, { seed: 1, promptBudget: 1000, rounds: 3, sftExamples: 2000, evalPrompts: 100 })).toEqual(data);
+  });
+
+  it("gives the gold-preferred behaviour room to grow: two SFT-distribution samples rarely tie on gold", () => {
+    const rng = new WorldRng(9, 'ties');
+    let ties = 0;
+    const scores: number[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const prompt = world.samplePrompt(rng, 'eval');
+      const a = world.gold(prompt, world.sampleResponse(rng, prompt))!;
+      const b = world.gold(prompt, world.sampleResponse(rng, prompt))!;
+      if (a === b) ties++;
+      scores.push(a);
+    }
+    expect(ties / 2000).toBeLessThan(0.2);
+    // Headroom: the median sample is well below the best samples.
+    scores.sort((x, y) => x - y);
+    expect(scores[Math.floor(0.9 * scores.length)] - scores[Math.floor(0.5 * scores.length)]).toBeGreaterThan(0.3);
+  });
+});
+
+describe('world helpers', () => {
+  it('holds out a fifth of the cells, and some of every template and slot', () => {
+    let held = 0;
+    for (let t = 0; t < 5; t++) for (let s = 0; s < 10; s++) held += isHeldOut(t, s) ? 1 : 0;
+    expect(held).toBe(10);
+  });
+
+  it('matches templates with repeated and multi-word placeholders', () => {
+    const pattern = templatePattern('{name} has {a} {obj} . how many {obj} does {name} have ?');
+    expect(pattern.exec('sam has 3 pens . how many pens does sam have ?')?.groups).toMatchObject({ name: 'sam', a: '3', obj: 'pens' });
+    expect(pattern.test('sam has 3 pens . how many cups does sam have ?')).toBe(false);
+    expect(templatePattern('review the {place} you visited with {who} .').exec('review the gym you visited with my team .')?.groups?.who).toBe('my team');
+  });
+
+  it('rejects bad options and unknown worlds by name', () => {
+    expect(() => getWorld('chess')).toThrow("unknown world 'chess' (known: arithmetic, sentiment)");
+    expect(() => buildWorldData(arithmeticWorld, { seed: 1, promptBudget: 0, rounds: 1, sftExamples: 1, evalPrompts: 1 })).toThrow('promptBudget');
+    expect(() => buildWorldData(arithmeticWorld, { seed: 1, promptBudget: 10, rounds: 4, sftExamples: 1, evalPrompts: 1 })).toThrow('rounds');
+    expect(() => new WorldRng(-1, 'x')).toThrow('non-negative integer');
+  });
+});
