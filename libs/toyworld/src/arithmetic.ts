@@ -5,10 +5,17 @@ import { fill, isFinished, sampleCell, templatePattern, words, type Split, type 
  * difference of small numbers, bare or as a word problem. The gold human wants the correct answer, briefly and
  * politely:
  *
- *     gold = 1·[last number stated = the answer] − 0.01·characters − 0.6·[rude] − 0.5·[unfinished]
+ *     gold = 1·[last number stated = the answer] − 0.004·characters − 0.6·[rude] − 0.5·[unfinished]
  *
- * The SFT distribution mixes five answering styles (terse, explained, rambling, guessing, rude), so the preferred
- * behaviour (a terse correct answer) is one the base model already produces about a fifth of the time: preference
+ * Correctness dominates: any correct answer (even a 120-character ramble) beats any wrong one, and among correct
+ * answers the terse one wins. (With 0.01 per character a short wrong guess beat a long correct answer, and DPO on
+ * gold labels learned to guess.)
+ *
+ * The SFT distribution mixes five answering styles (terse, explained, rambling, guessing, rude). Every style but
+ * guessing restates the operands before the answer (which a tiny model needs to get sums right: it answers directly
+ * far less accurately); guessing answers at once and is wrong half the time. So correctness too is a choice of style.
+ * The preferred behaviour (a terse restated correct answer) is one the base model already produces about a fifth of
+ * the time: preference
  * learning has a choice to shift, not a missing skill to learn (BENCHMARK.md's pilot lessons). The styles vary in
  * length within themselves, so two samples rarely tie on gold.
  */
@@ -42,11 +49,11 @@ const RUDE_WORDS = new Set(['ugh', 'obviously', 'duh', 'seriously', 'silly']);
 /** The five answering styles of the SFT corpus and their weights. */
 const STYLES: ReadonlyArray<{ weight: number; wrong: number; forms: readonly string[] }> = [
   // terse
-  { weight: 0.22, wrong: 0.1, forms: ['{c} .', 'it is {c} .', 'the answer is {c} .', '{a} {opword} {b} is {c} .'] },
+  { weight: 0.22, wrong: 0.03, forms: ['{a} {opword} {b} is {c} .', '{a} {opword} {b} makes {c} .', 'so {a} {opword} {b} is {c} .'] },
   // explained
   {
     weight: 0.26,
-    wrong: 0.1,
+    wrong: 0.03,
     forms: [
       '{a} {opword} {b} makes {c} , so the answer is {c} .',
       'we start with {a} and {verb} {b} , which gives {c} .',
@@ -56,7 +63,7 @@ const STYLES: ReadonlyArray<{ weight: number; wrong: number; forms: readonly str
   // rambling
   {
     weight: 0.2,
-    wrong: 0.15,
+    wrong: 0.1,
     forms: [
       'hmm , let me think about this one . {a} and {b} ... okay , i believe it is {c} . i hope that helps , have a nice day !',
       'great question ! i love numbers so much . so we have {a} and {b} , and after some thinking the answer is {c} .',
@@ -64,9 +71,13 @@ const STYLES: ReadonlyArray<{ weight: number; wrong: number; forms: readonly str
     ],
   },
   // guessing
-  { weight: 0.16, wrong: 0.6, forms: ['probably {c} .', 'maybe {c} ?', 'i guess {c} .'] },
+  { weight: 0.16, wrong: 0.5, forms: ['probably {c} .', 'maybe {c} ?', 'i guess {c} .'] },
   // rude
-  { weight: 0.16, wrong: 0.1, forms: ['ugh , it is {c} .', 'obviously {c} , come on .', 'duh , {c} .', 'seriously ? it is {c} .'] },
+  {
+    weight: 0.16,
+    wrong: 0.05,
+    forms: ['ugh , {a} {opword} {b} is {c} .', 'obviously {a} {opword} {b} is {c} , come on .', 'duh , {a} {opword} {b} makes {c} .', 'seriously ? {a} {opword} {b} is {c} .'],
+  },
 ];
 
 interface Question {
@@ -97,7 +108,7 @@ export const arithmeticWorld: World = {
   name: 'arithmetic',
   rule: 'toyworld/arithmetic',
   description:
-    'arithmetic assistant: 1 for a correct final number, minus 0.01 per character, 0.6 for rudeness, 0.5 for an unfinished answer',
+    'arithmetic assistant: 1 for a correct final number, minus 0.004 per character, 0.6 for rudeness, 0.5 for an unfinished answer',
 
   samplePrompt(rng: WorldRng, split: Split): string {
     const { template, slot } = sampleCell(rng, TEMPLATES.length, SLOTS, split);
@@ -126,7 +137,7 @@ export const arithmeticWorld: World = {
     const q = parse(prompt);
     if (!q) return undefined;
     const f = features(q, response);
-    return f.correct - 0.01 * f.characters - 0.6 * f.rude - 0.5 * (1 - f.finished);
+    return f.correct - 0.004 * f.characters - 0.6 * f.rude - 0.5 * (1 - f.finished);
   },
 
   features(prompt: string, response: string): Record<string, number> {

@@ -5,10 +5,10 @@ describe('the arithmetic world', () => {
 
   it('scores correctness, brevity and politeness as documented', () => {
     const prompt = 'what is 3 plus 4 ?';
-    expect(gold(prompt, '7 .')).toBeCloseTo(1 - 0.01 * 3, 10);
-    expect(gold(prompt, '8 .')).toBeCloseTo(-0.03, 10);
-    expect(gold(prompt, 'ugh , it is 7 .')).toBeCloseTo(1 - 0.01 * 15 - 0.6, 10);
-    expect(gold(prompt, 'the answer is 7')).toBeCloseTo(1 - 0.01 * 15 - 0.5, 10);
+    expect(gold(prompt, '7 .')).toBeCloseTo(1 - 0.004 * 3, 10);
+    expect(gold(prompt, '8 .')).toBeCloseTo(-0.012, 10);
+    expect(gold(prompt, 'ugh , it is 7 .')).toBeCloseTo(1 - 0.004 * 15 - 0.6, 10);
+    expect(gold(prompt, 'the answer is 7')).toBeCloseTo(1 - 0.004 * 15 - 0.5, 10);
     // The answer is the last number stated, as in the explained style.
     expect(gold('sam has 9 pens and gives away 4 . how many pens are left ?', '9 minus 4 makes 5 , so the answer is 5 .')).toBeGreaterThan(0.5);
     expect(arithmeticWorld.features(prompt, 'obviously 7 , come on .')).toMatchObject({ correct: 1, rude: 1, finished: 1, words: 6 });
@@ -85,9 +85,10 @@ describe.each([...WORLDS.values()])('world $name', (world) => {
       scores.push(a);
     }
     expect(ties / 2000).toBeLessThan(0.2);
-    // Headroom: the median sample is well below the best samples.
+    // Headroom: the average sample is well below the best samples.
     scores.sort((x, y) => x - y);
-    expect(scores[Math.floor(0.9 * scores.length)] - scores[Math.floor(0.5 * scores.length)]).toBeGreaterThan(0.3);
+    const mean = scores.reduce((x, y) => x + y, 0) / scores.length;
+    expect(scores[Math.floor(0.95 * scores.length)] - mean).toBeGreaterThan(0.3);
   });
 });
 

@@ -12,8 +12,8 @@ describe('rule registry', () => {
 
   it("serves every toy world's gold annotator under its rule name", () => {
     expect(listRules().map((r) => r.name)).toEqual(expect.arrayContaining(['toyworld/arithmetic', 'toyworld/sentiment']));
-    expect(getRule('toyworld/arithmetic')!('what is 3 plus 4 ?', '7 .')).toBeCloseTo(0.97, 10);
-    expect(getRule('toyworld/arithmetic')!('what is 3 plus 4 ?', '8 .')).toBeCloseTo(-0.03, 10);
+    expect(getRule('toyworld/arithmetic')!('what is 3 plus 4 ?', '7 .')).toBeCloseTo(0.988, 10);
+    expect(getRule('toyworld/arithmetic')!('what is 3 plus 4 ?', '8 .')).toBeCloseTo(-0.012, 10);
     expect(getRule('toyworld/sentiment')!('describe your evening at the gym with my team .', 'the staff was friendly .')).toBeGreaterThan(0.4);
   });
 });

@@ -1,0 +1,42 @@
+import { parseOptions, SCALES, UsageError, type DemoOptions } from './options';
+
+const parse = (...argv: string[]) => parseOptions(argv) as DemoOptions;
+
+describe('demo options', () => {
+  it('defaults to the arithmetic world, dpo-seed / spa / wdro, two rounds, one seed, the CPU scale', () => {
+    const options = parse();
+    expect(options).toMatchObject({ world: 'arithmetic', configs: ['dpo-seed', 'spa', 'wdro'], rounds: 2, seeds: [1], scale: 'cpu', portBase: 50151 });
+    expect(options.base.promptBudget).toBe(SCALES.cpu.promptBudget);
+    expect(options.worldCache).toBe(`${options.dataDir}/worlds`);
+  });
+
+  it('takes β and the learning rate tuned for the world unless --beta / --lr say otherwise', () => {
+    expect(parse().run).toMatchObject({ beta: 0.25, seedTraining: { learningRate: 1e-4 }, roundTraining: { learningRate: 1e-4 } });
+    expect(parse('--world', 'sentiment').run).toMatchObject({ beta: 0.5, seedTraining: { learningRate: 3e-4 } });
+    expect(parse('--lr', '2e-5', '--beta', '1').run).toMatchObject({ beta: 1, seedTraining: { learningRate: 2e-5 }, roundTraining: { learningRate: 2e-5 } });
+    expect(() => parseOptions(['--lr', '-1'])).toThrow("--lr: expected a positive number, got '-1'");
+  });
+
+  it('reads every option, as --flag value and --flag=value', () => {
+    const options = parse('--world', 'sentiment', '--configs=dpo-gold,wdro-sr', '--rounds', '3', '--seeds', '1,2,3', '--scale', 'paper', '--prompt-budget', '3000', '--eval-prompts=50', '--port-base', '52000');
+    expect(options).toMatchObject({ world: 'sentiment', configs: ['dpo-gold', 'wdro-sr'], rounds: 3, seeds: [1, 2, 3], scale: 'paper', portBase: 52000 });
+    expect(options.base).toMatchObject({ promptBudget: 3000, evalPrompts: 50, sftExamples: SCALES.paper.sftExamples });
+    expect(parseOptions(['--help'])).toBe('help');
+  });
+
+  it.each([
+    [['--world', 'chess'], "--world: unknown world 'chess'"],
+    [['--configs', 'spa,ppo'], "--configs: unknown configuration 'ppo'"],
+    [['--configs', 'spa,spa'], '--configs: a configuration is listed twice'],
+    [['--rounds', '4'], '--rounds: expected an integer in 1..3'],
+    [['--rounds', 'two'], "--rounds: expected an integer in 1..3, got 'two'"],
+    [['--seeds', '1,1'], '--seeds: a seed is listed twice'],
+    [['--scale', 'huge'], "--scale: unknown scale 'huge'"],
+    [['--prompt-budget', '50'], '--prompt-budget: at least 100 prompts'],
+    [['--frobnicate', '1'], "unknown option '--frobnicate'"],
+    [['--world'], '--world: needs a value'],
+  ])('rejects %j naming the option', (argv, message) => {
+    expect(() => parseOptions(argv)).toThrow(UsageError);
+    expect(() => parseOptions(argv)).toThrow(message);
+  });
+});

@@ -1,0 +1,184 @@
+import * as path from 'node:path';
+import { WORLDS } from '@alignment/toyworld';
+import { DEMO_CONFIGURATIONS, type RunSettings } from './runs';
+import { ROOT } from './stack';
+import type { BaseModelOptions } from './world-model';
+
+export const USAGE = `npm run demo -- [options]
+
+  --world NAME         toy world: ${[...WORLDS.keys()].join(' | ')} (default arithmetic)
+  --configs A,B,...    configurations (default dpo-seed,spa,wdro); known: ${[...DEMO_CONFIGURATIONS.keys()].join(', ')}
+                       dpo-gold = DPO on gold labels for the whole prompt budget (the 100% row)
+  --rounds N           self-annotation rounds, 1..3 (default 2)
+  --seeds S,S,...      run seeds; figures are averaged over them (default 1)
+  --scale NAME         cpu (default: minutes on 2 cores) | paper (the paper's proportions at 60K prompts; a GPU machine)
+  --prompt-budget N    prompts of the whole preference budget (overrides the scale's)
+  --eval-prompts N     held-out evaluation prompts (overrides the scale's)
+  --lr X               learning rate of every preference job (default: tuned per world)
+  --beta X             DPO temperature β (default: tuned per world)
+  --data-dir DIR       state of the demo's stack, its runs and reports (default .data/demo)
+  --world-cache DIR    base models and world data, cached by content hash (default DATA_DIR/worlds)
+  --port-base P        the stack's five ports are P..P+4 (default 50151)
+  --help`;
+
+export interface DemoOptions {
+  world: string;
+  configs: string[];
+  rounds: number;
+  seeds: number[];
+  scale: string;
+  dataDir: string;
+  worldCache: string;
+  portBase: number;
+  base: BaseModelOptions;
+  run: Omit<RunSettings, 'seed' | 'rounds'>;
+  /** Generation of the on-policy gold pairs (the seed set and dpo-gold's pairs). */
+  pairGeneration: { temperature: number; maxNewTokens: number };
+}
+
+export class UsageError extends Error {}
+
+interface Scale {
+  promptBudget: number;
+  sftExamples: number;
+  evalPrompts: number;
+  samplesPerPrompt: number;
+  vocabSize: number;
+  architecture: BaseModelOptions['architecture'];
+  sft: BaseModelOptions['sft'];
+  run: Omit<RunSettings, 'seed' | 'rounds' | 'beta'>;
+}
+
+/**
+ * β and the preference jobs' learning rate per world, from a sweep of dpo-gold on the CPU scale (lr 2e-5 … 6e-4,
+ * β 0.1 … 1, seed 1; win rate vs π_init). Too high a rate turned samples into run-on gibberish (BENCHMARK.md's pilot
+ * saw the same) and, in the arithmetic world, unlearned the sums; too low barely moved the model. `--lr` and `--beta`
+ * override them.
+ */
+export const WORLD_TRAINING: Readonly<Record<string, { beta: number; learningRate: number }>> = {
+  // dpo-gold: lr 5e-5 β 0.1 → 0.669, lr 5e-5 β 0.25 → 0.682, lr 1e-4 β 0.25 → 0.684, lr 1e-4 β 1 → 0.644, lr 3e-4 β 0.5 → 0.557
+  arithmetic: { beta: 0.25, learningRate: 1e-4 },
+  // dpo-gold: lr 3e-4 β 0.5 → 0.900, lr 5e-5 β 0.5 → 0.629
+  sentiment: { beta: 0.5, learningRate: 3e-4 },
+};
+
+/** The seed every world's data and base model are drawn from. */
+export const WORLD_SEED = 1;
+
+const GENERATION = { temperature: 1.0, maxNewTokens: 48 };
+
+export const SCALES: Record<string, Scale> = {
+  cpu: {
+    promptBudget: 1500,
+    sftExamples: 20_000,
+    evalPrompts: 200,
+    samplesPerPrompt: 4,
+    vocabSize: 1024,
+    architecture: { modelType: 'llama', hiddenSize: 96, numLayers: 3, numAttentionHeads: 4, numKeyValueHeads: 0, intermediateSize: 384, maxPositionEmbeddings: 128 },
+    sft: { learningRate: 3e-3, epochs: 3, batchSize: 32, maxLength: 96, lrScheduler: 'cosine', warmupRatio: 0.05 },
+    // β and the learning rate: per world (WORLD_TRAINING).
+    run: {
+      samplesPerPrompt: 4,
+      generation: GENERATION,
+      seedTraining: { epochs: 4, batchSize: 8, maxLength: 96, lrScheduler: 'constant', warmupRatio: 0 },
+      roundTraining: { epochs: 1, batchSize: 16, maxLength: 96, lrScheduler: 'constant', warmupRatio: 0 },
+      wdro: { rho: 0.1, delta: 0.1 },
+      dndLambdaSchedule: [0.5, 0.25, 0.125],
+    },
+  },
+  paper: {
+    promptBudget: 60_000,
+    sftExamples: 200_000,
+    evalPrompts: 500,
+    samplesPerPrompt: 4,
+    vocabSize: 2048,
+    architecture: { modelType: 'llama', hiddenSize: 256, numLayers: 4, numAttentionHeads: 8, numKeyValueHeads: 0, intermediateSize: 1024, maxPositionEmbeddings: 128 },
+    sft: { learningRate: 1e-3, epochs: 2, batchSize: 64, maxLength: 96, lrScheduler: 'cosine', warmupRatio: 0.05 },
+    run: {
+      samplesPerPrompt: 4,
+      generation: GENERATION,
+      seedTraining: { epochs: 3, batchSize: 32, maxLength: 96, lrScheduler: 'constant', warmupRatio: 0 },
+      roundTraining: { epochs: 1, batchSize: 32, maxLength: 96, lrScheduler: 'constant', warmupRatio: 0 },
+      wdro: { rho: 0.1, delta: 0.1 },
+      dndLambdaSchedule: [0.5, 0.25, 0.125],
+    },
+  },
+};
+
+function positiveInt(flag: string, raw: string, max = Number.MAX_SAFE_INTEGER): number {
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new UsageError(`${flag}: expected an integer in 1..${max}, got '${raw}'`);
+  }
+  return value;
+}
+
+function positiveNumber(flag: string, raw: string): number {
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value <= 0) throw new UsageError(`${flag}: expected a positive number, got '${raw}'`);
+  return value;
+}
+
+export function parseOptions(argv: string[]): DemoOptions | 'help' {
+  const values = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') return 'help';
+    const [flag, inline] = arg.split(/=(.*)/s, 2);
+    if (!USAGE.includes(`${flag} `)) throw new UsageError(`unknown option '${arg}' (see --help)`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new UsageError(`${flag}: needs a value`);
+    values.set(flag, value);
+  }
+  const world = values.get('--world') ?? 'arithmetic';
+  if (!WORLDS.has(world)) throw new UsageError(`--world: unknown world '${world}' (known: ${[...WORLDS.keys()].join(', ')})`);
+  const configs = (values.get('--configs') ?? 'dpo-seed,spa,wdro').split(',').map((c) => c.trim()).filter(Boolean);
+  if (configs.length === 0) throw new UsageError('--configs: give at least one configuration');
+  for (const c of configs) {
+    if (!DEMO_CONFIGURATIONS.has(c)) throw new UsageError(`--configs: unknown configuration '${c}' (known: ${[...DEMO_CONFIGURATIONS.keys()].join(', ')})`);
+  }
+  if (new Set(configs).size !== configs.length) throw new UsageError('--configs: a configuration is listed twice');
+  const rounds = positiveInt('--rounds', values.get('--rounds') ?? '2', 3);
+  const seeds = (values.get('--seeds') ?? '1').split(',').map((s) => positiveInt('--seeds', s.trim(), 2 ** 31));
+  if (new Set(seeds).size !== seeds.length) throw new UsageError('--seeds: a seed is listed twice');
+  const scaleName = values.get('--scale') ?? 'cpu';
+  const scale = SCALES[scaleName];
+  if (!scale) throw new UsageError(`--scale: unknown scale '${scaleName}' (known: ${Object.keys(SCALES).join(', ')})`);
+  const promptBudget = values.has('--prompt-budget') ? positiveInt('--prompt-budget', values.get('--prompt-budget')!) : scale.promptBudget;
+  if (promptBudget < 100) throw new UsageError(`--prompt-budget: at least 100 prompts (the seed set is 3.3% of it), got ${promptBudget}`);
+  const evalPrompts = values.has('--eval-prompts') ? positiveInt('--eval-prompts', values.get('--eval-prompts')!) : scale.evalPrompts;
+  const tuned = WORLD_TRAINING[world];
+  const lr = values.has('--lr') ? positiveNumber('--lr', values.get('--lr')!) : tuned.learningRate;
+  const run = {
+    ...scale.run,
+    samplesPerPrompt: scale.samplesPerPrompt,
+    beta: values.has('--beta') ? positiveNumber('--beta', values.get('--beta')!) : tuned.beta,
+    seedTraining: { ...scale.run.seedTraining, learningRate: lr },
+    roundTraining: { ...scale.run.roundTraining, learningRate: lr },
+  };
+  const dataDir = path.resolve(ROOT, values.get('--data-dir') ?? '.data/demo');
+  const portBase = positiveInt('--port-base', values.get('--port-base') ?? '50151', 65530);
+  return {
+    world,
+    configs,
+    rounds,
+    seeds,
+    scale: scaleName,
+    dataDir,
+    worldCache: values.has('--world-cache') ? path.resolve(ROOT, values.get('--world-cache')!) : path.join(dataDir, 'worlds'),
+    portBase,
+    base: {
+      // The world (its data and base model) is fixed; the run seeds vary seed pairs, training and sampling.
+      seed: WORLD_SEED,
+      promptBudget,
+      rounds: 3,
+      sftExamples: scale.sftExamples,
+      evalPrompts,
+      vocabSize: scale.vocabSize,
+      architecture: scale.architecture,
+      sft: scale.sft,
+    },
+    run,
+    pairGeneration: GENERATION,
+  };
+}

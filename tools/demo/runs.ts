@@ -1,0 +1,285 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  Configuration,
+  JobState,
+  JudgeMethod,
+  RunSpec,
+  Stage,
+  type ArtifactRef,
+  type GenerateResult,
+  type JudgePairsResult,
+  type ModelRef,
+  type Run,
+  type TrainingHyperparams,
+} from '@alignment/contracts';
+import type { World } from '@alignment/toyworld';
+import { klEstimate, leanings, lengthControlledWinRate, meanWithCi } from './metrics';
+import type { RoundEvaluation } from './results';
+import type { StackClients } from './stack';
+import type { WorldInputs } from './world-model';
+
+/** Configurations the demo can run: ALGORITHM.md §6 names, plus `dpo-gold` (DPO on gold labels for the whole budget). */
+export const DEMO_CONFIGURATIONS: ReadonlyMap<string, Configuration> = new Map([
+  ['dpo-seed', Configuration.CONFIGURATION_DPO_SEED],
+  ['dpo-gold', Configuration.CONFIGURATION_DPO_SEED],
+  ['spa', Configuration.CONFIGURATION_SPA],
+  ['spa-no-dnd', Configuration.CONFIGURATION_SPA_NO_DND],
+  ['spa-no-sr', Configuration.CONFIGURATION_SPA_NO_SR],
+  ['wdro', Configuration.CONFIGURATION_WDRO],
+  ['wdro-sr', Configuration.CONFIGURATION_WDRO_SR],
+  ['cdpo', Configuration.CONFIGURATION_CDPO],
+  ['rdpo', Configuration.CONFIGURATION_RDPO],
+  ['drdpo', Configuration.CONFIGURATION_DRDPO],
+]);
+
+/** Configurations that train round 0 only (no self-annotation rounds, so no round prompt sets). */
+const SEED_ONLY: ReadonlySet<string> = new Set(['dpo-seed', 'dpo-gold', 'cdpo', 'rdpo', 'drdpo']);
+
+type EventHandler = (done: number, total: number, detail: string) => void;
+
+function ref(uri: string): ArtifactRef {
+  return { uri, sha256: '', sizeBytes: 0 };
+}
+
+function streamResult<T>(stream: NodeJS.EventEmitter, onProgress: EventHandler | undefined, unit: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let result: T | undefined;
+    stream.on('data', (message: { event?: { $case: string; value: unknown } }) => {
+      if (message.event?.$case === 'progress') {
+        const p = message.event.value as { done: number; total: number };
+        onProgress?.(p.done, p.total, unit);
+      } else if (message.event?.$case === 'result') {
+        result = message.event.value as T;
+      }
+    });
+    stream.on('error', reject);
+    stream.on('end', () => (result === undefined ? reject(new Error('the stream ended without a result')) : resolve(result)));
+  });
+}
+
+export interface GoldPairs {
+  file: string;
+  pairs: number;
+  /** Prompts whose two samples were identical or tied on gold (dropped by the judge). */
+  dropped: number;
+  prompts: number;
+}
+
+/**
+ * On-policy gold pairs (BENCHMARK.md: off-policy pairs taught almost nothing): two samples of π_init per prompt,
+ * labelled by the world's gold annotator through the judge's `rule` method; identical or tied pairs are dropped.
+ */
+export async function goldPairs(
+  clients: StackClients,
+  world: World,
+  model: ModelRef,
+  promptFiles: string[],
+  outDir: string,
+  options: { seed: number; maxNewTokens: number; temperature: number },
+  onProgress?: EventHandler,
+): Promise<GoldPairs> {
+  fs.mkdirSync(outDir, { recursive: true });
+  const prompts = path.join(outDir, 'prompts.jsonl');
+  fs.writeFileSync(prompts, promptFiles.map((f) => fs.readFileSync(f, 'utf8')).join(''));
+  const generated = await streamResult<GenerateResult>(
+    clients.generator.generate({
+      model,
+      prompts: { $case: 'promptSet', value: ref(prompts) },
+      params: { n: 2, temperature: options.temperature, topK: 0, maxNewTokens: options.maxNewTokens, stop: [], seed: options.seed, greedy: false },
+      outputUri: path.join(outDir, 'responses.jsonl'),
+    }),
+    onProgress,
+    'prompts',
+  );
+  const judged = await streamResult<JudgePairsResult>(
+    clients.judge.judgePairs({
+      method: JudgeMethod.JUDGE_METHOD_RULE,
+      responses: generated.responses!,
+      rule: { rule: world.rule, tieTolerance: 0 },
+      outputUri: path.join(outDir, 'pairs.jsonl'),
+    }),
+    undefined,
+    'pairs',
+  );
+  const counts = judged.counts!;
+  return {
+    file: path.join(outDir, 'pairs.jsonl'),
+    pairs: counts.numPairs,
+    dropped: counts.droppedIdentical + counts.droppedTies + counts.droppedInvalid,
+    prompts: counts.numPrompts,
+  };
+}
+
+export interface RunSettings {
+  rounds: number;
+  seed: number;
+  beta: number;
+  samplesPerPrompt: number;
+  generation: { temperature: number; maxNewTokens: number };
+  seedTraining: Partial<TrainingHyperparams>;
+  roundTraining: Partial<TrainingHyperparams>;
+  wdro: { rho: number; delta: number };
+  dndLambdaSchedule: number[];
+}
+
+/** The RunSpec of one configuration on a world's inputs. */
+export function runSpec(config: string, world: World, inputs: WorldInputs, seedPairs: string, settings: RunSettings): RunSpec {
+  const configuration = DEMO_CONFIGURATIONS.get(config);
+  if (configuration === undefined) throw new Error(`unknown configuration '${config}'`);
+  return RunSpec.fromPartial({
+    name: `demo: ${config} on the ${world.name} world, seed ${settings.seed}`,
+    configuration,
+    baseModel: inputs.model,
+    seedPairs: ref(seedPairs),
+    prompts: SEED_ONLY.has(config) ? undefined : { $case: 'roundPrompts', value: { rounds: inputs.roundPrompts.slice(0, settings.rounds).map(ref) } },
+    rounds: settings.rounds,
+    generation: { n: 2, temperature: settings.generation.temperature, maxNewTokens: settings.generation.maxNewTokens },
+    loss: {
+      beta: settings.beta,
+      dndLambdaSchedule: config === 'spa' || config === 'wdro-sr' ? settings.dndLambdaSchedule.slice(0, settings.rounds) : [],
+      wdro: config.startsWith('wdro') ? { radius: { $case: 'rho', value: settings.wdro.rho }, delta: settings.wdro.delta } : undefined,
+    },
+    // Training seeds are derived per round from spec.seed by the coordinator.
+    seedTraining: settings.seedTraining,
+    roundTraining: settings.roundTraining,
+    evaluation: {
+      prompts: ref(inputs.evalPrompts),
+      evaluator: JudgeMethod.JUDGE_METHOD_RULE,
+      rule: world.rule,
+      samplesPerPrompt: settings.samplesPerPrompt,
+      generation: { temperature: settings.generation.temperature, maxNewTokens: settings.generation.maxNewTokens },
+    },
+    seed: settings.seed,
+  });
+}
+
+/** StartRun, then WatchRun until the run ends; reports stage progress. Rejects when the run does not succeed. */
+export async function runToCompletion(
+  clients: StackClients,
+  runId: string,
+  spec: RunSpec,
+  onEvent: (stage: string, done: number, total: number) => void,
+): Promise<Run> {
+  await new Promise<void>((resolve, reject) => clients.coordinator.startRun({ spec, runId }, (e) => (e ? reject(e) : resolve())));
+  let stage = 'starting';
+  const final = await new Promise<Run | undefined>((resolve, reject) => {
+    let run: Run | undefined;
+    const stream = clients.coordinator.watchRun({ runId }, { deadline: Date.now() + 6 * 3600_000 });
+    stream.on('data', (message: { event?: { $case: string; value: unknown } }) => {
+      const event = message.event;
+      if (event?.$case === 'stage') {
+        const s = event.value as { round: number; stage: Stage; state: JobState };
+        stage = `r${s.round} ${Stage[s.stage].replace('STAGE_', '').toLowerCase()}`;
+        onEvent(stage, 0, 0);
+      } else if (event?.$case === 'progress') {
+        const p = event.value as { done: number; total: number };
+        onEvent(stage, p.done, p.total);
+      } else if (event?.$case === 'run') {
+        run = event.value as Run;
+      }
+    });
+    stream.on('error', reject);
+    stream.on('end', () => resolve(run));
+  });
+  const run = final ?? (await new Promise<Run>((resolve, reject) => clients.coordinator.getRun({ runId }, (e, r) => (e ? reject(e) : resolve(r.run!)))));
+  if (run.state !== JobState.JOB_STATE_SUCCEEDED) throw new Error(`run ${runId} ended ${JobState[run.state]}: ${run.error}`);
+  return run;
+}
+
+interface StageManifest {
+  outputs: Record<string, { uri: string }>;
+}
+
+function readJsonl(file: string): Array<Record<string, unknown>> {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+function localPath(uri: string): string {
+  return uri.startsWith('file://') ? decodeURIComponent(new URL(uri).pathname) : uri;
+}
+
+async function scoreLogps(clients: StackClients, model: ModelRef, items: Array<{ prompt: string; response: string }>): Promise<number[]> {
+  const response = await new Promise<{ scores: Array<{ logp: number }> }>((resolve, reject) =>
+    clients.judge.scoreSequences({ model, items, perToken: false }, (e, r) => (e ? reject(e) : resolve(r))),
+  );
+  return response.scores.map((s) => s.logp);
+}
+
+/**
+ * The demo's figures for every evaluated round of a finished run, from the coordinator's metrics and the stage
+ * outputs it keeps under $DATA_DIR/runs/<run>/round-<t>/<stage>/ (stage.json names them): length-controlled win
+ * rate from the evaluation's comparisons, gold reward with an interval from the samples, KL(π‖π_init) by scoring the
+ * samples under both models, and the round judge's leanings on the world's features.
+ */
+export async function evaluateRun(clients: StackClients, world: World, dataDir: string, run: Run, baseModel: ModelRef): Promise<RoundEvaluation[]> {
+  const stageDir = (round: number, stage: string) => path.join(dataDir, 'runs', run.runId, `round-${round}`, stage);
+  const manifest = (round: number, stage: string): StageManifest =>
+    JSON.parse(fs.readFileSync(path.join(stageDir(round, stage), 'stage.json'), 'utf8')) as StageManifest;
+  const metricsOf = (round: number) => run.rounds.find((r) => r.round === round)?.metrics ?? {};
+  const baselineOutputs = manifest(0, 'evaluate').outputs;
+  const baseline = readJsonl(localPath(baselineOutputs.baseline.uri)).map((l) => (l.responses as string[])[0]);
+  const evaluations: RoundEvaluation[] = [];
+  for (let round = 0; fs.existsSync(path.join(stageDir(round, 'evaluate'), 'stage.json')); round++) {
+    const outputs = manifest(round, 'evaluate').outputs;
+    const samples = readJsonl(localPath(outputs.samples.uri));
+    const comparisons = readJsonl(localPath(outputs.comparisons.uri));
+    const judgements = readJsonl(localPath(outputs.judgements.uri));
+    // Outcomes as the coordinator counts them: a comparison the judge dropped (identical, tied) is a tie.
+    const outcome = new Array<number>(comparisons.length).fill(0.5);
+    for (const j of judgements) {
+      const index = j.prompt_index as number;
+      const [policyResponse] = comparisons[index].responses as string[];
+      const tie = j.chosen === j.rejected || j.margin === 0 || (j.chosen_score !== undefined && j.chosen_score === j.rejected_score);
+      outcome[index] = tie ? 0.5 : j.chosen === policyResponse ? 1 : 0;
+    }
+    const lc = lengthControlledWinRate(
+      comparisons.map((c, i) => {
+        const [policy, init] = c.responses as string[];
+        return { outcome: outcome[i], lengthDelta: policy.length - init.length };
+      }),
+    );
+    const items = samples.flatMap((s) => (s.responses as string[]).map((response) => ({ prompt: s.prompt as string, response })));
+    const gold = meanWithCi(items.map((it) => world.gold(it.prompt, it.response) ?? 0));
+    const initGold = meanWithCi(samples.map((s, i) => world.gold(s.prompt as string, baseline[i]) ?? 0));
+    const learned = manifest(round, 'learn').outputs;
+    const policy: ModelRef = { hfCheckpoint: ref(localPath(learned['model.hf_checkpoint'].uri)), onnx: ref(localPath(learned['model.onnx'].uri)) };
+    const kl = klEstimate(await scoreLogps(clients, policy, items), await scoreLogps(clients, baseModel, items));
+    const metrics = metricsOf(round);
+    let lean: Record<string, number> = {};
+    let dropped: number | null = null;
+    const judgeManifest = path.join(stageDir(round, 'judge'), 'stage.json');
+    if (round > 0 && fs.existsSync(judgeManifest)) {
+      const pairs = readJsonl(localPath(manifest(round, 'judge').outputs.pairs.uri));
+      lean = leanings(
+        pairs.map((p) => ({
+          chosen: world.features(p.prompt as string, p.chosen as string),
+          rejected: world.features(p.prompt as string, p.rejected as string),
+        })),
+      );
+      dropped = (metrics['judge/dropped_ties'] ?? 0) + (metrics['judge/dropped_identical'] ?? 0);
+    }
+    const accuracy = metrics['judge/self_label_accuracy'];
+    evaluations.push({
+      round,
+      win_rate: metrics['eval/win_rate'],
+      win_rate_ci: [metrics['eval/win_rate_ci_low'], metrics['eval/win_rate_ci_high']],
+      lc_win_rate: lc,
+      gold_reward: gold.mean,
+      gold_reward_ci: gold.ci,
+      init_gold_reward: initGold.mean,
+      init_gold_reward_ci: initGold.ci,
+      mean_length: metrics['eval/mean_length'],
+      init_mean_length: metrics['eval/init_mean_length'],
+      kl,
+      self_label_accuracy: typeof accuracy === 'number' && Number.isFinite(accuracy) ? accuracy : null,
+      dropped_pairs: dropped,
+      leanings: lean,
+    });
+  }
+  return evaluations;
+}

@@ -1,0 +1,121 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { CoordinatorClient, GeneratorClient, JudgeClient, TrainerClient } from '@alignment/contracts';
+import { createClient } from '@alignment/service-kit';
+
+export const ROOT = path.resolve(__dirname, '../..');
+
+export const SERVICE_NAMES = ['coordinator', 'generator', 'judge', 'dro-solver', 'trainer'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+export type StackPorts = Record<ServiceName, number>;
+
+/** The demo's own ports (beside `npm run stack`'s 50051-50055, so both can run on one machine). */
+export function defaultPorts(base = 50151): StackPorts {
+  return { coordinator: base, generator: base + 1, judge: base + 2, 'dro-solver': base + 3, trainer: base + 4 };
+}
+
+export interface StackClients {
+  coordinator: CoordinatorClient;
+  generator: GeneratorClient;
+  judge: JudgeClient;
+  trainer: TrainerClient;
+  close(): void;
+}
+
+export function connect(ports: StackPorts): StackClients {
+  const address = (name: ServiceName) => `127.0.0.1:${ports[name]}`;
+  const clients = {
+    coordinator: createClient(CoordinatorClient, address('coordinator')),
+    generator: createClient(GeneratorClient, address('generator'), { defaultDeadlineMs: 30 * 60_000 }),
+    judge: createClient(JudgeClient, address('judge'), { defaultDeadlineMs: 30 * 60_000 }),
+    trainer: createClient(TrainerClient, address('trainer'), { defaultDeadlineMs: 60 * 60_000 }),
+  };
+  return { ...clients, close: () => Object.values(clients).forEach((c) => c.close()) };
+}
+
+/** The trainer's Python (tools/python/venv.sh builds the pinned venv once, keyed by the requirements' hash). */
+export function venvPython(): string {
+  const result = spawnSync('bash', ['tools/python/venv.sh'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (result.status !== 0) throw new Error('tools/python/venv.sh failed: the Python environment could not be built');
+  return path.join(result.stdout.trim(), 'bin', 'python');
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * `npm run stack` (tools/stack/stack.ts) as a child process group on the given ports and data directory; its logs go
+ * to `logFile`. Refuses to start when one of the ports is taken (a stack left over from another demo, say), naming it.
+ */
+export class DemoStack {
+  private child?: ChildProcess;
+  private exited = false;
+
+  constructor(
+    readonly ports: StackPorts,
+    readonly dataDir: string,
+    private readonly logFile: string,
+  ) {}
+
+  async start(timeoutMs = 10 * 60_000): Promise<void> {
+    for (const name of SERVICE_NAMES) {
+      if (await listening(this.ports[name])) {
+        throw new Error(`port ${this.ports[name]} (${name}) is already in use: stop what listens there or pass --port-base`);
+      }
+    }
+    fs.mkdirSync(path.dirname(this.logFile), { recursive: true });
+    const log = fs.openSync(this.logFile, 'a');
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      DATA_DIR: this.dataDir,
+      STACK_SKIP_MICRO: '1',
+      COORDINATOR_PORT: String(this.ports.coordinator),
+      GENERATOR_PORT: String(this.ports.generator),
+      JUDGE_PORT: String(this.ports.judge),
+      DRO_SOLVER_PORT: String(this.ports['dro-solver']),
+      TRAINER_PORT: String(this.ports.trainer),
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+    };
+    this.child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['tools/stack/stack.ts'], { cwd: ROOT, env, stdio: ['ignore', log, log], detached: true });
+    this.child.once('exit', () => (this.exited = true));
+    fs.closeSync(log);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.exited) throw new Error(`the stack exited while starting; see ${this.logFile}`);
+      if (await listening(this.ports.coordinator)) return;
+      if (Date.now() > deadline) throw new Error(`the stack did not start within ${timeoutMs / 1000} s; see ${this.logFile}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** SIGTERM to the stack's process group (it stops every service), SIGKILL after a grace period. */
+  async stop(graceMs = 20_000): Promise<void> {
+    const child = this.child;
+    if (!child?.pid || this.exited) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}
