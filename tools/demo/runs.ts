@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { toLocalPath } from '@alignment/artifacts';
 import {
   Configuration,
   JobState,
@@ -14,7 +15,7 @@ import {
   type TrainingHyperparams,
 } from '@alignment/contracts';
 import type { World } from '@alignment/toyworld';
-import { klEstimate, leanings, lengthControlledWinRate, meanWithCi } from './metrics';
+import { klEstimate, leanings, meanWithCi } from './metrics';
 import type { RoundEvaluation } from './results';
 import type { StackClients } from './stack';
 import type { WorldInputs } from './world-model';
@@ -199,10 +200,6 @@ function readJsonl(file: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-function localPath(uri: string): string {
-  return uri.startsWith('file://') ? decodeURIComponent(new URL(uri).pathname) : uri;
-}
-
 async function scoreLogps(clients: StackClients, model: ModelRef, items: Array<{ prompt: string; response: string }>): Promise<number[]> {
   const response = await new Promise<{ scores: Array<{ logp: number }> }>((resolve, reject) =>
     clients.judge.scoreSequences({ model, items, perToken: false }, (e, r) => (e ? reject(e) : resolve(r))),
@@ -211,10 +208,10 @@ async function scoreLogps(clients: StackClients, model: ModelRef, items: Array<{
 }
 
 /**
- * The demo's figures for every evaluated round of a finished run, from the coordinator's metrics and the stage
- * outputs it keeps under $DATA_DIR/runs/<run>/round-<t>/<stage>/ (stage.json names them): length-controlled win
- * rate from the evaluation's comparisons, gold reward with an interval from the samples, KL(π‖π_init) by scoring the
- * samples under both models, and the round judge's leanings on the world's features.
+ * The demo's figures for every evaluated round of a finished run, from the coordinator's metrics (win rate and its
+ * interval, length-controlled win rate, self-label accuracy) and the stage outputs it keeps under
+ * $DATA_DIR/runs/<run>/round-<t>/<stage>/ (stage.json names them): gold reward with an interval from the samples,
+ * KL(π‖π_init) by scoring the samples under both models, and the round judge's leanings on the world's features.
  */
 export async function evaluateRun(clients: StackClients, world: World, dataDir: string, run: Run, baseModel: ModelRef): Promise<RoundEvaluation[]> {
   const stageDir = (round: number, stage: string) => path.join(dataDir, 'runs', run.runId, `round-${round}`, stage);
@@ -222,39 +219,23 @@ export async function evaluateRun(clients: StackClients, world: World, dataDir: 
     JSON.parse(fs.readFileSync(path.join(stageDir(round, stage), 'stage.json'), 'utf8')) as StageManifest;
   const metricsOf = (round: number) => run.rounds.find((r) => r.round === round)?.metrics ?? {};
   const baselineOutputs = manifest(0, 'evaluate').outputs;
-  const baseline = readJsonl(localPath(baselineOutputs.baseline.uri)).map((l) => (l.responses as string[])[0]);
+  const baseline = readJsonl(toLocalPath(baselineOutputs.baseline.uri)).map((l) => (l.responses as string[])[0]);
   const evaluations: RoundEvaluation[] = [];
   for (let round = 0; fs.existsSync(path.join(stageDir(round, 'evaluate'), 'stage.json')); round++) {
     const outputs = manifest(round, 'evaluate').outputs;
-    const samples = readJsonl(localPath(outputs.samples.uri));
-    const comparisons = readJsonl(localPath(outputs.comparisons.uri));
-    const judgements = readJsonl(localPath(outputs.judgements.uri));
-    // Outcomes as the coordinator counts them: a comparison the judge dropped (identical, tied) is a tie.
-    const outcome = new Array<number>(comparisons.length).fill(0.5);
-    for (const j of judgements) {
-      const index = j.prompt_index as number;
-      const [policyResponse] = comparisons[index].responses as string[];
-      const tie = j.chosen === j.rejected || j.margin === 0 || (j.chosen_score !== undefined && j.chosen_score === j.rejected_score);
-      outcome[index] = tie ? 0.5 : j.chosen === policyResponse ? 1 : 0;
-    }
-    const lc = lengthControlledWinRate(
-      comparisons.map((c, i) => {
-        const [policy, init] = c.responses as string[];
-        return { outcome: outcome[i], lengthDelta: policy.length - init.length };
-      }),
-    );
+    const samples = readJsonl(toLocalPath(outputs.samples.uri));
     const items = samples.flatMap((s) => (s.responses as string[]).map((response) => ({ prompt: s.prompt as string, response })));
     const gold = meanWithCi(items.map((it) => world.gold(it.prompt, it.response) ?? 0));
     const initGold = meanWithCi(samples.map((s, i) => world.gold(s.prompt as string, baseline[i]) ?? 0));
     const learned = manifest(round, 'learn').outputs;
-    const policy: ModelRef = { hfCheckpoint: ref(localPath(learned['model.hf_checkpoint'].uri)), onnx: ref(localPath(learned['model.onnx'].uri)) };
+    const policy: ModelRef = { hfCheckpoint: ref(toLocalPath(learned['model.hf_checkpoint'].uri)), onnx: ref(toLocalPath(learned['model.onnx'].uri)) };
     const kl = klEstimate(await scoreLogps(clients, policy, items), await scoreLogps(clients, baseModel, items));
     const metrics = metricsOf(round);
     let lean: Record<string, number> = {};
     let dropped: number | null = null;
     const judgeManifest = path.join(stageDir(round, 'judge'), 'stage.json');
     if (round > 0 && fs.existsSync(judgeManifest)) {
-      const pairs = readJsonl(localPath(manifest(round, 'judge').outputs.pairs.uri));
+      const pairs = readJsonl(toLocalPath(manifest(round, 'judge').outputs.pairs.uri));
       lean = leanings(
         pairs.map((p) => ({
           chosen: world.features(p.prompt as string, p.chosen as string),
@@ -268,7 +249,7 @@ export async function evaluateRun(clients: StackClients, world: World, dataDir: 
       round,
       win_rate: metrics['eval/win_rate'],
       win_rate_ci: [metrics['eval/win_rate_ci_low'], metrics['eval/win_rate_ci_high']],
-      lc_win_rate: lc,
+      lc_win_rate: metrics['eval/lc_win_rate'],
       gold_reward: gold.mean,
       gold_reward_ci: gold.ci,
       init_gold_reward: initGold.mean,

@@ -106,6 +106,8 @@ describe('a run', () => {
       expect(metrics[t]['eval/win_rate']).toBeGreaterThanOrEqual(metrics[t]['eval/win_rate_ci_low']);
       expect(metrics[t]['eval/win_rate']).toBeLessThanOrEqual(metrics[t]['eval/win_rate_ci_high']);
       expect(metrics[t]['eval/comparisons']).toBe(5 * 2);
+      expect(metrics[t]['eval/lc_win_rate']).toBeGreaterThanOrEqual(0);
+      expect(metrics[t]['eval/lc_win_rate']).toBeLessThanOrEqual(1);
       expect(metrics[t]['eval/mean_length']).toBeGreaterThan(0);
       expect(metrics[t]['eval/gold_reward']).toBeGreaterThan(0);
       expect(metrics[t]['train/rewards/margins']).toBe(0.1);

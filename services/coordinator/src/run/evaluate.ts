@@ -11,6 +11,7 @@ import {
   type GenerateExecutor,
   type JudgeExecutor,
 } from './executors';
+import { lengthControlledWinRate } from './length-controlled';
 import { mean, winRate, type Outcome } from './metrics';
 import { generateSharded, judgeSharded } from './shards';
 
@@ -36,6 +37,7 @@ export async function readPinned(ref: ArtifactRef, what: string): Promise<string
  * judge drops (identical responses, ties, unscorable) count as ties.
  *
  * Metrics: eval/win_rate (ties half) with eval/win_rate_ci_low/high (95%, bootstrap over prompts, see metrics.ts),
+ * eval/lc_win_rate (the win rate had both responses been equally long, length-controlled.ts),
  * eval/wins|ties|losses|comparisons, eval/gold_reward and eval/init_gold_reward (mean score of π_t's and of
  * π_init's samples when a RULE judge returns scores; eval/reward and eval/init_reward for a reward model),
  * eval/mean_length and eval/init_mean_length (characters), eval/dropped_identical|ties|invalid; in rounds ≥ 1 with
@@ -125,11 +127,19 @@ export class PairwiseEvaluator implements EvaluateExecutor {
       if (typeof initScore === 'number' && Number.isFinite(initScore)) initScores.push(initScore);
     }
     const rate = winRate(outcomes, request.seeds.bootstrap);
+    const lengthControlled = lengthControlledWinRate(
+      comparisons.map((c, index) => {
+        const [policyResponse, initResponse] = c.responses as string[];
+        const outcome = outcomes[Math.floor(index / samplesPerPrompt)][index % samplesPerPrompt];
+        return { outcome, lengthDelta: policyResponse.length - initResponse.length };
+      }),
+    );
     const reward = config.evaluator === JudgeMethod.JUDGE_METHOD_RULE ? 'gold_reward' : 'reward';
     const metrics: Record<string, number> = {
       'eval/win_rate': rate.winRate,
       'eval/win_rate_ci_low': rate.ciLow,
       'eval/win_rate_ci_high': rate.ciHigh,
+      'eval/lc_win_rate': lengthControlled,
       'eval/wins': rate.wins,
       'eval/ties': rate.ties,
       'eval/losses': rate.losses,
