@@ -16,7 +16,7 @@ import { getWorld } from '@alignment/toyworld';
 import { parseOptions, UsageError, USAGE, type DemoOptions } from './options';
 import { Progress } from './progress';
 import { formatTable, writeReport } from './report';
-import { spread } from './metrics';
+import { mean, spread } from './metrics';
 import type { ConfigResult, DemoResults, SeedResult } from './results';
 import { evaluateRun, goldPairs, runSpec, runToCompletion, type GoldPairs } from './runs';
 import { connect, defaultPorts, DemoStack, venvPython, type StackClients } from './stack';
@@ -25,8 +25,6 @@ import { buildOrReuseBaseModel, type WorldInputs } from './world-model';
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
 }
-
-const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
 /** Final-round figures of one configuration, averaged over its seeds. */
 function summarise(config: string, world: string, seeds: SeedResult[]): ConfigResult {

@@ -57,7 +57,7 @@ export function spread(values: number[]): number {
   return Math.sqrt(ss / (values.length - 1));
 }
 
-function mean(values: number[]): number {
+export function mean(values: number[]): number {
   let sum = 0;
   for (const v of values) sum += v;
   return sum / values.length;

@@ -23,14 +23,11 @@ export interface BaseModelOptions {
 
 /** A world's inputs on disk: π_init (checkpoint + ONNX, in the cache) and the prompt sets, all absolute paths. */
 export interface WorldInputs {
-  world: string;
   dir: string;
   model: ModelRef;
   seedPrompts: string;
   roundPrompts: string[];
   evalPrompts: string;
-  sft: string;
-  counts: { seed: number; rounds: number[]; eval: number; sft: number };
   /** Whether this call built the model (false: reused from the cache). */
   built: boolean;
   sftSeconds: number;
@@ -80,14 +77,11 @@ export async function buildOrReuseBaseModel(
   ).slice(0, 16);
   const dir = path.join(cacheRoot, `${world.name}-${key}`);
   const inputs = (built: boolean, sftSeconds: number): WorldInputs => ({
-    world: world.name,
     dir,
     model: { hfCheckpoint: { uri: path.join(dir, 'base/checkpoint'), sha256: '', sizeBytes: 0 }, onnx: { uri: path.join(dir, 'base/onnx'), sha256: '', sizeBytes: 0 } },
     seedPrompts: promptFile('seed_prompts.jsonl'),
     roundPrompts: data.roundPrompts.map((_, i) => promptFile(`round-${i + 1}.jsonl`)),
     evalPrompts: promptFile('eval.jsonl'),
-    sft: path.join(dir, 'sft.jsonl'),
-    counts: { seed: data.seedPrompts.length, rounds: data.roundPrompts.map((r) => r.length), eval: data.evalPrompts.length, sft: data.sft.length },
     built,
     sftSeconds,
   });
