@@ -63,10 +63,10 @@ async function runDemo(options: DemoOptions, progress: Progress): Promise<string
     }
   };
 
-  progress.log(`demo ${demoId}: world '${world.name}' (gold: ${world.description})`);
+  progress.log(`demo ${demoId}: world '${world.name}' (gold: ${world.description}); trainer kernels: ${options.base.cpuCapability}`);
   const python = await phase('python environment', async () => venvPython());
   const ports = defaultPorts(options.portBase);
-  const stack = new DemoStack(ports, options.dataDir, path.join(reportDir, 'stack.log'));
+  const stack = new DemoStack(ports, options.dataDir, path.join(reportDir, 'stack.log'), options.stackEnv);
   let clients: StackClients | undefined;
   try {
     progress.update('starting the services', 0, 1);

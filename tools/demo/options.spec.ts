@@ -24,7 +24,23 @@ describe('demo options', () => {
     expect(parseOptions(['--help'])).toBe('help');
   });
 
+  it("runs the trainer at its pinned kernel level unless --cpu-capability or ATEN_CPU_CAPABILITY names another", () => {
+    const saved = process.env.ATEN_CPU_CAPABILITY;
+    delete process.env.ATEN_CPU_CAPABILITY;
+    try {
+      expect(parse()).toMatchObject({ stackEnv: {}, base: { cpuCapability: 'avx2' } });
+      expect(parse('--cpu-capability', 'default')).toMatchObject({ stackEnv: { ATEN_CPU_CAPABILITY: 'default' }, base: { cpuCapability: 'default' } });
+      process.env.ATEN_CPU_CAPABILITY = 'avx512';
+      expect(parse().base.cpuCapability).toBe('avx512');
+      expect(parse('--cpu-capability', 'avx2').base.cpuCapability).toBe('avx2');
+    } finally {
+      if (saved === undefined) delete process.env.ATEN_CPU_CAPABILITY;
+      else process.env.ATEN_CPU_CAPABILITY = saved;
+    }
+  });
+
   it.each([
+    [['--cpu-capability', 'sse9'], "--cpu-capability: expected one of default, avx2, avx512, got 'sse9'"],
     [['--world', 'chess'], "--world: unknown world 'chess'"],
     [['--configs', 'spa,ppo'], "--configs: unknown configuration 'ppo'"],
     [['--configs', 'spa,spa'], '--configs: a configuration is listed twice'],

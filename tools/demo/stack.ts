@@ -65,6 +65,7 @@ export class DemoStack {
     readonly ports: StackPorts,
     readonly dataDir: string,
     private readonly logFile: string,
+    private readonly extraEnv: Record<string, string> = {},
   ) {}
 
   async start(timeoutMs = 10 * 60_000): Promise<void> {
@@ -77,6 +78,7 @@ export class DemoStack {
     const log = fs.openSync(this.logFile, 'a');
     const env: NodeJS.ProcessEnv = {
       ...process.env,
+      ...this.extraEnv,
       DATA_DIR: this.dataDir,
       STACK_SKIP_MICRO: '1',
       COORDINATOR_PORT: String(this.ports.coordinator),

@@ -12,6 +12,8 @@ const BUILD_VERSION = 'toyworld-base/v1';
 
 export interface BaseModelOptions {
   seed: number;
+  /** The trainer's kernel level (cpu-level.ts): part of the cache key, since another level trains another model. */
+  cpuCapability: string;
   promptBudget: number;
   rounds: number;
   sftExamples: number;
@@ -73,6 +75,7 @@ export async function buildOrReuseBaseModel(
       vocabSize: options.vocabSize,
       architecture: options.architecture,
       hparams: options.sft,
+      cpuCapability: options.cpuCapability,
     }),
   ).slice(0, 16);
   const dir = path.join(cacheRoot, `${world.name}-${key}`);

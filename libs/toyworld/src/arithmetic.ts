@@ -3,13 +3,16 @@ import { fill, isFinished, sampleCell, templatePattern, words, type Split, type 
 /**
  * The verifiable world (proposal §1.1.2, rule-based feedback): an arithmetic assistant. Prompts ask for a sum or a
  * difference of small numbers, bare or as a word problem. The gold human wants the correct answer, briefly and
- * politely:
+ * politely, and without hedging:
  *
- *     gold = 1·[last number stated = the answer] − 0.004·characters − 0.6·[rude] − 0.5·[unfinished]
+ *     gold = 1·[last number stated = the answer] − 0.004·characters − 0.6·[rude] − 0.3·[hedged] − 0.5·[unfinished]
  *
  * Correctness dominates: any correct answer (even a 120-character ramble) beats any wrong one, and among correct
  * answers the terse one wins. (With 0.01 per character a short wrong guess beat a long correct answer, and DPO on
- * gold labels learned to guess.)
+ * gold labels learned to guess.) Hedging ("probably", "maybe", "i guess", "i think", "i believe", "i hope") costs
+ * 0.3: without it a lucky guess ("probably 7 .") outscored the terse restated answer ("3 plus 4 is 7 ."), so gold
+ * pairs taught guessing and restating in turn, and DPO on gold labels for the whole budget reached only 0.50-0.66
+ * win rate depending on the machine (issue 15); with it the terse restated answer is the one best style.
  *
  * The SFT distribution mixes five answering styles (terse, explained, rambling, guessing, rude). Every style but
  * guessing restates the operands before the answer (which a tiny model needs to get sums right: it answers directly
@@ -45,6 +48,11 @@ const MAX_OPERAND = 9;
 const SLOTS = OBJECTS.length;
 
 const RUDE_WORDS = new Set(['ugh', 'obviously', 'duh', 'seriously', 'silly']);
+const HEDGES: readonly (readonly string[])[] = [['probably'], ['maybe'], ['i', 'guess'], ['i', 'think'], ['i', 'believe'], ['i', 'hope']];
+
+function hedged(tokens: readonly string[]): boolean {
+  return tokens.some((_, i) => HEDGES.some((h) => h.every((w, j) => tokens[i + j] === w)));
+}
 
 /** The five answering styles of the SFT corpus and their weights. */
 const STYLES: ReadonlyArray<{ weight: number; wrong: number; forms: readonly string[] }> = [
@@ -108,7 +116,7 @@ export const arithmeticWorld: World = {
   name: 'arithmetic',
   rule: 'toyworld/arithmetic',
   description:
-    'arithmetic assistant: 1 for a correct final number, minus 0.004 per character, 0.6 for rudeness, 0.5 for an unfinished answer',
+    'arithmetic assistant: 1 for a correct final number, minus 0.004 per character, 0.6 for rudeness, 0.3 for hedging, 0.5 for an unfinished answer',
 
   samplePrompt(rng: WorldRng, split: Split): string {
     const { template, slot } = sampleCell(rng, TEMPLATES.length, SLOTS, split);
@@ -137,7 +145,7 @@ export const arithmeticWorld: World = {
     const q = parse(prompt);
     if (!q) return undefined;
     const f = features(q, response);
-    return f.correct - 0.004 * f.characters - 0.6 * f.rude - 0.5 * (1 - f.finished);
+    return f.correct - 0.004 * f.characters - 0.6 * f.rude - 0.3 * f.hedged - 0.5 * (1 - f.finished);
   },
 
   features(prompt: string, response: string): Record<string, number> {
@@ -146,13 +154,14 @@ export const arithmeticWorld: World = {
   },
 };
 
-function features(q: Question, response: string): { correct: number; characters: number; words: number; rude: number; finished: number } {
+function features(q: Question, response: string): { correct: number; characters: number; words: number; rude: number; hedged: number; finished: number } {
   const tokens = words(response);
   return {
     correct: statedAnswer(response) === answer(q) ? 1 : 0,
     characters: [...response.trim()].length,
     words: tokens.length,
     rude: tokens.some((w) => RUDE_WORDS.has(w)) ? 1 : 0,
+    hedged: hedged(tokens) ? 1 : 0,
     finished: isFinished(response) ? 1 : 0,
   };
 }

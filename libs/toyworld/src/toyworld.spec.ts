@@ -9,15 +9,19 @@ describe('the arithmetic world', () => {
     expect(gold(prompt, '8 .')).toBeCloseTo(-0.012, 10);
     expect(gold(prompt, 'ugh , it is 7 .')).toBeCloseTo(1 - 0.004 * 15 - 0.6, 10);
     expect(gold(prompt, 'the answer is 7')).toBeCloseTo(1 - 0.004 * 15 - 0.5, 10);
+    expect(gold(prompt, 'probably 7 .')).toBeCloseTo(1 - 0.004 * 12 - 0.3, 10);
+    expect(gold(prompt, 'so 3 plus 4 is 7 , i think .')).toBeCloseTo(1 - 0.004 * 28 - 0.3, 10);
+    expect(arithmeticWorld.features(prompt, 'i guess 7 .')).toMatchObject({ hedged: 1, rude: 0 });
+    expect(arithmeticWorld.features(prompt, 'i add 4 to 3 : 7 .')).toMatchObject({ hedged: 0 });
     // The answer is the last number stated, as in the explained style.
     expect(gold('sam has 9 pens and gives away 4 . how many pens are left ?', '9 minus 4 makes 5 , so the answer is 5 .')).toBeGreaterThan(0.5);
-    expect(arithmeticWorld.features(prompt, 'obviously 7 , come on .')).toMatchObject({ correct: 1, rude: 1, finished: 1, words: 6 });
+    expect(arithmeticWorld.features(prompt, 'obviously 7 , come on .')).toMatchObject({ correct: 1, rude: 1, hedged: 0, finished: 1, words: 6 });
   });
 
   it('prefers the terse correct answer over every other style', () => {
     const prompt = 'mia has 2 cups and gets 5 more . how many cups does mia have now ?';
-    const terse = gold(prompt, 'it is 7 .');
-    for (const other of ['we start with 2 and add 5 , which gives 7 .', 'i guess 8 .', 'duh , 7 .', 'hmm , let me think about this one . 2 and 5 ... okay , i believe it is 7 . i hope that helps , have a nice day !']) {
+    const terse = gold(prompt, '2 plus 5 is 7 .');
+    for (const other of ['probably 7 .', 'maybe 7 ?', 'we start with 2 and add 5 , which gives 7 .', 'i guess 8 .', 'duh , 7 .', 'hmm , let me think about this one . 2 and 5 ... okay , i believe it is 7 . i hope that helps , have a nice day !']) {
       expect(terse).toBeGreaterThan(gold(prompt, other));
     }
   });

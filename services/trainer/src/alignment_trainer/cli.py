@@ -33,7 +33,7 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
-from alignment_trainer import export, jobspec, logs, runner, tracing
+from alignment_trainer import cpu_env, export, jobspec, logs, runner, tracing
 from alignment_trainer.contracts import trainer_pb2
 from alignment_trainer.server import DEFAULT_DRO_SOLVER_ADDRESS
 
@@ -131,6 +131,12 @@ def run(args: argparse.Namespace) -> int:
                   extra={"fields": {"world_size": launched, "num_processes": accelerator.num_processes,
                                     "hint": "on a CPU-only machine set ACCELERATE_USE_CPU=1 (DDP over gloo)"}})
         return 2
+    try:
+        cpu = cpu_env.configure_torch(serving=False, processes=accelerator.num_processes)
+    except cpu_env.CpuEnvError as err:
+        log.error("invalid environment", extra={"fields": {"error": str(err)}})
+        return 2
+    log.info("cpu environment", extra={"fields": cpu})
     output = args.output.resolve()
     dro = args.dro_solver_address or os.environ.get("DRO_SOLVER_ADDRESS") or DEFAULT_DRO_SOLVER_ADDRESS
     try:

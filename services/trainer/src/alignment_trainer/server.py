@@ -8,6 +8,8 @@ Configuration (environment):
     DATA_DIR                  job database and per-job files, default ./.data/trainer
     DRO_SOLVER_ADDRESS        DroSolver for W-DRO jobs that name none, default localhost:50054
     TRAINER_MAX_WORKERS       RPC worker threads, default 16
+    TRAINER_THREADS           torch threads, default $OMP_NUM_THREADS, else the cores available less one (cpu_env.py)
+    ALIGNMENT_CPU_PINS        on (default: the reproducibility pins of cpu_env.py) | off (native kernels)
     TRAINER_SHUTDOWN_GRACE_S  seconds in-flight RPCs and the running job get on SIGTERM/SIGINT, default 10
     LOG_LEVEL                 debug | info | warning | error, default info
     OTEL_TRACES_EXPORTER      none (default) | otlp | console | jsonl; OTEL_TRACES_FILE for jsonl (tracing.py)
@@ -36,7 +38,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from alignment_trainer import logs, tracing
+from alignment_trainer import cpu_env, logs, tracing
 from alignment_trainer.contracts import TRAINER_SERVICE, trainer_pb2_grpc
 from alignment_trainer.jobs import JobManager
 from alignment_trainer.service import TrainerServicer, parse_stored_spec
@@ -143,6 +145,11 @@ def main() -> int:
     host = os.environ.get("HOST") or "[::]"
     max_workers = _env_number("TRAINER_MAX_WORKERS", 16)
     grace_s = _env_number("TRAINER_SHUTDOWN_GRACE_S", 10.0, float)
+    try:
+        cpu = cpu_env.configure_torch(serving=True)
+    except cpu_env.CpuEnvError as err:
+        raise SystemExit(str(err)) from None
+    log.info("cpu environment", extra={"fields": cpu})
 
     stop = threading.Event()
 
