@@ -118,7 +118,8 @@ def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = 16, *
     log.info(
         "listening",
         extra={"fields": {"address": f"{host}:{bound}", "port": bound, "services": [TRAINER_SERVICE],
-                          "data_dir": str(manager.data_dir), "dro_solver_address": dro_solver_address}},
+                          "data_dir": str(manager.data_dir), "dro_solver_address": dro_solver_address,
+                          "cpu": cpu_env.describe()}},
     )
     return RunningServer(server=server, port=bound, health=health_servicer, manager=manager)
 
@@ -146,10 +147,9 @@ def main() -> int:
     max_workers = _env_number("TRAINER_MAX_WORKERS", 16)
     grace_s = _env_number("TRAINER_SHUTDOWN_GRACE_S", 10.0, float)
     try:
-        cpu = cpu_env.configure_torch(serving=True)
+        cpu_env.configure_torch(serving=True)
     except cpu_env.CpuEnvError as err:
         raise SystemExit(str(err)) from None
-    log.info("cpu environment", extra={"fields": cpu})
 
     stop = threading.Event()
 
