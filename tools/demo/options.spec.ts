@@ -28,7 +28,7 @@ describe('demo options', () => {
     const saved = process.env.ATEN_CPU_CAPABILITY;
     delete process.env.ATEN_CPU_CAPABILITY;
     try {
-      expect(parse()).toMatchObject({ stackEnv: {}, base: { cpuCapability: 'avx2' } });
+      expect(parse()).toMatchObject({ stackEnv: { ATEN_CPU_CAPABILITY: 'avx2' }, base: { cpuCapability: 'avx2' } });
       expect(parse('--cpu-capability', 'default')).toMatchObject({ stackEnv: { ATEN_CPU_CAPABILITY: 'default' }, base: { cpuCapability: 'default' } });
       process.env.ATEN_CPU_CAPABILITY = 'avx512';
       expect(parse().base.cpuCapability).toBe('avx512');

@@ -33,7 +33,7 @@ export interface DemoOptions {
   dataDir: string;
   worldCache: string;
   portBase: number;
-  /** Environment the demo's stack gets on top of the demo's own (the kernel level, when --cpu-capability is given). */
+  /** Environment the demo's stack gets on top of the demo's own: the trainer's kernel level (none when pins are off). */
   stackEnv: Record<string, string>;
   base: BaseModelOptions;
   run: Omit<RunSettings, 'seed' | 'rounds'>;
@@ -168,7 +168,10 @@ export function parseOptions(argv: string[]): DemoOptions | 'help' {
   if (capability !== undefined && !(CPU_CAPABILITIES as readonly string[]).includes(capability)) {
     throw new UsageError(`--cpu-capability: expected one of ${CPU_CAPABILITIES.join(', ')}, got '${capability}'`);
   }
-  const stackEnv: Record<string, string> = capability ? { ATEN_CPU_CAPABILITY: capability } : {};
+  // The level is always passed to the stack explicitly, so the base-model cache key is the level the trainer runs at
+  // even if the trainer's own pin changes.
+  const cpuCapability = trainerCpuLevel(capability ? { ...process.env, ATEN_CPU_CAPABILITY: capability } : process.env);
+  const stackEnv: Record<string, string> = cpuCapability === 'native' ? {} : { ATEN_CPU_CAPABILITY: cpuCapability };
   return {
     world,
     configs,
@@ -182,7 +185,7 @@ export function parseOptions(argv: string[]): DemoOptions | 'help' {
     base: {
       // The world (its data and base model) is fixed; the run seeds vary seed pairs, training and sampling.
       seed: WORLD_SEED,
-      cpuCapability: trainerCpuLevel({ ...process.env, ...stackEnv }),
+      cpuCapability,
       promptBudget,
       rounds: 3,
       sftExamples: scale.sftExamples,

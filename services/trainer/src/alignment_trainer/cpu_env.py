@@ -16,9 +16,10 @@ applied only where the environment does not already set the variable (so a user 
 
 ALIGNMENT_CPU_PINS=off applies none of them (native kernels: faster on AVX-512, not comparable across machines).
 
-Threads: TRAINER_THREADS, else OMP_NUM_THREADS, else the cores this process may use (its CPU affinity and cgroup quota), less one in the
-server, whose gRPC threads need a core (on 2 cores, two torch threads beside the server ran DPO 6.5x slower than
-one). Results do not depend on the thread count (measured for 1 and 2; MKL's STRICT mode covers GEMM).
+Threads: TRAINER_THREADS, else OMP_NUM_THREADS, else the cores this process may use (its CPU affinity and cgroup v2
+quota), less one in the server, whose gRPC threads need a core (on 2 cores, two torch threads beside the server ran
+DPO 6.5x slower than one). Results do not depend on the thread count (measured for 1 and 2; MKL's STRICT mode
+covers GEMM).
 
 apply_pins() must run before torch computes anything (the package's __init__ calls it); PyTorch reads the
 capability at its first vectorised kernel, MKL its mode at its first call.
