@@ -7,10 +7,12 @@ import { toLocalPath } from '@alignment/artifacts';
 import { Configuration, JobState, PreferenceLoss, RunSpec, Stage, type Run } from '@alignment/contracts';
 import { createLogger } from '@alignment/service-kit';
 import { databasePath } from '../config';
-import { fakeExecutors, Gate, type FakeExecutors } from '../testing/fakes';
-import { makeWorkspace, validSpec, type SpecPartial, type Workspace } from '../testing/fixtures';
-import { RunEngine, type RunEvent } from './engine';
+import { Gate } from '../../testing/gate';
+import { fakeExecutors, type FakeExecutors } from '../../testing/in-memory-executors';
+import { makeWorkspace, validSpec, type SpecPartial, type Workspace } from '../../testing/run-fixtures';
+import { RunEngine } from './engine';
 import { ServiceUnavailableError, StageFailedError } from './executors';
+import type { RunEvent } from './run-events';
 import { deriveSeed } from './seeds';
 import { RunStore } from './store';
 
