@@ -1,5 +1,5 @@
 import { Stage, type ArtifactRef, type ModelRef, type RunSpec } from '@alignment/contracts';
-import type { CallContext, EvaluateExecutor, Executors } from '../executors';
+import type { CallContext, Executors } from '../executors';
 import type { StageOutput } from '../stage-manifest';
 
 /**
