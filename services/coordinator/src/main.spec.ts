@@ -9,9 +9,9 @@ import { CoordinatorClient, JobState, RunSpec, type Run } from '@alignment/contr
 import { createClient, unaryCall, type SpanRecord } from '@alignment/service-kit';
 import { freePort, spawnProcess, waitFor, type SpawnedProcess } from '@alignment/service-kit/testing';
 import { deriveSeed } from './run/seeds';
-import { GeneratorDouble, JudgeDouble, TrainerDouble } from './testing/doubles';
-import { Gate } from './testing/fakes';
-import { makeWorkspace, validSpec, type Workspace } from './testing/fixtures';
+import { Gate } from '../testing/gate';
+import { GeneratorDouble, JudgeDouble, TrainerDouble } from '../testing/grpc-service-doubles';
+import { makeWorkspace, validSpec, type Workspace } from '../testing/run-fixtures';
 
 const root = path.resolve(__dirname, '../../..');
 

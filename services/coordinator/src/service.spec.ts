@@ -18,8 +18,8 @@ import { grpcExecutors, type GrpcExecutorOptions } from './clients/grpc-executor
 import { databasePath } from './config';
 import { RunEngine, RunStore } from './run';
 import { coordinatorBinding } from './service';
-import { GeneratorDouble, JudgeDouble, TrainerDouble } from './testing/doubles';
-import { makeWorkspace, validSpec, type SpecPartial, type Workspace } from './testing/fixtures';
+import { GeneratorDouble, JudgeDouble, TrainerDouble } from '../testing/grpc-service-doubles';
+import { makeWorkspace, validSpec, type SpecPartial, type Workspace } from '../testing/run-fixtures';
 
 initTracing('coordinator-test', 'memory');
 const logger = createLogger('coordinator-test');

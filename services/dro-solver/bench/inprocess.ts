@@ -1,6 +1,6 @@
 // In-process timings of the DRO solver (no gRPC), used by bench.ts.
 import { solveExact, solveLp } from '../src/solver';
-import { seededLogXi } from '../src/solver/testing';
+import { seededLogXi } from '../testing/seeded-instances';
 
 export { seededLogXi };
 

@@ -4,73 +4,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { toLocalPath } from '@alignment/artifacts';
-import { Configuration, JobState, PreferenceLoss, RunSpec, Stage, type Run } from '@alignment/contracts';
-import { createLogger } from '@alignment/service-kit';
-import { databasePath } from '../config';
-import { fakeExecutors, Gate, type FakeExecutors } from '../testing/fakes';
-import { makeWorkspace, validSpec, type SpecPartial, type Workspace } from '../testing/fixtures';
-import { RunEngine, type RunEvent } from './engine';
+import { Configuration, JobState, PreferenceLoss, RunSpec, Stage } from '@alignment/contracts';
+import { artifactShas, closeHarnesses, harness, runToEnd, stageRuns, startAndWatch } from '../../testing/engine-harness';
+import { Gate } from '../../testing/gate';
+import { validSpec } from '../../testing/run-fixtures';
 import { ServiceUnavailableError, StageFailedError } from './executors';
+import type { RunEvent } from './run-events';
 import { deriveSeed } from './seeds';
-import { RunStore } from './store';
 
-const logger = createLogger('coordinator-test');
-const workspaces: Workspace[] = [];
-const stores: RunStore[] = [];
-afterAll(() => {
-  for (const store of stores) store.close();
-  for (const ws of workspaces) ws.cleanup();
-});
-
-interface Harness {
-  ws: Workspace;
-  dataDir: string;
-  store: RunStore;
-  fakes: FakeExecutors;
-  engine: RunEngine;
-  events: RunEvent[];
-  /** A new coordinator on the same database and data directory (the old one must have stopped). */
-  restart(): Harness;
-}
-
-function harness(ws = makeWorkspace(), dataDir = path.join(ws.root, 'data')): Harness {
-  if (!workspaces.includes(ws)) workspaces.push(ws);
-  const store = RunStore.open(databasePath(dataDir));
-  stores.push(store);
-  const fakes = fakeExecutors();
-  const engine = new RunEngine({ store, dataDir, executors: fakes, logger });
-  return { ws, dataDir, store, fakes, engine, events: [], restart: () => harness(ws, dataDir) };
-}
-
-async function runToEnd(h: Harness, overrides: SpecPartial = {}, runId = 'run-1'): Promise<Run> {
-  const { unsubscribe } = await startAndWatch(h, overrides, runId);
-  await h.engine.settled(runId);
-  unsubscribe();
-  return h.engine.getRun(runId);
-}
-
-async function startAndWatch(h: Harness, overrides: SpecPartial, runId: string) {
-  const run = await h.engine.startRun({ runId, spec: validSpec(h.ws, overrides) });
-  const watch = h.engine.watch(runId, (e) => h.events.push(e));
-  return { run, unsubscribe: watch.unsubscribe };
-}
-
-/** sha256 of every stage output, by "round stage name" — what two runs must agree on to have the same artifacts. */
-function artifactShas(h: Harness, runId: string): Record<string, string> {
-  const shas: Record<string, string> = {};
-  for (const round of fs.readdirSync(path.join(h.dataDir, 'runs', runId))) {
-    for (const stage of fs.readdirSync(path.join(h.dataDir, 'runs', runId, round))) {
-      const file = path.join(h.dataDir, 'runs', runId, round, stage, 'stage.json');
-      if (!fs.existsSync(file)) continue;
-      const manifest = JSON.parse(fs.readFileSync(file, 'utf8'));
-      for (const [name, output] of Object.entries(manifest.outputs as Record<string, { sha256: string }>)) shas[`${round} ${stage} ${name}`] = output.sha256;
-    }
-  }
-  return shas;
-}
-
-const stageRuns = (events: RunEvent[]) =>
-  events.filter((e): e is Extract<RunEvent, { kind: 'stage' }> => e.kind === 'stage' && e.state === JobState.JOB_STATE_RUNNING).map((e) => `${e.round} ${Stage[e.stage]}`);
+afterAll(closeHarnesses);
 
 describe('a run', () => {
   it('executes round 0 (LEARN, EVALUATE) then GENERATE, JUDGE, LEARN, EVALUATE per round, each handing its outputs on', async () => {

@@ -12,6 +12,7 @@ export * from './plan';
 export * from './prompt-split';
 export * from './seeds';
 export * from './shards';
+export * from './run-events';
 export * from './run-spec';
 export * from './stage-manifest';
 export * from './store';

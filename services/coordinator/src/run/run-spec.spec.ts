@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Configuration, JudgeMethod, RunSpec } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/service-kit';
-import { makeWorkspace, validSpec, type Workspace } from '../testing/fixtures';
+import { makeWorkspace, validSpec, type Workspace } from '../../testing/run-fixtures';
 import { validateSpec } from './run-spec';
 
 let ws: Workspace;

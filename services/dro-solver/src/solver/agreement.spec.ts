@@ -1,8 +1,8 @@
 import { solveDual, solveExact, solveLp, type DroProblem, type DroSolution } from './index';
 import { buildLp } from './lp';
 import { prepare } from './problem';
-import { empirical, expectCertified, expectFeasible, relativeTo } from './solution-checks';
-import { randomInstance, seededLogXi } from './testing';
+import { empirical, expectCertified, expectFeasible, relativeTo } from '../../testing/solution-checks';
+import { randomInstance, seededLogXi } from '../../testing/seeded-instances';
 
 /** Large enough to exercise the LP's size, small enough (≈ 1 s) for the unit tests. */
 const LP_TEST_MAX_N = 80;

@@ -1,8 +1,8 @@
 import { findCutLevel } from './exact';
 import { solveDual, solveExact, solveLp, solveNoSplitting, type DroProblem, type DroSolution } from './index';
 import { prepare } from './problem';
-import { empirical, expectCertified, expectFeasible, relativeTo } from './solution-checks';
-import { mulberry32, randomInstance, seededLogXi } from './testing';
+import { empirical, expectCertified, expectFeasible, relativeTo } from '../../testing/solution-checks';
+import { mulberry32, randomInstance, seededLogXi } from '../../testing/seeded-instances';
 
 const ell = (x: number): number => -Math.log(x);
 /** r(ξ) = (ℓ(δ) − ℓ(ξ))/(ξ − δ), straight from the definition. */

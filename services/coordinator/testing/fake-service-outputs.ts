@@ -1,7 +1,8 @@
 // TEST DOUBLES. Deterministic stand-ins for what the generator, judge and trainer compute (those services are
-// being built in parallel), shared by the in-process fake executors (fakes.ts) and the fake gRPC servers
-// (doubles.ts). Their outputs depend only on the content of their inputs (sha256s, seeds, prompts), never on paths
-// or timing, so two runs of the same spec produce byte-identical artifacts — which is what the resume tests check.
+// being built in parallel), shared by the in-process fake executors (in-memory-executors.ts) and the fake gRPC
+// servers (grpc-service-doubles.ts). Their outputs depend only on the content of their inputs (sha256s, seeds,
+// prompts), never on paths or timing, so two runs of the same spec produce byte-identical artifacts — which is what
+// the resume tests check.
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,7 +19,7 @@ import {
   type JudgePairsResult,
   type ModelRef,
 } from '@alignment/contracts';
-import { readObjects, writeJsonl, type JsonObject } from '../run/data';
+import { readObjects, writeJsonl, type JsonObject } from '../src/run/data';
 
 const hex = (...parts: unknown[]) => createHash('sha256').update(parts.map(String).join('|')).digest('hex');
 

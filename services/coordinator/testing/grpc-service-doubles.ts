@@ -1,6 +1,6 @@
 // TEST DOUBLES of the generator, judge and trainer gRPC services (the real ones are being built in parallel), served
 // with service-kit's startServer so the coordinator talks to them exactly as it will to the real services: same
-// contracts, same streams, deadlines, tracing and status codes. What they compute is fake-services.ts.
+// contracts, same streams, deadlines, tracing and status codes. What they compute is fake-service-outputs.ts.
 import * as grpc from '@grpc/grpc-js';
 import {
   DESCRIPTOR_SET_PATH,
@@ -22,7 +22,7 @@ import {
   type WatchJobResponse,
 } from '@alignment/contracts';
 import { NotFoundError, startServer, type RunningServer, type ServiceBinding } from '@alignment/service-kit';
-import { fakeGenerate, fakeJudgePairs, fakeTrainOutputs } from './fake-services';
+import { fakeGenerate, fakeJudgePairs, fakeTrainOutputs } from './fake-service-outputs';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

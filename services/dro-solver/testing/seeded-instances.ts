@@ -3,7 +3,7 @@
  * is reproducible from its seed.
  */
 
-import type { Budget, DroProblem } from './types';
+import type { Budget, DroProblem } from '../src/solver/types';
 
 /** mulberry32: a small, fast 32-bit PRNG; plenty for generating test instances. Returns floats in [0, 1). */
 export function mulberry32(seed: number): () => number {

@@ -1,5 +1,5 @@
-// TEST DOUBLES: in-process stage executors for the domain tests (no network). They compute what fake-services.ts
-// computes, record every call, and can be delayed, gated or made to fail per call.
+// TEST DOUBLES: in-process stage executors for the domain tests (no network). They compute what
+// fake-service-outputs.ts computes, record every call, and can be delayed, gated or made to fail per call.
 import {
   JobState,
   type GenerateRequest,
@@ -17,8 +17,8 @@ import {
   type GenerateExecutor,
   type JudgeExecutor,
   type LearnExecutor,
-} from '../run/executors';
-import { fakeGenerate, fakeJudgePairs, fakeTrainOutputs } from './fake-services';
+} from '../src/run/executors';
+import { fakeGenerate, fakeJudgePairs, fakeTrainOutputs } from './fake-service-outputs';
 
 /** Waits for `promise` unless the signal aborts first. */
 function orAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -28,15 +28,6 @@ function orAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
-}
-
-/** A promise with its resolve exposed: tests open gates to let a stage go on. */
-export class Gate {
-  readonly promise: Promise<void>;
-  open!: () => void;
-  constructor() {
-    this.promise = new Promise((resolve) => (this.open = resolve));
-  }
 }
 
 type Hook<Req> = (request: Req, call: number) => Promise<void> | void;

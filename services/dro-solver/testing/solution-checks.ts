@@ -2,8 +2,8 @@
  * Test-only checks of a DroSolution against the problem, written from the definitions (ALGORITHM.md §4)
  * rather than from the solvers' code, so that they can catch the solvers' mistakes.
  */
-import { w1FromCdfs } from './testing';
-import type { DroProblem, DroSolution } from './types';
+import { w1FromCdfs } from './seeded-instances';
+import type { DroProblem, DroSolution } from '../src/solver/types';
 
 /** ξ clipped onto [δ, 1−δ] and the normalised weights, computed the plain way. */
 export function empirical(p: DroProblem): { xi: number[]; w: number[] } {

@@ -1,0 +1,61 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ArtifactError, fileUri, sha256File, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import type { ArtifactRef, ModelRef } from '@alignment/contracts';
+import { DataFormatError, readPrompts } from '../data';
+import { check, fail } from './fields';
+
+// The spec's input files and directories: each must exist, and comes back pinned (absolute file:// URI, sha256) so
+// that a resumed run can refuse inputs that changed.
+
+function localPath(ref: ArtifactRef | undefined, p: string): string {
+  if (!ref || ref.uri.trim() === '') fail(`${p}.uri`, 'is required');
+  try {
+    return toLocalPath(ref.uri);
+  } catch (error) {
+    fail(`${p}.uri`, (error as Error).message);
+  }
+}
+
+/** A file input: exists, and its sha256 is pinned (checked against the given one, if any). */
+export async function pinFile(ref: ArtifactRef | undefined, p: string): Promise<{ file: string; pinned: ArtifactRef }> {
+  const file = localPath(ref, p);
+  const stat = await fs.promises.stat(file).catch(() => undefined);
+  check(stat?.isFile() === true, `${p}.uri`, `no file at ${file}`);
+  const sha256 = await sha256File(file);
+  if (ref!.sha256 !== '') check(ref!.sha256.toLowerCase() === sha256, `${p}.sha256`, `${file} has sha256 ${sha256}, not ${ref!.sha256}`);
+  return { file, pinned: { uri: fileUri(file), sha256, sizeBytes: stat!.size } };
+}
+
+/** A directory input: exists, holds `required`, and matches its manifest when a sha256 is given. */
+async function pinDirectory(ref: ArtifactRef | undefined, p: string, required: string, what: string): Promise<ArtifactRef> {
+  const dir = localPath(ref, p);
+  const stat = await fs.promises.stat(dir).catch(() => undefined);
+  check(stat?.isDirectory() === true, `${p}.uri`, `no directory at ${dir} (expected ${what})`);
+  check(fs.existsSync(path.join(dir, required)), `${p}.uri`, `${dir} has no ${required} (expected ${what})`);
+  if (ref!.sha256 !== '') {
+    try {
+      await verifyArtifact(dir, ref!.sha256);
+    } catch (error) {
+      fail(`${p}.sha256`, error instanceof ArtifactError ? error.message : String(error));
+    }
+  }
+  return { uri: fileUri(dir), sha256: ref!.sha256.toLowerCase(), sizeBytes: ref!.sizeBytes };
+}
+
+export async function pinModel(model: ModelRef | undefined, p: string, needs: { hf: boolean }): Promise<ModelRef> {
+  check(model !== undefined, p, 'is required');
+  const onnx = await pinDirectory(model!.onnx, `${p}.onnx`, 'model.onnx', 'an ONNX export with model.onnx');
+  if (!needs.hf && !model!.hfCheckpoint?.uri) return { onnx };
+  const hfCheckpoint = await pinDirectory(model!.hfCheckpoint, `${p}.hf_checkpoint`, 'config.json', 'a Hugging Face checkpoint with config.json');
+  return { hfCheckpoint, onnx };
+}
+
+export async function promptsOf(file: string, p: string): Promise<string[]> {
+  try {
+    return (await readPrompts(file)).map((r) => r.prompt);
+  } catch (error) {
+    if (error instanceof DataFormatError) fail(`${p}.uri`, error.message);
+    throw error;
+  }
+}

@@ -1,0 +1,81 @@
+import type { EvaluationConfig, RunSpec } from '@alignment/contracts';
+import { roundFractions, splitPrompts } from '../prompt-split';
+import { check, fail, finite } from './fields';
+import { pinFile, promptsOf } from './pinning';
+
+/** Pinned sums of fractions may exceed 1 by this much (0.133 + 0.333 + 0.5 + 0.033 and friends). */
+const FRACTION_SLACK = 1e-9;
+
+/**
+ * The per-round prompt sets, given (round_prompts) or split from one file (prompt_split), pinned in `spec`:
+ * pairwise disjoint and disjoint from the seed pairs' prompts. Returns every round prompt, with its round index.
+ */
+export async function pinRoundPrompts(spec: RunSpec, rounds: number, seedPrompts: Set<string>): Promise<Map<string, string>> {
+  const roundPrompts: Array<{ prompts: string[]; field: string }> = [];
+  const prompts = spec.prompts;
+  if (rounds > 0) check(prompts !== undefined, 'prompts', 'one of round_prompts or prompt_split is required when rounds > 0');
+  if (prompts?.$case === 'roundPrompts') {
+    const sets = prompts.value.rounds;
+    check(sets.length === spec.rounds, 'round_prompts.rounds', `has ${sets.length} prompt sets for ${spec.rounds} rounds`);
+    for (let i = 0; i < sets.length; i++) {
+      const p = `round_prompts.rounds[${i}]`;
+      const pinned = await pinFile(sets[i], p);
+      sets[i] = pinned.pinned;
+      roundPrompts.push({ prompts: await promptsOf(pinned.file, p), field: `${p}.uri` });
+    }
+  } else if (prompts?.$case === 'promptSplit') {
+    const split = prompts.value;
+    split.roundFractions.forEach((f, i) => {
+      finite(f, `prompt_split.round_fractions[${i}]`);
+      check(f > 0 && f <= 1, `prompt_split.round_fractions[${i}]`, `must be in (0, 1], got ${f}`);
+    });
+    const fractions = roundFractions(split.roundFractions, spec.rounds);
+    check(fractions !== undefined, 'prompt_split.round_fractions', `are required for more than 3 rounds (the paper's split has 3), got ${spec.rounds} rounds`);
+    check(
+      fractions!.length === spec.rounds,
+      'prompt_split.round_fractions',
+      `has ${fractions!.length} fractions for ${spec.rounds} rounds`,
+    );
+    const seedFraction = split.seedFraction ?? 0;
+    finite(seedFraction, 'prompt_split.seed_fraction');
+    check(seedFraction >= 0 && seedFraction < 1, 'prompt_split.seed_fraction', `must be in [0, 1), got ${seedFraction}`);
+    const total = fractions!.reduce((s, f) => s + f, seedFraction);
+    check(total <= 1 + FRACTION_SLACK, 'prompt_split.round_fractions', `sum to ${total.toFixed(6)} with seed_fraction; must be <= 1`);
+    const pinned = await pinFile(split.prompts, 'prompt_split.prompts');
+    split.prompts = pinned.pinned;
+    const all = await promptsOf(pinned.file, 'prompt_split.prompts');
+    splitPrompts(all.length, fractions!, seedFraction).rounds.forEach(([start, end], i) => {
+      check(end > start, `prompt_split.round_fractions[${i}]`, `gives round ${i + 1} no prompts out of ${all.length}`);
+      roundPrompts.push({ prompts: all.slice(start, end), field: 'prompt_split.prompts.uri' });
+    });
+  }
+  const seen = new Map<string, string>();
+  roundPrompts.forEach(({ prompts: list, field: p }, i) => {
+    for (const prompt of list) {
+      if (seedPrompts.has(prompt)) {
+        fail(p, `round ${i + 1}'s prompts include a prompt of the seed pairs (${JSON.stringify(prompt.slice(0, 80))}); rounds need fresh prompts` +
+          (prompts?.$case === 'promptSplit' ? ' (set prompt_split.seed_fraction to skip the seed part of the file)' : ''));
+      }
+      const earlier = seen.get(prompt);
+      if (earlier !== undefined && earlier !== `${i}`) {
+        fail(p, `round ${i + 1} repeats a prompt of round ${Number(earlier) + 1} (${JSON.stringify(prompt.slice(0, 80))}); rounds must be disjoint`);
+      }
+      seen.set(prompt, `${i}`);
+    }
+  });
+  return seen;
+}
+
+/** The held-out prompts, pinned in `evaluation`: never a training prompt (seed pairs or a round's). */
+export async function pinEvaluationPrompts(evaluation: EvaluationConfig, seedPrompts: Set<string>, roundPrompts: Map<string, string>): Promise<void> {
+  const pinned = await pinFile(evaluation.prompts, 'evaluation.prompts');
+  evaluation.prompts = pinned.pinned;
+  const held = await promptsOf(pinned.file, 'evaluation.prompts');
+  for (const prompt of held) {
+    check(
+      !seedPrompts.has(prompt) && !roundPrompts.has(prompt),
+      'evaluation.prompts.uri',
+      `held-out prompt ${JSON.stringify(prompt.slice(0, 80))} is also a training prompt (seed pairs or a round); evaluation prompts are never trained on`,
+    );
+  }
+}

@@ -1,0 +1,78 @@
+import * as path from 'node:path';
+import { writeFileAtomic } from '@alignment/artifacts';
+import { Stage, type ArtifactRef } from '@alignment/contracts';
+import { readObjects, writeJsonl } from '../data';
+import { readPinned } from '../evaluate';
+import { StageFailedError } from '../executors';
+import { preferenceJobSpec } from '../job-spec';
+import { flipLabels } from '../label-noise';
+import { trainerMetricName } from '../metrics';
+import { deriveSeed } from '../seeds';
+import { verifyOutput } from '../stage-manifest';
+import { fileOutput, specInput, type StageDefinition, type StageInput, type StageResult } from './stage';
+
+type LearnInputs = {
+  /** The seed pairs in round 0, the round's judged pairs after. */
+  pairs: StageInput<ArtifactRef | undefined>;
+  /** The Hugging Face checkpoint of π_init in round 0, of π_{t−1} after. */
+  init: StageInput<ArtifactRef | undefined>;
+};
+
+/**
+ * LEARN: one trainer job from `init` on `pairs` (job-spec.ts); round 0 first flips the seed labels when the spec
+ * asks for label noise.
+ */
+export const learnStage: StageDefinition<LearnInputs> = {
+  stage: Stage.STAGE_LEARN,
+
+  inputs(spec, round, outputs) {
+    return round === 0
+      ? { pairs: specInput(spec.seedPairs), init: specInput(spec.baseModel?.hfCheckpoint) }
+      : { pairs: outputs.input(round, Stage.STAGE_JUDGE, 'pairs'), init: outputs.input(round - 1, Stage.STAGE_LEARN, 'model.hf_checkpoint') };
+  },
+
+  async execute(inputs, { runId, nonce, spec, round, dir, seed, attempt, executors, call }) {
+    const result: StageResult = { outputs: {}, metrics: {} };
+    const init = inputs.init.value!;
+    let pairs = inputs.pairs.value!;
+    if (round === 0) {
+      const seedFile = await readPinned(pairs, 'the seed pairs');
+      if (spec.labelNoiseRate > 0) {
+        // Label noise is part of round 0's LEARN: deterministic from the run seed, so a re-executed stage flips the
+        // same pairs and produces the same file.
+        const noiseSeed = deriveSeed(spec.seed, 0, 'label-noise');
+        const original = (await readObjects(seedFile)).map((l) => l.value);
+        const noisy = flipLabels(original, spec.labelNoiseRate, noiseSeed);
+        const info = await writeJsonl(path.join(dir, 'seed_pairs.noisy.jsonl'), noisy.pairs);
+        const record = await writeFileAtomic(
+          path.join(dir, 'label_noise.json'),
+          JSON.stringify({ rate: spec.labelNoiseRate, seed: noiseSeed, num_pairs: original.length, flipped: noisy.flipped }) + '\n',
+        );
+        pairs = { uri: info.uri, sha256: info.sha256, sizeBytes: info.sizeBytes };
+        result.outputs.seed_pairs = fileOutput(pairs);
+        result.outputs.label_noise = fileOutput({ uri: record.uri, sha256: record.sha256, sizeBytes: record.sizeBytes });
+        result.metrics['data/flipped_pairs'] = noisy.flipped.length;
+        result.metrics['data/seed_pairs'] = original.length;
+      }
+    }
+    // Deterministic per (run, round, attempt): a coordinator that restarts mid-stage re-attaches to its job.
+    const jobId = `${runId}-${nonce}-r${round}-learn-a${attempt}`;
+    const jobSpec = preferenceJobSpec({ spec, round, init, pairs, outputDir: path.join(dir, `attempt-${attempt}`), seed });
+    const job = await executors.learn.train(jobId, jobSpec, call);
+    const model = job.outputs?.model;
+    if (!model?.hfCheckpoint?.sha256 || !model.onnx?.sha256) {
+      throw new StageFailedError(`trainer job ${jobId} succeeded without a model (hf_checkpoint and onnx with sha256)`);
+    }
+    result.outputs['model.hf_checkpoint'] = { ...model.hfCheckpoint, kind: 'dir' };
+    result.outputs['model.onnx'] = { ...model.onnx, kind: 'dir' };
+    if (job.outputs?.manifest?.uri) result.outputs['job.manifest'] = fileOutput(job.outputs.manifest);
+    if (job.outputs?.metrics?.uri) result.outputs['job.metrics'] = fileOutput(job.outputs.metrics);
+    for (const [name, output] of Object.entries(result.outputs)) {
+      const problem = await verifyOutput(output);
+      if (problem) throw new StageFailedError(`trainer job ${jobId}: output ${name}: ${problem}`);
+    }
+    for (const [name, value] of Object.entries(job.metrics)) result.metrics[trainerMetricName(name)] = value;
+    result.jobId = jobId;
+    return result;
+  },
+};

@@ -1,0 +1,95 @@
+import { Stage, type ArtifactRef, type ModelRef, type RunSpec } from '@alignment/contracts';
+import type { CallContext, Executors } from '../executors';
+import type { StageOutput } from '../stage-manifest';
+
+/**
+ * What every stage of a round is made of (docs/architecture.md, "Data flow of one round"): the inputs it consumes,
+ * declared once, and its execution. The engine fingerprints the inputs' identities to decide whether a stage.json
+ * still holds for them (skip on resume) and hands the very same object to `execute`, so the two cannot drift.
+ */
+
+/** One input of a stage: the value its execution reads and the identity its stage.json records for it. */
+export interface StageInput<T> {
+  value: T;
+  /** The input's sha256 (or, for a spec input without one, its URI). */
+  identity: string;
+}
+
+export type StageInputs = Record<string, StageInput<unknown>>;
+
+/** What a stage hands back: its named outputs, its round metrics, warnings to say loudly, the trainer job it ran. */
+export interface StageResult {
+  outputs: Record<string, StageOutput>;
+  metrics: Record<string, number>;
+  warnings?: string[];
+  jobId?: string;
+}
+
+/** Everything an executing stage may use besides its inputs. */
+export interface StageContext {
+  runId: string;
+  /** Makes trainer job ids unique across coordinators reusing a run id. */
+  nonce: string;
+  spec: RunSpec;
+  round: number;
+  /** $DATA_DIR/runs/<run>/round-<t>/<stage>/: outputs go here, intermediates under work/. */
+  dir: string;
+  /** Derived from (run seed, round, stage). */
+  seed: number;
+  /** Executions of this stage that did not resume an in-flight one (part of the trainer job id). */
+  attempt: number;
+  executors: Required<Executors>;
+  call: CallContext;
+}
+
+export interface StageDefinition<Inputs extends StageInputs> {
+  stage: Stage;
+  /** The inputs the stage consumes now, from the spec and the outputs of the stages before it. */
+  inputs(spec: RunSpec, round: number, outputs: StageOutputs): Inputs;
+  execute(inputs: Inputs, ctx: StageContext): Promise<StageResult>;
+}
+
+/** Input name -> identity: what the stage's stage.json records and must match to be skipped. */
+export function inputIdentities(inputs: StageInputs): Record<string, string> {
+  return Object.fromEntries(Object.entries(inputs).map(([name, input]) => [name, input.identity]));
+}
+
+/** An input the run spec names (pinned when the run started): identified by its sha256, else its URI. */
+export function specInput(ref: ArtifactRef | undefined): StageInput<ArtifactRef | undefined> {
+  return { value: ref, identity: ref?.sha256 ? ref.sha256 : ref?.uri ?? '' };
+}
+
+export const fileOutput = (ref: ArtifactRef): StageOutput => ({ uri: ref.uri, sha256: ref.sha256, sizeBytes: ref.sizeBytes, kind: 'file' });
+export const artifactRef = (output: StageOutput): ArtifactRef => ({ uri: output.uri, sha256: output.sha256, sizeBytes: output.sizeBytes });
+
+/** The model a LEARN stage produced, from its outputs. */
+export function modelOf(outputs: Record<string, StageOutput>): ModelRef {
+  return { hfCheckpoint: artifactRef(outputs['model.hf_checkpoint']), onnx: artifactRef(outputs['model.onnx']) };
+}
+
+/** π_t of an input made by `StageOutputs.model`, or the error that round `round` has not learned in this execution. */
+export function learnedModel(input: StageInput<ModelRef | undefined>, round: number): ModelRef {
+  if (!input.value) throw new Error(`round ${round} LEARN has no outputs in this execution`);
+  return input.value;
+}
+
+/** Outputs of the stages done so far in one execution of a run (executed, or skipped as verified). */
+export class StageOutputs {
+  private readonly byStage = new Map<string, Record<string, StageOutput>>();
+
+  set(round: number, stage: Stage, outputs: Record<string, StageOutput>): void {
+    this.byStage.set(`${round}:${stage}`, outputs);
+  }
+
+  /** An earlier stage's output as an input, identified by its sha256 ('' when there is none). */
+  input(round: number, stage: Stage, name: string): StageInput<ArtifactRef | undefined> {
+    const output = this.byStage.get(`${round}:${stage}`)?.[name];
+    return { value: output && artifactRef(output), identity: output?.sha256 ?? '' };
+  }
+
+  /** The model of round `round`'s LEARN as an input, identified by its ONNX export. */
+  model(round: number): StageInput<ModelRef | undefined> {
+    const learned = this.byStage.get(`${round}:${Stage.STAGE_LEARN}`);
+    return { value: learned && modelOf(learned), identity: learned?.['model.onnx']?.sha256 ?? '' };
+  }
+}

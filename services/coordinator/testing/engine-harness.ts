@@ -1,0 +1,71 @@
+// A RunEngine over in-memory executors, a temporary workspace and its own database, for the engine's tests: start a
+// run and watch it, run it to the end, restart the coordinator on the same data, compare two runs' artifacts.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { JobState, Stage, type Run } from '@alignment/contracts';
+import { createLogger } from '@alignment/service-kit';
+import { databasePath } from '../src/config';
+import { RunEngine, RunStore, type RunEvent } from '../src/run';
+import { fakeExecutors, type FakeExecutors } from './in-memory-executors';
+import { makeWorkspace, validSpec, type SpecPartial, type Workspace } from './run-fixtures';
+
+const logger = createLogger('coordinator-test');
+const workspaces: Workspace[] = [];
+const stores: RunStore[] = [];
+
+/** Closes every harness's database and removes its workspace (a test file's afterAll). */
+export function closeHarnesses(): void {
+  for (const store of stores.splice(0)) store.close();
+  for (const ws of workspaces.splice(0)) ws.cleanup();
+}
+
+export interface Harness {
+  ws: Workspace;
+  dataDir: string;
+  store: RunStore;
+  fakes: FakeExecutors;
+  engine: RunEngine;
+  events: RunEvent[];
+  /** A new coordinator on the same database and data directory (the old one must have stopped). */
+  restart(): Harness;
+}
+
+export function harness(ws = makeWorkspace(), dataDir = path.join(ws.root, 'data')): Harness {
+  if (!workspaces.includes(ws)) workspaces.push(ws);
+  const store = RunStore.open(databasePath(dataDir));
+  stores.push(store);
+  const fakes = fakeExecutors();
+  const engine = new RunEngine({ store, dataDir, executors: fakes, logger });
+  return { ws, dataDir, store, fakes, engine, events: [], restart: () => harness(ws, dataDir) };
+}
+
+export async function runToEnd(h: Harness, overrides: SpecPartial = {}, runId = 'run-1'): Promise<Run> {
+  const { unsubscribe } = await startAndWatch(h, overrides, runId);
+  await h.engine.settled(runId);
+  unsubscribe();
+  return h.engine.getRun(runId);
+}
+
+export async function startAndWatch(h: Harness, overrides: SpecPartial, runId: string) {
+  const run = await h.engine.startRun({ runId, spec: validSpec(h.ws, overrides) });
+  const watch = h.engine.watch(runId, (e) => h.events.push(e));
+  return { run, unsubscribe: watch.unsubscribe };
+}
+
+/** sha256 of every stage output, by "round stage name" — what two runs must agree on to have the same artifacts. */
+export function artifactShas(h: Harness, runId: string): Record<string, string> {
+  const shas: Record<string, string> = {};
+  for (const round of fs.readdirSync(path.join(h.dataDir, 'runs', runId))) {
+    for (const stage of fs.readdirSync(path.join(h.dataDir, 'runs', runId, round))) {
+      const file = path.join(h.dataDir, 'runs', runId, round, stage, 'stage.json');
+      if (!fs.existsSync(file)) continue;
+      const manifest = JSON.parse(fs.readFileSync(file, 'utf8'));
+      for (const [name, output] of Object.entries(manifest.outputs as Record<string, { sha256: string }>)) shas[`${round} ${stage} ${name}`] = output.sha256;
+    }
+  }
+  return shas;
+}
+
+/** "round STAGE" of every stage that started executing, in order. */
+export const stageRuns = (events: RunEvent[]) =>
+  events.filter((e): e is Extract<RunEvent, { kind: 'stage' }> => e.kind === 'stage' && e.state === JobState.JOB_STATE_RUNNING).map((e) => `${e.round} ${Stage[e.stage]}`);
