@@ -9,7 +9,7 @@ import {
   type SolveResponse,
   SolveRequest as SolveRequestMsg,
 } from '@alignment/contracts';
-import { InvalidArgumentError } from './errors';
+import { InvalidArgumentError } from '@alignment/errors';
 import { initTracing, memorySpans, resetMemorySpans, tracer } from './tracing';
 import { startServer, type RunningServer, type ServiceBinding } from './server';
 import { createClient, unaryCall } from './client';

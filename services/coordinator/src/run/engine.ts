@@ -16,7 +16,8 @@ import {
   type RoundMetrics,
   type Run,
 } from '@alignment/contracts';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, tracer, withSpan, type Logger } from '@alignment/service-kit';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@alignment/errors';
+import { tracer, withSpan, type Logger } from '@alignment/service-kit';
 import { configurationPlan, roundJudgeMethod } from './configurations';
 import { readObjects, readPrompts, writeJsonl } from './data';
 import { PairwiseEvaluator, readPinned } from './evaluate';

@@ -11,7 +11,7 @@ import {
   type ModelRef,
   type TrainingHyperparams,
 } from '@alignment/contracts';
-import { InvalidArgumentError } from '@alignment/service-kit';
+import { InvalidArgumentError } from '@alignment/errors';
 import { configurationPlan, CONFIGURATIONS, effectiveRounds, type ConfigurationPlan } from './configurations';
 import { DataFormatError, readPairs, readPrompts } from './data';
 import { roundFractions, splitPrompts } from './prompt-split';
