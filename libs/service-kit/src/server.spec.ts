@@ -13,7 +13,7 @@ import { InvalidArgumentError } from '@alignment/errors';
 import { initTracing, memorySpans, resetMemorySpans, tracer } from './tracing';
 import { startServer, type RunningServer, type ServiceBinding } from './server';
 import { createClient, unaryCall } from './client';
-import { freePort, grpcurl } from './testing';
+import { freePort, grpcurl } from '@alignment/service-kit/testing';
 
 // Test doubles for the domain: the kit is tested with real contracts and a real server on loopback.
 let release: (() => void) | undefined;
