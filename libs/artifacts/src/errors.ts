@@ -1,4 +1,7 @@
-/** Why an artifact could not be used. Services map `not-found` to NOT_FOUND and the others to INVALID_ARGUMENT. */
+/**
+ * Why an artifact could not be used. The caller says what that means for its work: a service turns it into an
+ * InvalidArgumentError (@alignment/errors) on the request field that named the artifact.
+ */
 export type ArtifactErrorKind =
   /** No file or directory at the URI. */
   | 'not-found'

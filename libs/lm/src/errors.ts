@@ -1,14 +1,14 @@
+import { InvalidArgumentError } from '@alignment/errors';
+
 /**
  * An argument the runtime cannot use: an invalid sampling parameter, a prompt longer than the model's context, a
  * chat template that refuses the conversation. `field` names the argument relative to the call (e.g. `top_p`,
  * `prompts[3]`, `items[0]`), in the snake_case of the contracts, so a service can prefix it with the request path.
+ * It is an InvalidArgumentError, so one the service does not rename reaches the client as INVALID_ARGUMENT as is.
  */
-export class LmArgumentError extends Error {
-  constructor(
-    readonly field: string,
-    readonly reason: string,
-  ) {
-    super(`invalid ${field}: ${reason}`);
+export class LmArgumentError extends InvalidArgumentError {
+  constructor(field: string, reason: string) {
+    super(field, reason);
     this.name = 'LmArgumentError';
   }
 }
@@ -22,16 +22,4 @@ export class ModelDirectoryError extends Error {
     super(`model directory ${directory}: ${reason}`);
     this.name = 'ModelDirectoryError';
   }
-}
-
-/** Thrown when work stops because its AbortSignal fired (a client went away or a deadline passed). */
-export class CancelledError extends Error {
-  constructor(message = 'cancelled') {
-    super(message);
-    this.name = 'CancelledError';
-  }
-}
-
-export function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new CancelledError(signal.reason instanceof Error ? signal.reason.message : 'cancelled');
 }

@@ -1,4 +1,5 @@
-import { LmArgumentError, throwIfAborted } from './errors';
+import { throwIfAborted } from '@alignment/errors';
+import { LmArgumentError } from './errors';
 import { selectKvRows, type KvCache } from './kv-cache';
 import type { LanguageModel } from './language-model';
 import { argmaxRow, isArgmax, sampleFromProbs, sampleRng, validateSamplingParams, type Rng, type SamplingParams } from './sampling';

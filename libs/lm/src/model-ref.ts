@@ -12,7 +12,7 @@ export interface ModelLocation {
 /**
  * Resolves a model reference, verifies it against its sha256 (once per model, see ModelCache) and loads it through
  * the cache. Every problem with the reference is an LmArgumentError on `field` + `.uri` or `.sha256`, where
- * `field` is the reference's path in the request (e.g. `model.onnx`), so a service can answer INVALID_ARGUMENT
+ * `field` is the reference's path in the request (e.g. `model.onnx`), so the service answers INVALID_ARGUMENT
  * naming it: a missing or malformed directory is the caller's mistake, not the server's.
  */
 export async function acquireModel<T extends { release(): Promise<void> }>(

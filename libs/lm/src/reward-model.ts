@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import { Tensor, type InferenceSession } from 'onnxruntime-node';
 import { createSession, type SessionSettings } from './causal-lm';
-import { LmArgumentError, ModelDirectoryError, throwIfAborted } from './errors';
+import { throwIfAborted } from '@alignment/errors';
+import { LmArgumentError, ModelDirectoryError } from './errors';
 import { readModelDirectory, type ModelDirectory } from './model-dir';
 import { ChatTokenizer, type Prompt } from './tokenizer';
 

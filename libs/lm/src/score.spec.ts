@@ -1,5 +1,6 @@
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../tools/testing/tiny-models';
-import { CancelledError, LmArgumentError } from './errors';
+import { CancelledError } from '@alignment/errors';
+import { LmArgumentError } from './errors';
 import { LanguageModel } from './language-model';
 import { scoreSequences, type ScoreItem } from './score';
 

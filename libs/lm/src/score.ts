@@ -1,4 +1,5 @@
-import { LmArgumentError, throwIfAborted } from './errors';
+import { throwIfAborted } from '@alignment/errors';
+import { LmArgumentError } from './errors';
 import type { LanguageModel } from './language-model';
 
 export interface ScoreItem {

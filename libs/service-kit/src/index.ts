@@ -1,4 +1,4 @@
-export * from './errors';
+export * from './error-status';
 export * from './validation';
 export * from './logger';
 export * from './tracing';

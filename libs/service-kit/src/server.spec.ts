@@ -9,11 +9,11 @@ import {
   type SolveResponse,
   SolveRequest as SolveRequestMsg,
 } from '@alignment/contracts';
-import { InvalidArgumentError } from './errors';
+import { InvalidArgumentError } from '@alignment/errors';
 import { initTracing, memorySpans, resetMemorySpans, tracer } from './tracing';
 import { startServer, type RunningServer, type ServiceBinding } from './server';
 import { createClient, unaryCall } from './client';
-import { freePort, grpcurl } from './testing';
+import { freePort, grpcurl } from '@alignment/service-kit/testing';
 
 // Test doubles for the domain: the kit is tested with real contracts and a real server on loopback.
 let release: (() => void) | undefined;

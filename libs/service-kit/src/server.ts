@@ -2,12 +2,12 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { createLogger, type Logger } from './logger';
-import { toServiceError } from './errors';
+import { toServiceError } from './error-status';
 import { extractContext, flushTracing, initTracing, shutdownTracing, tracer } from './tracing';
 import { addReflection } from './reflection';
 import { messageSizeOptions } from './limits';
 
-/** Unary handler: resolve with the response; throw InvalidArgumentError & co. for client errors. */
+/** Unary handler: resolve with the response; throw @alignment/errors' InvalidArgumentError & co. for client errors. */
 export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 /** Server-streaming handler: write responses with call.write; resolving ends the stream. */
 export type ServerStreamHandler<Req, Res> = (request: Req, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>;

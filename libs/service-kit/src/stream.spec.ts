@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { DESCRIPTOR_SET_PATH, GenerateRequest, GeneratorClient, GeneratorService } from '@alignment/contracts';
-import { CancelledError, InvalidArgumentError } from './errors';
+import { CancelledError, InvalidArgumentError } from '@alignment/errors';
 import { createClient, readAll } from './client';
 import { callAbortSignal, startServer, type RunningServer, type ServiceBinding } from './server';
 import { inShard, requireShard } from './validation';

@@ -1,55 +1,13 @@
-import { InvalidArgumentError } from './errors';
+import { InvalidArgumentError } from '@alignment/errors';
 
-// Small checks that throw InvalidArgumentError naming the field, so every service rejects bad input the same way.
+// Request checks the generator and the judge share (the shard of a streaming request, a finite number), throwing
+// InvalidArgumentError naming the field. Each service's other checks live with its domain (docs/architecture.md).
 
 export function requireFinite(field: string, value: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new InvalidArgumentError(field, `must be a finite number, got ${String(value)}`);
   }
   return value;
-}
-
-/** lo/hi bounds; `open` marks which ends are excluded. */
-export function requireInRange(
-  field: string,
-  value: number,
-  lo: number,
-  hi: number,
-  open: { lo?: boolean; hi?: boolean } = {},
-): number {
-  requireFinite(field, value);
-  const belowLo = open.lo ? value <= lo : value < lo;
-  const aboveHi = open.hi ? value >= hi : value > hi;
-  if (belowLo || aboveHi) {
-    const interval = `${open.lo ? '(' : '['}${lo}, ${hi}${open.hi ? ')' : ']'}`;
-    throw new InvalidArgumentError(field, `must be in ${interval}, got ${value}`);
-  }
-  return value;
-}
-
-export function requireNonEmpty<T>(field: string, values: ArrayLike<T> | undefined): ArrayLike<T> {
-  if (!values || values.length === 0) throw new InvalidArgumentError(field, 'must not be empty');
-  return values;
-}
-
-export function requireNonEmptyString(field: string, value: string | undefined): string {
-  if (!value || value.trim() === '') throw new InvalidArgumentError(field, 'is required');
-  return value;
-}
-
-/** Every element finite; the reason names the first bad index. */
-export function requireAllFinite(field: string, values: ArrayLike<number>): void {
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) {
-      throw new InvalidArgumentError(field, `element ${i} must be finite, got ${String(values[i])}`);
-    }
-  }
-}
-
-export function requireSameLength(field: string, values: ArrayLike<unknown>, otherField: string, other: ArrayLike<unknown>): void {
-  if (values.length !== other.length) {
-    throw new InvalidArgumentError(field, `has ${values.length} elements but ${otherField} has ${other.length}`);
-  }
 }
 
 /** A shard of a prompt or response set (common.proto Shard): items i with i % count == index. */

@@ -12,7 +12,8 @@ import {
   type WatchRunRequest,
   type WatchRunResponse,
 } from '@alignment/contracts';
-import { InvalidArgumentError, type ServiceBinding } from '@alignment/service-kit';
+import { InvalidArgumentError } from '@alignment/errors';
+import type { ServiceBinding } from '@alignment/service-kit';
 import { RunConflictError, ShuttingDownError, type RunEngine, type RunEvent } from './run';
 
 /** ListRuns page size when the request says 0, and the most it may ask for. */

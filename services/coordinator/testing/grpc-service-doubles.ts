@@ -21,7 +21,8 @@ import {
   type WatchJobRequest,
   type WatchJobResponse,
 } from '@alignment/contracts';
-import { NotFoundError, startServer, type RunningServer, type ServiceBinding } from '@alignment/service-kit';
+import { NotFoundError } from '@alignment/errors';
+import { startServer, type RunningServer, type ServiceBinding } from '@alignment/service-kit';
 import { fakeGenerate, fakeJudgePairs, fakeTrainOutputs } from './fake-service-outputs';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -4,9 +4,9 @@ import {
   SolveMode,
   DroSolverService,
 } from '@alignment/contracts';
-import { InvalidArgumentError, type ServiceBinding } from '@alignment/service-kit';
+import { InvalidArgumentError } from '@alignment/errors';
+import type { ServiceBinding } from '@alignment/service-kit';
 import {
-  InvalidProblemError,
   solveDual,
   solveExact,
   solveLp,
@@ -65,24 +65,19 @@ export async function solve(request: SolveRequest): Promise<SolveResponse> {
   const problem = toProblem(request);
   const started = process.hrtime.bigint();
   let solution: DroSolution;
-  try {
-    switch (request.mode) {
-      case SolveMode.SOLVE_MODE_UNSPECIFIED:
-      case SolveMode.SOLVE_MODE_EXACT:
-        solution = solveExact(problem);
-        break;
-      case SolveMode.SOLVE_MODE_DUAL:
-        solution = solveDual(problem);
-        break;
-      case SolveMode.SOLVE_MODE_LP:
-        solution = await solveLp(problem);
-        break;
-      default:
-        throw new InvalidArgumentError('mode', `unknown solve mode ${String(request.mode)}`);
-    }
-  } catch (error) {
-    if (error instanceof InvalidProblemError) throw new InvalidArgumentError(error.field, error.reason);
-    throw error;
+  switch (request.mode) {
+    case SolveMode.SOLVE_MODE_UNSPECIFIED:
+    case SolveMode.SOLVE_MODE_EXACT:
+      solution = solveExact(problem);
+      break;
+    case SolveMode.SOLVE_MODE_DUAL:
+      solution = solveDual(problem);
+      break;
+    case SolveMode.SOLVE_MODE_LP:
+      solution = await solveLp(problem);
+      break;
+    default:
+      throw new InvalidArgumentError('mode', `unknown solve mode ${String(request.mode)}`);
   }
   const response = toResponse(solution, request.omitAtoms);
   response.diagnostics!.solveMicros = Number(process.hrtime.bigint() - started) / 1e3;

@@ -8,7 +8,7 @@ import { createClient, readAll, startServer, unaryCall, type RunningServer } fro
 import { waitFor } from '@alignment/service-kit/testing';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../tools/testing/tiny-models';
 import { defaultJudgeDeps, judgeBinding } from './service';
-import type { JudgeDeps } from './judging/run';
+import type { JudgeDeps } from './judging/judge-pairs';
 
 let models: TinyModels;
 let server: RunningServer;

@@ -8,10 +8,10 @@ import {
   type ScoreSequencesRequest,
   type ScoreSequencesResponse,
 } from '@alignment/contracts';
-import { CancelledError as LmCancelledError, LanguageModel, ModelCache, RewardModel, type ModelLocation } from '@alignment/lm';
-import { CancelledError, callAbortSignal, type ServiceBinding } from '@alignment/service-kit';
-import { runJudgePairs, type JudgeDeps, type JudgeJob, type JudgeMethodName } from './judging/run';
-import { scoreItems } from './judging/score';
+import { LanguageModel, ModelCache, RewardModel, type ModelLocation } from '@alignment/lm';
+import { callAbortSignal, type ServiceBinding } from '@alignment/service-kit';
+import { judgePairs, type JudgeDeps, type JudgeJob, type JudgeMethodName } from './judging/judge-pairs';
+import { scoreItems } from './judging/score-sequences';
 
 const METHODS: Record<number, JudgeMethodName> = {
   [JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT]: 'spa_implicit',
@@ -45,11 +45,6 @@ export function toJudgeJob(request: JudgePairsRequest): JudgeJob {
   };
 }
 
-/** The runtime's cancellation as the kit's, so the call ends CANCELLED rather than as a server fault. */
-function asCancelled(error: unknown): unknown {
-  return error instanceof LmCancelledError ? new CancelledError(error.message) : error;
-}
-
 export function defaultJudgeDeps(store: JudgeDeps['store']): JudgeDeps {
   // The SPA judge holds the policy and the reference at once; a third slot keeps an LLM judge warm beside them.
   const capacity = Number(process.env.MODEL_CACHE_SIZE) || 3;
@@ -62,33 +57,25 @@ export function defaultJudgeDeps(store: JudgeDeps['store']): JudgeDeps {
 
 export function judgeBinding(deps: JudgeDeps): ServiceBinding {
   const scoreSequencesHandler = async (request: ScoreSequencesRequest, call: grpc.ServerUnaryCall<ScoreSequencesRequest, ScoreSequencesResponse>): Promise<ScoreSequencesResponse> => {
-    try {
-      const scores = await scoreItems(
-        { model: onnx(request.model), items: request.items.map((i) => ({ prompt: i.prompt, response: i.response })), perToken: request.perToken },
-        deps.languageModels,
-        callAbortSignal(call),
-      );
-      return { scores: scores.map((s) => ({ logp: s.logp, numTokens: s.numTokens, tokenLogps: s.tokenLogps })) };
-    } catch (error) {
-      throw asCancelled(error);
-    }
+    const scores = await scoreItems(
+      { model: onnx(request.model), items: request.items.map((i) => ({ prompt: i.prompt, response: i.response })), perToken: request.perToken },
+      deps.languageModels,
+      callAbortSignal(call),
+    );
+    return { scores: scores.map((s) => ({ logp: s.logp, numTokens: s.numTokens, tokenLogps: s.tokenLogps })) };
   };
   const judgePairsHandler = async (request: JudgePairsRequest, call: grpc.ServerWritableStream<JudgePairsRequest, JudgePairsResponse>) => {
-    try {
-      const outcome = await runJudgePairs(toJudgeJob(request), deps, {
-        signal: callAbortSignal(call),
-        onProgress: (p) =>
-          call.write({ event: { $case: 'progress', value: { done: p.done, total: p.total, unit: 'prompts', tokensPerSecond: 0, etaSeconds: p.etaSeconds } } }),
-      });
-      call.write({
-        event: {
-          $case: 'result',
-          value: { pairs: { uri: outcome.pairs.uri, sha256: outcome.pairs.sha256, sizeBytes: outcome.pairs.sizeBytes }, counts: outcome.counts },
-        },
-      });
-    } catch (error) {
-      throw asCancelled(error);
-    }
+    const outcome = await judgePairs(toJudgeJob(request), deps, {
+      signal: callAbortSignal(call),
+      onProgress: (p) =>
+        call.write({ event: { $case: 'progress', value: { done: p.done, total: p.total, unit: 'prompts', tokensPerSecond: 0, etaSeconds: p.etaSeconds } } }),
+    });
+    call.write({
+      event: {
+        $case: 'result',
+        value: { pairs: { uri: outcome.pairs.uri, sha256: outcome.pairs.sha256, sizeBytes: outcome.pairs.sizeBytes }, counts: outcome.counts },
+      },
+    });
   };
   return {
     definition: JudgeService as unknown as ServiceBinding['definition'],

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Configuration, JudgeMethod, RunSpec } from '@alignment/contracts';
-import { InvalidArgumentError } from '@alignment/service-kit';
+import { InvalidArgumentError } from '@alignment/errors';
 import { makeWorkspace, validSpec, type Workspace } from '../../testing/run-fixtures';
 import { validateSpec } from './run-spec';
 

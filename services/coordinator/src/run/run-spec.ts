@@ -1,5 +1,5 @@
 import { Configuration, JudgeMethod, RunSpec } from '@alignment/contracts';
-import { InvalidArgumentError } from '@alignment/service-kit';
+import { InvalidArgumentError } from '@alignment/errors';
 import { configurationPlan, CONFIGURATIONS, effectiveRounds, type ConfigurationPlan } from './configurations';
 import { DataFormatError, readPairs } from './data';
 import { check, configName, fail, finite } from './spec/fields';

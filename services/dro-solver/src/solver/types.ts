@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from '@alignment/errors';
+
 /**
  * Public types of the Wasserstein-DRO adversary (ALGORITHM.md §4). Field meanings follow
  * `proto/alignment/v1/dro.proto`; this module has no gRPC dependency so the domain logic can be used and
@@ -77,14 +79,12 @@ export interface DroSolution {
 /**
  * Thrown by every solver entry point when the problem is invalid (a client error, INVALID_ARGUMENT).
  * `field` is the request field's proto name in snake_case (`log_xi`, `weights`, `epsilon`, `rho`, `budget`,
- * `delta`, `mode`) so a user can find it; `reason` says what is wrong with it.
+ * `delta`, `mode`) so a user can find it; `reason` says what is wrong with it. It is an InvalidArgumentError
+ * (transport-free, @alignment/errors), so the service passes it through unchanged.
  */
-export class InvalidProblemError extends Error {
-  constructor(
-    readonly field: string,
-    readonly reason: string,
-  ) {
-    super(`invalid ${field}: ${reason}`);
+export class InvalidProblemError extends InvalidArgumentError {
+  constructor(field: string, reason: string) {
+    super(field, reason);
     this.name = 'InvalidProblemError';
   }
 }

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@alignment/service-kit';
+import { InvalidArgumentError } from '@alignment/errors';
 import { LmArgumentError, PAPER_SAMPLING, validateSamplingParams, type SamplingParams } from '@alignment/lm';
 
 /** common.proto GenerationParams as the request carries it: zero values and unset optionals mean "default". */

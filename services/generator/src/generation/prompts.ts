@@ -1,5 +1,6 @@
 import { ArtifactError, readJsonl, toLocalPath, verifyArtifact } from '@alignment/artifacts';
-import { InvalidArgumentError, inShard, type ShardSpec } from '@alignment/service-kit';
+import { InvalidArgumentError } from '@alignment/errors';
+import { inShard, type ShardSpec } from '@alignment/service-kit';
 
 /** Where a request's prompts are: inline, or a prompts JSONL artifact (`{"prompt": "..."}`, optionally `"id"`). */
 export type PromptSource = { kind: 'inline'; prompts: string[] } | { kind: 'artifact'; uri: string; sha256: string };

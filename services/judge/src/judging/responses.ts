@@ -1,5 +1,6 @@
 import { ArtifactError, readJsonl, toLocalPath, verifyArtifact } from '@alignment/artifacts';
-import { InvalidArgumentError, inShard, type ShardSpec } from '@alignment/service-kit';
+import { InvalidArgumentError } from '@alignment/errors';
+import { inShard, type ShardSpec } from '@alignment/service-kit';
 
 /** One record of the generator's responses artifact (generator.proto GenerateResult.responses). */
 export interface ResponsesRecord {

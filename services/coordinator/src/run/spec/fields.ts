@@ -1,5 +1,5 @@
 import { Configuration } from '@alignment/contracts';
-import { InvalidArgumentError } from '@alignment/service-kit';
+import { InvalidArgumentError } from '@alignment/errors';
 
 // How RunSpec validation reports: every error names the field as `spec.<path in snake_case>` with the reason
 // (InvalidArgumentError -> INVALID_ARGUMENT).

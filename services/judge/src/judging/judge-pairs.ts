@@ -1,9 +1,10 @@
 import { ArtifactError, JsonlWriter, toLocalPath, type ArtifactInfo, type ArtifactStore } from '@alignment/artifacts';
-import { CancelledError, LmArgumentError, acquireModel, type LanguageModel, type Lease, type ModelCache, type ModelLocation, type RewardModel } from '@alignment/lm';
-import { InvalidArgumentError, requireFinite, requireShard, type ShardSpec } from '@alignment/service-kit';
+import { CancelledError, InvalidArgumentError } from '@alignment/errors';
+import { acquireModel, type LanguageModel, type ModelCache, type ModelLocation, type RewardModel } from '@alignment/lm';
+import { requireFinite, requireShard, type ShardSpec } from '@alignment/service-kit';
 import { readResponses, responsesPath, type ResponsesRecord } from './responses';
 import { getRule, listRules } from './rules';
-import { LlmJudgeScorer, RewardModelScorer, RuleScorer, SpaImplicitScorer, type Candidate, type PairScorer } from './scorers';
+import { LlmJudgeScorer, RewardModelScorer, RuleScorer, SpaImplicitScorer, type Candidate, type PairScorer } from './pair-scorers';
 
 export type JudgeMethodName = 'spa_implicit' | 'reward_model' | 'llm_as_judge' | 'rule';
 
@@ -80,14 +81,6 @@ function requireNonNegative(field: string, value: number): number {
   return value;
 }
 
-async function acquire<T extends { release(): Promise<void> }>(cache: ModelCache<T>, location: ModelLocation | undefined, field: string): Promise<Lease<T>> {
-  try {
-    return await acquireModel(cache, location, field);
-  } catch (error) {
-    throw error instanceof LmArgumentError ? new InvalidArgumentError(error.field, error.reason) : error;
-  }
-}
-
 /** Checks the method and its configuration (the one named must be set, the others unset). */
 export function resolveMethod(job: JudgeJob): Method {
   if (!job.method) throw new InvalidArgumentError('method', `is required: one of ${Object.keys(CONFIG_FIELDS).join(', ')}`);
@@ -107,9 +100,9 @@ export function resolveMethod(job: JudgeJob): Method {
         name: 'spa_implicit',
         tolerance: requireNonNegative('spa_implicit.tie_tolerance', config.tieTolerance),
         open: async (deps) => {
-          const policy = await acquire(deps.languageModels, config.policy, 'spa_implicit.policy.onnx');
+          const policy = await acquireModel(deps.languageModels, config.policy, 'spa_implicit.policy.onnx');
           try {
-            const reference = await acquire(deps.languageModels, config.reference, 'spa_implicit.reference.onnx');
+            const reference = await acquireModel(deps.languageModels, config.reference, 'spa_implicit.reference.onnx');
             return {
               scorer: new SpaImplicitScorer(policy.value, reference.value, beta, lengthPenalty),
               release: () => {
@@ -130,7 +123,7 @@ export function resolveMethod(job: JudgeJob): Method {
         name: 'reward_model',
         tolerance: requireNonNegative('reward_model.tie_tolerance', config.tieTolerance),
         open: async (deps) => {
-          const model = await acquire(deps.rewardModels, config.model, 'reward_model.reward_model.onnx');
+          const model = await acquireModel(deps.rewardModels, config.model, 'reward_model.reward_model.onnx');
           return { scorer: new RewardModelScorer(model.value), release: () => model.release() };
         },
       };
@@ -141,7 +134,7 @@ export function resolveMethod(job: JudgeJob): Method {
         name: 'llm_as_judge',
         tolerance: requireNonNegative('llm_as_judge.tie_tolerance', config.tieTolerance),
         open: async (deps) => {
-          const model = await acquire(deps.languageModels, config.model, 'llm_as_judge.judge_model.onnx');
+          const model = await acquireModel(deps.languageModels, config.model, 'llm_as_judge.judge_model.onnx');
           return { scorer: new LlmJudgeScorer(model.value), release: () => model.release() };
         },
       };
@@ -207,7 +200,7 @@ function outputPath(job: JudgeJob, store: ArtifactStore): string {
  * that cannot be scored (an empty response, fewer than two, longer than a model's context) are dropped and
  * counted. Progress is reported after every chunk of pairs; aborting the signal stops the work and writes nothing.
  */
-export async function runJudgePairs(
+export async function judgePairs(
   job: JudgeJob,
   deps: JudgeDeps,
   hooks: { signal?: AbortSignal; onProgress?: (progress: JudgeProgress) => void } = {},

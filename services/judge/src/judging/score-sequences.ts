@@ -1,5 +1,5 @@
+import { InvalidArgumentError } from '@alignment/errors';
 import { LmArgumentError, acquireModel, scoreItemProblem, scoreSequences, type LanguageModel, type ModelCache, type ModelLocation, type ScoreItem } from '@alignment/lm';
-import { InvalidArgumentError } from '@alignment/service-kit';
 
 /** One ScoreSequences request, as the domain sees it. */
 export interface ScoreJob {
@@ -26,12 +26,7 @@ export const MAX_SCORE_ITEMS = 10_000;
 export async function scoreItems(job: ScoreJob, models: ModelCache<LanguageModel>, signal?: AbortSignal): Promise<SequenceScoreResult[]> {
   if (job.items.length === 0) throw new InvalidArgumentError('items', 'must not be empty');
   if (job.items.length > MAX_SCORE_ITEMS) throw new InvalidArgumentError('items', `at most ${MAX_SCORE_ITEMS} per request, got ${job.items.length}`);
-  let lease;
-  try {
-    lease = await acquireModel(models, job.model, 'model.onnx');
-  } catch (error) {
-    throw error instanceof LmArgumentError ? new InvalidArgumentError(error.field, error.reason) : error;
-  }
+  const lease = await acquireModel(models, job.model, 'model.onnx');
   try {
     const model = lease.value;
     const items: ScoreItem[] = job.items.map((item, i) => {

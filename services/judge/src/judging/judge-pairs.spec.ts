@@ -3,11 +3,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
-import { CancelledError, LanguageModel, ModelCache, RewardModel, scoreSequences } from '@alignment/lm';
-import { InvalidArgumentError } from '@alignment/service-kit';
+import { CancelledError, InvalidArgumentError } from '@alignment/errors';
+import { LanguageModel, ModelCache, RewardModel, scoreSequences } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
-import { pairwisePrompt, ANSWER_A, ANSWER_B } from './listing';
-import { labelPair, runJudgePairs, type JudgeDeps, type JudgeJob, type LabelledPair } from './run';
+import { pairwisePrompt, ANSWER_A, ANSWER_B } from './pairwise-prompt';
+import { labelPair, judgePairs, type JudgeDeps, type JudgeJob, type LabelledPair } from './judge-pairs';
 
 let models: TinyModels;
 let deps: JudgeDeps;
@@ -65,7 +65,7 @@ describe('JudgePairs: spa_implicit (SPA Eq. 7-8, 13)', () => {
   const [blue, green] = ['The sky is blue.', 'Green, mostly.'];
 
   it('chooses the response with the higher logp_policy − logp_reference, with PyTorch’s scores', async () => {
-    const outcome = await runJudgePairs(spaJob([{ prompt, responses: [blue, green], id: 'q1' }]), deps);
+    const outcome = await judgePairs(spaJob([{ prompt, responses: [blue, green], id: 'q1' }]), deps);
     const [pair] = await pairsOf(outcome.pairs.path);
     const s = [blue, green].map((r) => {
       const t = torchLogps(prompt, r);
@@ -90,9 +90,9 @@ describe('JudgePairs: spa_implicit (SPA Eq. 7-8, 13)', () => {
     ];
     const s = [blue, green].map((r) => torchLogps(prompt, r)).map((t) => t.policy - t.reference);
     const margin = Math.abs(s[0] - s[1]);
-    const kept = await runJudgePairs(spaJob(records, { beta: 0.1, tieTolerance: 0.1 * margin * 0.9 }), deps);
+    const kept = await judgePairs(spaJob(records, { beta: 0.1, tieTolerance: 0.1 * margin * 0.9 }), deps);
     expect(kept.counts).toEqual({ numPrompts: 5, numPairs: 1, droppedIdentical: 1, droppedTies: 0, droppedInvalid: 3 });
-    const tied = await runJudgePairs(spaJob(records, { beta: 0.1, tieTolerance: 0.1 * margin * 1.1 }), deps);
+    const tied = await judgePairs(spaJob(records, { beta: 0.1, tieTolerance: 0.1 * margin * 1.1 }), deps);
     expect(tied.counts).toEqual({ numPrompts: 5, numPairs: 0, droppedIdentical: 1, droppedTies: 1, droppedInvalid: 3 });
     expect(await pairsOf(tied.pairs.path)).toEqual([]);
   });
@@ -100,7 +100,7 @@ describe('JudgePairs: spa_implicit (SPA Eq. 7-8, 13)', () => {
   it('applies the length penalty of Eq. 13: s(y) − α·|y| (tokens) flips a choice that favoured the longer response', async () => {
     const texts = [blue, green, 'A preference pair has a prompt, a chosen and a rejected response.', 'Two plus two is four.', 'Ça va — très bien!'];
     const records = texts.flatMap((a, i) => texts.slice(i + 1).map((b) => ({ prompt, responses: [a, b] })));
-    const plain = await pairsOf((await runJudgePairs(spaJob(records), deps)).pairs.path);
+    const plain = await pairsOf((await judgePairs(spaJob(records), deps)).pairs.path);
     const lease = await deps.languageModels.acquire(models.policy);
     const tokens = (r: string) => lease.value.tokenizer.encodeResponse(r).length;
     lease.release();
@@ -109,7 +109,7 @@ describe('JudgePairs: spa_implicit (SPA Eq. 7-8, 13)', () => {
     // A penalty per token larger than the plain margin per extra token of the longer response.
     const alpha = (2 * favoursLonger.margin) / (tokens(favoursLonger.chosen) - tokens(favoursLonger.rejected));
     const [penalised] = await pairsOf(
-      (await runJudgePairs(spaJob([{ prompt, responses: [favoursLonger.chosen, favoursLonger.rejected] }], { lengthPenalty: alpha }), deps)).pairs.path,
+      (await judgePairs(spaJob([{ prompt, responses: [favoursLonger.chosen, favoursLonger.rejected] }], { lengthPenalty: alpha }), deps)).pairs.path,
     );
     expect(penalised.chosen).toBe(favoursLonger.rejected);
     expect(penalised.chosen_score).toBeCloseTo(favoursLonger.rejected_score - alpha * tokens(favoursLonger.rejected), 6);
@@ -118,7 +118,7 @@ describe('JudgePairs: spa_implicit (SPA Eq. 7-8, 13)', () => {
 
   it('judges only its shard (prompt_index % count == index) and keeps prompt order', async () => {
     const records = [0, 1, 2, 3, 4].map((i) => ({ prompt_index: i, prompt: `${prompt} ${i}`, responses: [blue, green] }));
-    const outcome = await runJudgePairs({ ...spaJob(records), shard: { index: 1, count: 2 } }, deps);
+    const outcome = await judgePairs({ ...spaJob(records), shard: { index: 1, count: 2 } }, deps);
     expect((await pairsOf(outcome.pairs.path)).map((p) => p.prompt_index)).toEqual([1, 3]);
     expect(outcome.counts.numPrompts).toBe(2);
   });
@@ -133,7 +133,7 @@ describe('JudgePairs: reward_model, llm_as_judge, rule', () => {
       rewardModel: { model: { uri: models.reward, sha256: '' }, tieTolerance: 0 },
       outputUri: path.join(dir, 'pairs.jsonl'),
     };
-    const [pair] = await pairsOf((await runJudgePairs(job, deps)).pairs.path);
+    const [pair] = await pairsOf((await judgePairs(job, deps)).pairs.path);
     const best = ref[0].score > ref[1].score ? ref[0] : ref[1];
     expect(pair.chosen).toBe(best.response);
     expect(pair.chosen_score).toBeCloseTo(best.score, 4);
@@ -147,8 +147,8 @@ describe('JudgePairs: reward_model, llm_as_judge, rule', () => {
       llmAsJudge: { model: { uri: models.policy, sha256: '' }, tieTolerance: 0 },
       outputUri: '',
     });
-    const [forward] = await pairsOf((await runJudgePairs(judge(['Blue.', 'Green.']), deps)).pairs.path);
-    const [swapped] = await pairsOf((await runJudgePairs(judge(['Green.', 'Blue.']), deps)).pairs.path);
+    const [forward] = await pairsOf((await judgePairs(judge(['Blue.', 'Green.']), deps)).pairs.path);
+    const [swapped] = await pairsOf((await judgePairs(judge(['Green.', 'Blue.']), deps)).pairs.path);
     expect(swapped).toEqual(forward);
     // The scores are the judge's mean log-prob of naming each response, over the two orders.
     const lease = await deps.languageModels.acquire(models.policy);
@@ -176,7 +176,7 @@ describe('JudgePairs: reward_model, llm_as_judge, rule', () => {
       rule: { rule: 'arithmetic/exact', tieTolerance: 0 },
       outputUri: '',
     };
-    const outcome = await runJudgePairs(job, deps);
+    const outcome = await judgePairs(job, deps);
     expect(await pairsOf(outcome.pairs.path)).toEqual([
       { prompt_index: 0, prompt: 'What is 2 + 3?', chosen: 'It is 5.', rejected: 'It is 6.', chosen_score: 1, rejected_score: 0, margin: 1, method: 'rule' },
     ]);
@@ -186,7 +186,7 @@ describe('JudgePairs: reward_model, llm_as_judge, rule', () => {
 
 describe('JudgePairs: bad requests and cancellation', () => {
   async function field(job: JudgeJob): Promise<string> {
-    const error = await runJudgePairs(job, deps).then(() => undefined, (e: unknown) => e);
+    const error = await judgePairs(job, deps).then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidArgumentError);
     return (error as InvalidArgumentError).field;
   }
@@ -221,7 +221,7 @@ describe('JudgePairs: bad requests and cancellation', () => {
     const many = Array.from({ length: 64 }, (_, i) => ({ prompt: `Prompt ${i}`, responses: ['The sky is blue.', 'Green, mostly.'] }));
     const controller = new AbortController();
     const out = path.join(dir, 'out', 'pairs.jsonl');
-    const run = runJudgePairs({ ...spaJob(many), outputUri: out }, { ...deps, chunkSize: 8 }, { signal: controller.signal, onProgress: () => controller.abort() });
+    const run = judgePairs({ ...spaJob(many), outputUri: out }, { ...deps, chunkSize: 8 }, { signal: controller.signal, onProgress: () => controller.abort() });
     await expect(run).rejects.toThrow(CancelledError);
     expect(fs.readdirSync(path.dirname(out))).toEqual([]);
   });

@@ -1,7 +1,7 @@
+import { InvalidArgumentError } from '@alignment/errors';
 import { LanguageModel, ModelCache } from '@alignment/lm';
-import { InvalidArgumentError } from '@alignment/service-kit';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
-import { scoreItems } from './score';
+import { scoreItems } from './score-sequences';
 
 let models: TinyModels;
 const cache = new ModelCache((d) => LanguageModel.load(d));

@@ -3,11 +3,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
-import { CancelledError, LanguageModel, ModelCache } from '@alignment/lm';
-import { InvalidArgumentError } from '@alignment/service-kit';
+import { CancelledError, InvalidArgumentError } from '@alignment/errors';
+import { LanguageModel, ModelCache } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
 import { resolveSamplingParams } from './params';
-import { runGeneration, type GenerationJob, type GenerationProgress, type ResponsesRecord } from './run';
+import { generateResponses, type GenerationJob, type GenerationProgress, type ResponsesRecord } from './generate-responses';
 
 let models: TinyModels;
 let cache: ModelCache<LanguageModel>;
@@ -45,7 +45,7 @@ async function records(file: string): Promise<ResponsesRecord[]> {
 }
 
 async function invalidField(j: GenerationJob): Promise<string> {
-  const error = await runGeneration(j, { models: cache, store }).then(
+  const error = await generateResponses(j, { models: cache, store }).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -53,10 +53,10 @@ async function invalidField(j: GenerationJob): Promise<string> {
   return (error as InvalidArgumentError).field;
 }
 
-describe('runGeneration', () => {
+describe('generateResponses', () => {
   it('writes n responses per prompt, in prompt order, as a JSONL artifact with its sha256, and reports progress', async () => {
     const progress: GenerationProgress[] = [];
-    const outcome = await runGeneration(job(), { models: cache, store, batchRows: 4 }, { onProgress: (p) => progress.push(p) });
+    const outcome = await generateResponses(job(), { models: cache, store, batchRows: 4 }, { onProgress: (p) => progress.push(p) });
     const file = outcome.responses.path;
     expect(path.dirname(file)).toBe(path.join(store.root, 'responses'));
     expect(outcome.responses.sha256).toBe(createHash('sha256').update(fs.readFileSync(file)).digest('hex'));
@@ -78,10 +78,10 @@ describe('runGeneration', () => {
   });
 
   it('shards select prompts i % count == index; merging the shards by prompt_index gives the unsharded result', async () => {
-    const whole = await records((await runGeneration(job(), { models: cache, store })).responses.path);
+    const whole = await records((await generateResponses(job(), { models: cache, store })).responses.path);
     const shards = [];
     for (const index of [0, 1]) {
-      const out = await runGeneration(job({ shard: { index, count: 2 } }), { models: cache, store });
+      const out = await generateResponses(job({ shard: { index, count: 2 } }), { models: cache, store });
       const lines = await records(out.responses.path);
       expect(lines.map((r) => r.prompt_index)).toEqual(index === 0 ? [0, 2, 4] : [1, 3]);
       shards.push(...lines);
@@ -94,7 +94,7 @@ describe('runGeneration', () => {
     fs.writeFileSync(set, PROMPTS.slice(0, 2).map((prompt, i) => JSON.stringify({ id: `p${i}`, prompt })).join('\n') + '\n');
     const sha256 = createHash('sha256').update(fs.readFileSync(set)).digest('hex');
     const out = path.join(dir, 'out', 'responses.jsonl');
-    const outcome = await runGeneration(job({ prompts: { kind: 'artifact', uri: `file://${set}`, sha256 }, outputUri: out }), { models: cache, store });
+    const outcome = await generateResponses(job({ prompts: { kind: 'artifact', uri: `file://${set}`, sha256 }, outputUri: out }), { models: cache, store });
     expect(outcome.responses.path).toBe(out);
     expect((await records(out)).map((r) => r.id)).toEqual(['p0', 'p1']);
     expect(fs.readdirSync(path.dirname(out))).toEqual(['responses.jsonl']);
@@ -134,14 +134,14 @@ describe('runGeneration', () => {
 
   it('verifies a model against the sha256 of its manifest', async () => {
     const sha256 = createHash('sha256').update(fs.readFileSync(path.join(models.policy, 'manifest.json'))).digest('hex');
-    const outcome = await runGeneration(job({ model: { uri: `file://${models.policy}`, sha256 }, params: { n: 1, topK: 0, maxNewTokens: 2, stop: [], seed: 0, greedy: true } }), { models: cache, store });
+    const outcome = await generateResponses(job({ model: { uri: `file://${models.policy}`, sha256 }, params: { n: 1, topK: 0, maxNewTokens: 2, stop: [], seed: 0, greedy: true } }), { models: cache, store });
     expect(outcome.numResponses).toBe(PROMPTS.length);
   });
 
   it('stops when the signal aborts and leaves no file behind', async () => {
     const controller = new AbortController();
     const out = path.join(dir, 'cancelled', 'responses.jsonl');
-    const run = runGeneration(job({ params: { n: 2, topK: 0, maxNewTokens: 300, stop: [], seed: 1, greedy: false, temperature: 0.01 }, outputUri: out }), { models: cache, store, batchRows: 2 }, {
+    const run = generateResponses(job({ params: { n: 2, topK: 0, maxNewTokens: 300, stop: [], seed: 1, greedy: false, temperature: 0.01 }, outputUri: out }), { models: cache, store, batchRows: 2 }, {
       signal: controller.signal,
       onProgress: () => controller.abort(),
     });

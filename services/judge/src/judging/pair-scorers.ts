@@ -7,7 +7,7 @@ import {
   type ScoreItem,
   type ScoreOptions,
 } from '@alignment/lm';
-import { ANSWER_A, ANSWER_B, pairwisePrompt } from './listing';
+import { ANSWER_A, ANSWER_B, pairwisePrompt } from './pairwise-prompt';
 import type { RuleVerifier } from './rules';
 
 /** One prompt's two responses, as read from the generator's responses artifact. */

@@ -1,4 +1,5 @@
 import { ArtifactError, JsonlWriter, toLocalPath, type ArtifactInfo, type ArtifactStore } from '@alignment/artifacts';
+import { InvalidArgumentError } from '@alignment/errors';
 import {
   LmArgumentError,
   acquireModel,
@@ -9,7 +10,7 @@ import {
   type ModelLocation,
   type PromptToGenerate,
 } from '@alignment/lm';
-import { InvalidArgumentError, requireShard, type ShardSpec } from '@alignment/service-kit';
+import { requireShard, type ShardSpec } from '@alignment/service-kit';
 import { resolveSamplingParams, type GenerationParamsInput } from './params';
 import { loadPromptSet, type PromptSource } from './prompts';
 
@@ -71,7 +72,7 @@ function outputPath(job: GenerationJob, store: ArtifactStore): string {
  * JSONL artifact (atomically: it appears under its name complete, with its sha256, or not at all). Progress is
  * reported after every batch. Aborting the signal stops the work within one decoding step; nothing is written then.
  */
-export async function runGeneration(
+export async function generateResponses(
   job: GenerationJob,
   deps: GenerationDeps,
   hooks: { signal?: AbortSignal; onProgress?: (progress: GenerationProgress) => void } = {},
@@ -80,9 +81,7 @@ export async function runGeneration(
   const params = resolveSamplingParams(job.params);
   const destination = outputPath(job, deps.store);
   const set = await loadPromptSet(job.prompts, shard);
-  const lease = await acquireModel(deps.models, job.model, 'model.onnx').catch((error: unknown) => {
-    throw error instanceof LmArgumentError ? new InvalidArgumentError(error.field, error.reason) : error;
-  });
+  const lease = await acquireModel(deps.models, job.model, 'model.onnx');
   try {
     const model = lease.value;
     // Every prompt is checked before anything is written: one that the chat template refuses or that leaves no

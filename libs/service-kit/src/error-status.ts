@@ -1,0 +1,27 @@
+import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
+import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@alignment/errors';
+
+// The transport boundary: domain code throws the transport-free errors of @alignment/errors, and this is the one
+// place they become gRPC status codes (docs/architecture.md).
+
+/**
+ * A domain error as a grpc-js ServiceError. InvalidArgumentError (and its subclasses) becomes INVALID_ARGUMENT with
+ * the field's proto name in the `invalid-field` trailer. Unknown errors become INTERNAL; their stack stays in the log.
+ */
+export function toServiceError(err: unknown): Partial<ServiceError> {
+  if (isServiceError(err)) return err;
+  const metadata = new Metadata();
+  if (err instanceof InvalidArgumentError) {
+    metadata.set('invalid-field', err.field);
+    return { code: status.INVALID_ARGUMENT, details: err.message, metadata };
+  }
+  if (err instanceof NotFoundError) return { code: status.NOT_FOUND, details: err.message };
+  if (err instanceof FailedPreconditionError) return { code: status.FAILED_PRECONDITION, details: err.message };
+  if (err instanceof CancelledError) return { code: status.CANCELLED, details: err.message };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: status.INTERNAL, details: `internal error: ${message}` };
+}
+
+export function isServiceError(err: unknown): err is ServiceError {
+  return typeof err === 'object' && err !== null && typeof (err as ServiceError).code === 'number' && 'details' in err;
+}
