@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from alignment_trainer import formats, logs, tracing
+from alignment_trainer.data import load_pairs
 from alignment_trainer.export import write_manifest
 from conftest import REPO, TSX
 
@@ -112,6 +113,9 @@ def test_what_typescript_writes_python_validates_and_rewrites_byte_for_byte(tmp_
             assert json.dumps(record, separators=(",", ":"), ensure_ascii=False) == line
         seen[name] = len(lines)
     assert seen == {"SpanRecord": 2, "LogLine": 2, "ResponsesRecord": 2, "LabelledPair": 2, "ArtifactManifest": 1}
+    # The trainer's reader takes the judge's pairs as they are.
+    pairs = load_pairs(tmp_path / "LabelledPair.jsonl")
+    assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [("Say hi", "hello", "hi"), ("p", "b", "a")]
     spans = [json.loads(line) for line in (tmp_path / "SpanRecord.jsonl").read_text().splitlines()]
     assert {s["span_id"] for s in spans} >= {s["parent_span_id"] for s in spans if s["parent_span_id"]}
 
