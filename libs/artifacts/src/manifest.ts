@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkRecord, FormatError } from '@alignment/contracts';
 import { ArtifactError } from './errors';
 import { sha256File } from './hash';
 
@@ -41,7 +42,12 @@ function parseManifest(dir: string, text: string): Manifest {
   if (!Array.isArray(files) || files.some((f) => typeof f?.path !== 'string' || typeof f?.sha256 !== 'string')) {
     throw new ArtifactError('format', `${path.join(dir, MANIFEST_FILE)} has no valid "files" list`);
   }
-  return parsed as Manifest;
+  try {
+    return checkRecord<Manifest>('ArtifactManifest', parsed);
+  } catch (error) {
+    if (error instanceof FormatError) throw new ArtifactError('format', `${path.join(dir, MANIFEST_FILE)}: ${error.message}`);
+    throw error;
+  }
 }
 
 /**

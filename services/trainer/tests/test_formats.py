@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind
 
 from alignment_trainer import formats, logs, tracing
 from alignment_trainer.data import load_pairs
-from alignment_trainer.export import write_manifest
+from alignment_trainer.export import ArtifactMismatch, sha256_file, verify_artifact, verify_manifest, write_manifest
 from conftest import REPO, TSX
 
 ROUNDTRIP = REPO / "tools/testing/formats-roundtrip.ts"
@@ -186,3 +186,19 @@ def test_typescript_names_the_field_of_a_record_that_does_not_match(tmp_path: Pa
     checked = _tsx("check", str(tmp_path))
     assert checked.returncode == 1
     assert "LabelledPair record 1: chosen_score: must be a finite number" in checked.stderr
+
+
+# ------------------------------------------------------------------------------------------------------ readers
+
+
+def test_a_manifest_that_does_not_match_its_message_is_refused_naming_the_field(tmp_path: Path):
+    (tmp_path / "config.json").write_text("{}")
+    write_manifest(tmp_path)
+    assert verify_manifest(tmp_path) == []
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["files"][0]["size_bytes"] = str(manifest["files"][0]["size_bytes"])
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    problems = verify_manifest(tmp_path)
+    assert problems == ["manifest.json: files[0].size_bytes: must be an integer, got '2' (ArtifactManifest)"]
+    with pytest.raises(ArtifactMismatch, match=r"files\[0\]\.size_bytes: must be an integer"):
+        verify_artifact(tmp_path, sha256_file(tmp_path / "manifest.json"), "spec.preference.init")
