@@ -123,6 +123,18 @@ describe('verifyArtifact', () => {
     fs.rmSync(path.join(model, 'model.onnx'));
     await expect(verifyArtifact(model, sha(manifest))).rejects.toThrow(/model.onnx: missing/);
   });
+
+  it('refuses a manifest that does not match formats.proto ArtifactManifest, naming the field', async () => {
+    const model = path.join(dir, 'onnx');
+    fs.mkdirSync(model);
+    fs.writeFileSync(path.join(model, 'model.onnx'), 'weights');
+    const manifest = JSON.stringify({ files: [{ path: 'model.onnx', sha256: sha('weights'), size_bytes: '7' }], total_size_bytes: 7, version: 1 });
+    fs.writeFileSync(path.join(model, MANIFEST_FILE), manifest);
+    await expect(verifyArtifact(model, sha(manifest))).rejects.toMatchObject({
+      kind: 'format',
+      message: expect.stringContaining('files[0].size_bytes: must be an integer, got "7" (ArtifactManifest)'),
+    });
+  });
 });
 
 describe('ArtifactStore', () => {

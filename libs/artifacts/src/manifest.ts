@@ -1,12 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkRecord, FormatError } from '@alignment/contracts';
 import { ArtifactError } from './errors';
 import { sha256File } from './hash';
 
 /**
  * A directory artifact's listing (written by the trainer's export, services/trainer/src/alignment_trainer/export.py):
  * every file's path relative to the directory, sha256 and size. The directory's ArtifactRef.sha256 is the sha256
- * of this file.
+ * of this file. Defined once by proto/alignment/v1/formats.proto's ArtifactManifest (docs/formats.md).
  */
 export const MANIFEST_FILE = 'manifest.json';
 
@@ -41,7 +42,12 @@ function parseManifest(dir: string, text: string): Manifest {
   if (!Array.isArray(files) || files.some((f) => typeof f?.path !== 'string' || typeof f?.sha256 !== 'string')) {
     throw new ArtifactError('format', `${path.join(dir, MANIFEST_FILE)} has no valid "files" list`);
   }
-  return parsed as Manifest;
+  try {
+    return checkRecord<Manifest>('ArtifactManifest', parsed);
+  } catch (error) {
+    if (error instanceof FormatError) throw new ArtifactError('format', `${path.join(dir, MANIFEST_FILE)}: ${error.message}`);
+    throw error;
+  }
 }
 
 /**

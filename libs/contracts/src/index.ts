@@ -10,3 +10,5 @@ export * from '../gen/ts/alignment/v1/coordinator';
 
 /** FileDescriptorSet of alignment.v1 + grpc.health.v1 + well-known types, for server reflection. */
 export const DESCRIPTOR_SET_PATH = path.join(__dirname, '..', 'gen', 'descriptor_set.binpb');
+
+export { checkRecord, FormatError, RECORD_FORMATS, type RecordFormat } from './formats';

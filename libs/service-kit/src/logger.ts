@@ -6,6 +6,7 @@ export type { Logger };
 /**
  * Structured JSON logs on stderr (stdout stays free for what a command prints), one object per line, with the
  * active trace and span ids so a log line can be found from its trace. LOG_LEVEL sets the level (default info).
+ * The line is proto/alignment/v1/formats.proto's LogLine, as the Python trainer's (docs/formats.md).
  */
 export function createLogger(service: string): Logger {
   return pino(

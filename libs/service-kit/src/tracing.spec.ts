@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { checkRecord } from '@alignment/contracts';
 
 const RECORD_KEYS = ['attributes', 'end_unix_nanos', 'kind', 'name', 'parent_span_id', 'service', 'span_id', 'start_unix_nanos', 'status', 'trace_id'];
 
@@ -28,6 +29,7 @@ function expectRecords(records: Array<Record<string, unknown>>): void {
   const [inner, outer] = records;
   for (const r of records) {
     expect(Object.keys(r).sort()).toEqual(RECORD_KEYS);
+    expect(checkRecord('SpanRecord', r)).toBe(r); // proto/alignment/v1/formats.proto
     expect(r.trace_id).toMatch(/^[0-9a-f]{32}$/);
     expect(r.span_id).toMatch(/^[0-9a-f]{16}$/);
     expect(Number.isInteger(r.start_unix_nanos) && Number.isInteger(r.end_unix_nanos)).toBe(true);

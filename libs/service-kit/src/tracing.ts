@@ -42,7 +42,8 @@ export type TracesExporterKind = 'none' | 'otlp' | 'console' | 'jsonl' | 'memory
 
 /**
  * A finished span as the jsonl and console exporters write it, one JSON object per line, in every service (the
- * Python trainer's tracing.span_record is the same): ids in lowercase hex (32 and 16 digits), `parent_span_id` null
+ * Python trainer's tracing.span_record is the same; both are proto/alignment/v1/formats.proto's SpanRecord,
+ * docs/formats.md): ids in lowercase hex (32 and 16 digits), `parent_span_id` null
  * for a root, times in integer nanoseconds since the epoch.
  */
 export interface SpanRecord {

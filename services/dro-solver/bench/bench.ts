@@ -18,13 +18,13 @@ async function grpcRoundTrips(sizes: number[], calls: number, omitAtoms: boolean
   const client = createClient(DroSolverClient, `127.0.0.1:${port}`, { defaultDeadlineMs: 5_000 });
   try {
     await waitFor(
-      () => unaryCall(client, client.solve, SolveRequest.fromPartial({ logXi: [-1], delta: 0.01, budget: { $case: 'rho', value: 0.1 } })).then(() => true),
+      () => unaryCall(client, client.solve, SolveRequest.fromPartial({ logXi: [-1], delta: 0.01, radius: { $case: 'rho', value: 0.1 } })).then(() => true),
       30_000,
       'the dro-solver to serve',
     );
     const results: Record<string, { p50_ms: number; p99_ms: number }> = {};
     for (const n of sizes) {
-      const request = SolveRequest.fromPartial({ logXi: Array.from(seededLogXi(n, 7)), delta: 0.01, budget: { $case: 'rho', value: 0.2 }, omitAtoms });
+      const request = SolveRequest.fromPartial({ logXi: Array.from(seededLogXi(n, 7)), delta: 0.01, radius: { $case: 'rho', value: 0.2 }, omitAtoms });
       for (let i = 0; i < 200; i++) await unaryCall(client, client.solve, request);
       const times: number[] = [];
       for (let i = 0; i < calls; i++) {

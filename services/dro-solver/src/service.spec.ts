@@ -25,7 +25,7 @@ describe('DroSolver service', () => {
   const logXi = [-0.02, -0.1, -0.35, -0.7, -1.2, -2.0, -3.5, -0.5, -0.05, -6.0];
 
   it('EXACT, DUAL and LP give the same worst case', async () => {
-    const request = { logXi, delta: 0.01, budget: { $case: 'epsilon' as const, value: 0.08 } };
+    const request = { logXi, delta: 0.01, radius: { $case: 'epsilon' as const, value: 0.08 } };
     const exact = await solve({ ...request, mode: SolveMode.SOLVE_MODE_EXACT });
     const dual = await solve({ ...request, mode: SolveMode.SOLVE_MODE_DUAL });
     const lp = await solve({ ...request, mode: SolveMode.SOLVE_MODE_LP });
@@ -38,7 +38,7 @@ describe('DroSolver service', () => {
   });
 
   it('the unspecified mode is the exact solver', async () => {
-    const request = { logXi, delta: 0.01, budget: { $case: 'rho' as const, value: 0.3 } };
+    const request = { logXi, delta: 0.01, radius: { $case: 'rho' as const, value: 0.3 } };
     const unspecified = await solve(request);
     const exact = await solve({ ...request, mode: SolveMode.SOLVE_MODE_EXACT });
     expect(unspecified.value).toBe(exact.value);
@@ -46,7 +46,7 @@ describe('DroSolver service', () => {
   });
 
   it('returns the atoms of Q* unless omit_atoms is set', async () => {
-    const request = { logXi, delta: 0.01, budget: { $case: 'rho' as const, value: 0.3 } };
+    const request = { logXi, delta: 0.01, radius: { $case: 'rho' as const, value: 0.3 } };
     const full = await solve(request);
     const lean = await solve({ ...request, omitAtoms: true });
     expect(lean.atoms).toEqual([]);
@@ -59,7 +59,7 @@ describe('DroSolver service', () => {
   });
 
   it('saturates with a warning when epsilon reaches epsilon_sat', async () => {
-    const response = await solve({ logXi, delta: 0.01, budget: { $case: 'epsilon', value: 10 } });
+    const response = await solve({ logXi, delta: 0.01, radius: { $case: 'epsilon', value: 10 } });
     expect(response.saturated).toBe(true);
     expect(response.lambdaStar).toBe(0);
     expect(response.value).toBeCloseTo(-Math.log(0.01), 12);
@@ -68,35 +68,35 @@ describe('DroSolver service', () => {
 
   it('serves N = 100 000 in one call', async () => {
     const big = Array.from({ length: 100_000 }, (_, i) => -((i * 7919) % 1000) / 200 - 1e-3);
-    const response = await solve({ logXi: big, delta: 0.001, budget: { $case: 'rho', value: 0.5 } });
+    const response = await solve({ logXi: big, delta: 0.001, radius: { $case: 'rho', value: 0.5 } });
     expect(response.movedFraction).toHaveLength(100_000);
     expect(Math.abs(response.diagnostics!.dualGap)).toBeLessThan(1e-9);
   });
 
   const bad: Array<[string, Partial<SolveRequest>, string]> = [
-    ['empty log_xi', { logXi: [], delta: 0.01, budget: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
-    ['NaN in log_xi', { logXi: [-1, NaN], delta: 0.01, budget: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
-    ['-Infinity in log_xi', { logXi: [-Infinity], delta: 0.01, budget: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
-    ['positive log_xi', { logXi: [0.5], delta: 0.01, budget: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
-    ['delta missing (0)', { logXi: [-1], budget: { $case: 'epsilon', value: 0.1 } }, 'delta'],
-    ['delta = 0.5', { logXi: [-1], delta: 0.5, budget: { $case: 'epsilon', value: 0.1 } }, 'delta'],
-    ['delta NaN', { logXi: [-1], delta: NaN, budget: { $case: 'epsilon', value: 0.1 } }, 'delta'],
-    ['negative epsilon', { logXi: [-1], delta: 0.01, budget: { $case: 'epsilon', value: -0.1 } }, 'epsilon'],
-    ['infinite epsilon', { logXi: [-1], delta: 0.01, budget: { $case: 'epsilon', value: Infinity } }, 'epsilon'],
-    ['rho = 1', { logXi: [-1], delta: 0.01, budget: { $case: 'rho', value: 1 } }, 'rho'],
-    ['negative rho', { logXi: [-1], delta: 0.01, budget: { $case: 'rho', value: -0.2 } }, 'rho'],
-    ['no budget', { logXi: [-1], delta: 0.01 }, 'budget'],
-    ['weights length mismatch', { logXi: [-1, -2], weights: [1], delta: 0.01, budget: { $case: 'rho', value: 0.1 } }, 'weights'],
-    ['negative weight', { logXi: [-1, -2], weights: [1, -1], delta: 0.01, budget: { $case: 'rho', value: 0.1 } }, 'weights'],
-    ['LP above 300 samples', { logXi: new Array(301).fill(-1), delta: 0.01, budget: { $case: 'rho', value: 0.1 }, mode: SolveMode.SOLVE_MODE_LP }, 'log_xi'],
-    ['unknown mode', { logXi: [-1], delta: 0.01, budget: { $case: 'rho', value: 0.1 }, mode: 42 as SolveMode }, 'mode'],
+    ['empty log_xi', { logXi: [], delta: 0.01, radius: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
+    ['NaN in log_xi', { logXi: [-1, NaN], delta: 0.01, radius: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
+    ['-Infinity in log_xi', { logXi: [-Infinity], delta: 0.01, radius: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
+    ['positive log_xi', { logXi: [0.5], delta: 0.01, radius: { $case: 'epsilon', value: 0.1 } }, 'log_xi'],
+    ['delta missing (0)', { logXi: [-1], radius: { $case: 'epsilon', value: 0.1 } }, 'delta'],
+    ['delta = 0.5', { logXi: [-1], delta: 0.5, radius: { $case: 'epsilon', value: 0.1 } }, 'delta'],
+    ['delta NaN', { logXi: [-1], delta: NaN, radius: { $case: 'epsilon', value: 0.1 } }, 'delta'],
+    ['negative epsilon', { logXi: [-1], delta: 0.01, radius: { $case: 'epsilon', value: -0.1 } }, 'epsilon'],
+    ['infinite epsilon', { logXi: [-1], delta: 0.01, radius: { $case: 'epsilon', value: Infinity } }, 'epsilon'],
+    ['rho = 1', { logXi: [-1], delta: 0.01, radius: { $case: 'rho', value: 1 } }, 'rho'],
+    ['negative rho', { logXi: [-1], delta: 0.01, radius: { $case: 'rho', value: -0.2 } }, 'rho'],
+    ['no radius', { logXi: [-1], delta: 0.01 }, 'radius'],
+    ['weights length mismatch', { logXi: [-1, -2], weights: [1], delta: 0.01, radius: { $case: 'rho', value: 0.1 } }, 'weights'],
+    ['negative weight', { logXi: [-1, -2], weights: [1, -1], delta: 0.01, radius: { $case: 'rho', value: 0.1 } }, 'weights'],
+    ['LP above 300 samples', { logXi: new Array(301).fill(-1), delta: 0.01, radius: { $case: 'rho', value: 0.1 }, mode: SolveMode.SOLVE_MODE_LP }, 'log_xi'],
+    ['unknown mode', { logXi: [-1], delta: 0.01, radius: { $case: 'rho', value: 0.1 }, mode: 42 as SolveMode }, 'mode'],
   ];
 
   it.each(bad)('rejects %s with INVALID_ARGUMENT naming the field', async (_name, request, field) => {
     const error = await solve(request).catch((e: grpc.ServiceError) => e);
     expect((error as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
     expect((error as grpc.ServiceError).details).toMatch(new RegExp(`^invalid ${field}: `));
-    const healthy = await solve({ logXi: [-1], delta: 0.01, budget: { $case: 'rho', value: 0.1 } });
+    const healthy = await solve({ logXi: [-1], delta: 0.01, radius: { $case: 'rho', value: 0.1 } });
     expect(healthy.value).toBeGreaterThan(1);
   });
 });

@@ -18,13 +18,13 @@ import { serializeSolveResponse } from './wire';
 
 /** SolveRequest -> solver input. Shape errors here; numeric validation is the solver's (it names the field). */
 export function toProblem(request: SolveRequest): DroProblem {
-  if (!request.budget) {
-    throw new InvalidArgumentError('budget', 'set either epsilon (absolute radius) or rho (fraction of epsilon_sat)');
+  if (!request.radius) {
+    throw new InvalidArgumentError('radius', 'set either epsilon (absolute radius) or rho (fraction of epsilon_sat)');
   }
   const budget: Budget =
-    request.budget.$case === 'epsilon'
-      ? { kind: 'epsilon', value: request.budget.value }
-      : { kind: 'rho', value: request.budget.value };
+    request.radius.$case === 'epsilon'
+      ? { kind: 'epsilon', value: request.radius.value }
+      : { kind: 'rho', value: request.radius.value };
   return {
     logXi: request.logXi,
     weights: request.weights.length > 0 ? request.weights : undefined,

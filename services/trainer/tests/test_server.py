@@ -92,23 +92,23 @@ def test_trainer_rpcs_are_served(channel):
 def test_solve_request_round_trips_with_its_oneof():
     req = dro_pb2.SolveRequest(log_xi=[-0.1, -2.5, -0.0], weights=[1, 2, 3], epsilon=0.25, delta=0.01,
                                mode=dro_pb2.SOLVE_MODE_DUAL)
-    assert req.WhichOneof("budget") == "epsilon"
+    assert req.WhichOneof("radius") == "epsilon"
     req.rho = 0.5  # setting the other member clears epsilon
-    assert req.WhichOneof("budget") == "rho"
+    assert req.WhichOneof("radius") == "rho"
     assert not req.HasField("epsilon")
 
     back = dro_pb2.SolveRequest.FromString(req.SerializeToString())
     assert back == req
-    assert back.WhichOneof("budget") == "rho"
+    assert back.WhichOneof("radius") == "rho"
     assert back.rho == 0.5 and back.epsilon == 0.0
     assert list(back.log_xi) == [-0.1, -2.5, -0.0]
     assert back.mode == dro_pb2.SOLVE_MODE_DUAL
 
     # The unset oneof survives the wire as unset, distinct from an explicit 0.
     empty = dro_pb2.SolveRequest.FromString(dro_pb2.SolveRequest(delta=0.1).SerializeToString())
-    assert empty.WhichOneof("budget") is None
+    assert empty.WhichOneof("radius") is None
     zero = dro_pb2.SolveRequest.FromString(dro_pb2.SolveRequest(epsilon=0.0).SerializeToString())
-    assert zero.WhichOneof("budget") == "epsilon"
+    assert zero.WhichOneof("radius") == "epsilon"
 
 
 def test_job_spec_round_trips_oneofs_optionals_and_cross_file_types():

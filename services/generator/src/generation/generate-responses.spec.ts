@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
+import { checkRecord } from '@alignment/contracts';
 import { CancelledError, InvalidArgumentError } from '@alignment/errors';
 import { LanguageModel, ModelCache } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
@@ -40,7 +41,7 @@ function job(overrides: Partial<GenerationJob> = {}): GenerationJob {
 
 async function records(file: string): Promise<ResponsesRecord[]> {
   const out: ResponsesRecord[] = [];
-  for await (const { value } of readJsonl(file)) out.push(value as ResponsesRecord);
+  for await (const { value } of readJsonl(file)) out.push(checkRecord<ResponsesRecord>('ResponsesRecord', value)); // formats.proto
   return out;
 }
 

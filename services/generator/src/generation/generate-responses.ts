@@ -48,7 +48,7 @@ export interface GenerationOutcome {
   tokensPerSecond: number;
 }
 
-/** One line of the responses artifact (generator.proto GenerateResult.responses). */
+/** One line of the responses artifact (generator.proto GenerateResult.responses; formats.proto ResponsesRecord). */
 export interface ResponsesRecord {
   prompt_index: number;
   id?: string | number;

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
+import { checkRecord } from '@alignment/contracts';
 import { CancelledError, InvalidArgumentError } from '@alignment/errors';
 import { LanguageModel, ModelCache, RewardModel, scoreSequences } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
@@ -41,7 +42,7 @@ function responsesFile(records: Record[]): { uri: string; sha256: string } {
 
 async function pairsOf(file: string): Promise<LabelledPair[]> {
   const out: LabelledPair[] = [];
-  for await (const { value } of readJsonl(file)) out.push(value as LabelledPair);
+  for await (const { value } of readJsonl(file)) out.push(checkRecord<LabelledPair>('LabelledPair', value)); // formats.proto
   return out;
 }
 

@@ -52,7 +52,7 @@ export interface JudgeProgress {
   etaSeconds: number;
 }
 
-/** One line of the labelled-pairs artifact (judge.proto JudgePairsResult.pairs); the trainer reads it as is. */
+/** One line of the labelled-pairs artifact (judge.proto JudgePairsResult.pairs; formats.proto LabelledPair); the trainer reads it as is. */
 export interface LabelledPair {
   prompt_index: number;
   id?: string | number;

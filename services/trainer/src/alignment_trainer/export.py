@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from alignment_trainer import formats
+
 MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"
 ONNX_DATA_FILE = "model.onnx_data"  # Optimum's / transformers.js's name for external weights
@@ -114,6 +116,10 @@ def file_info(path: Path) -> ArtifactInfo:
 def verify_manifest(root: Path) -> list[str]:
     """Problems found re-hashing the files ``root/manifest.json`` lists (empty = every file matches)."""
     manifest = json.loads((root / MANIFEST).read_text())
+    try:
+        formats.check_record(manifest, formats.ArtifactManifest)
+    except formats.FormatError as err:
+        return [f"{MANIFEST}: {err}"]
     problems = []
     for entry in manifest["files"]:
         p = root / entry["path"]

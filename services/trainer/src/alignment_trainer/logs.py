@@ -1,5 +1,6 @@
 """Structured JSON logs on stderr, one object per line, in pino's shape so the TypeScript services' logs and the
 trainer's read alike: {"level": 30, "time": <epoch ms>, "pid", "hostname", "name": "trainer", "msg", ...fields}.
+Both are proto/alignment/v1/formats.proto's LogLine (formats.py checks lines against it; docs/formats.md).
 
     log = get_logger()
     log.info("listening", extra={"fields": {"port": 50055}})

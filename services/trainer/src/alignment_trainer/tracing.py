@@ -13,7 +13,8 @@ Environment (the same as the TypeScript services):
                  same records, so one file can hold a span tree across TypeScript and Python processes
     OTEL_TRACES_FILE      the jsonl file
 
-A SpanRecord is exactly tracing.ts's: trace_id, span_id, parent_span_id (null for a root), name, service
+A SpanRecord is exactly tracing.ts's, both defined once by proto/alignment/v1/formats.proto (formats.py checks
+records against it; docs/formats.md): trace_id, span_id, parent_span_id (null for a root), name, service
 ("trainer"), kind ("SERVER" | "CLIENT" | "INTERNAL" | "PRODUCER" | "CONSUMER"), start_unix_nanos, end_unix_nanos,
 status ("UNSET" | "OK" | "ERROR"), attributes.
 
