@@ -66,6 +66,7 @@ export const WORLD_TRAINING: Readonly<Record<string, { beta: number; learningRat
   arithmetic: { beta: 0.25, learningRate: 1e-4 },
   // dpo-gold: lr 3e-4 β 0.5 → 0.900, lr 5e-5 β 0.5 → 0.629
   sentiment: { beta: 0.5, learningRate: 3e-4 },
+  listing: { beta: 0.25, learningRate: 1e-4 },
 };
 
 /** The seed every world's data and base model are drawn from. */

@@ -203,7 +203,7 @@ interface PlotOutcome {
   error?: string;
 }
 
-function runPlots(pythonBin: string, resultsJson: string, dir: string): Promise<PlotOutcome> {
+export function runPlots(pythonBin: string, resultsJson: string, dir: string): Promise<PlotOutcome> {
   return new Promise((resolve) => {
     execFile(
       pythonBin,

@@ -1,4 +1,5 @@
 import { arithmeticWorld } from './arithmetic';
+import { listingWorld } from './listing';
 import { sentimentWorld } from './sentiment';
 import type { World } from './world';
 
@@ -6,9 +7,10 @@ export * from './world';
 export * from './data';
 export { arithmeticWorld } from './arithmetic';
 export { sentimentWorld } from './sentiment';
+export { listingWorld } from './listing';
 
 /** Every world, by name. The judge registers each one's gold annotator as the rule judge `world.rule`. */
-export const WORLDS: ReadonlyMap<string, World> = new Map([arithmeticWorld, sentimentWorld].map((w) => [w.name, w]));
+export const WORLDS: ReadonlyMap<string, World> = new Map([arithmeticWorld, sentimentWorld, listingWorld].map((w) => [w.name, w]));
 
 export function getWorld(name: string): World {
   const world = WORLDS.get(name);

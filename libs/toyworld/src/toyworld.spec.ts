@@ -1,4 +1,4 @@
-import { arithmeticWorld, buildWorldData, getWorld, isHeldOut, promptSetSizes, sentimentWorld, templatePattern, WorldRng, WORLDS } from './index';
+import { arithmeticWorld, buildWorldData, listingWorld, getWorld, isHeldOut, promptSetSizes, sentimentWorld, templatePattern, WorldRng, WORLDS } from './index';
 
 describe('the arithmetic world', () => {
   const gold = (prompt: string, response: string) => arithmeticWorld.gold(prompt, response)!;
@@ -43,6 +43,34 @@ describe('the sentiment world', () => {
     expect(repeated).toBeLessThan(once);
     expect(sentimentWorld.features(prompt, 'the staff was friendly . the staff was friendly .')).toMatchObject({ repeated: 1, finished: 1, words: 10 });
     expect(sentimentWorld.gold('what is 3 plus 4 ?', 'the staff was friendly .')).toBeUndefined();
+  });
+});
+
+describe('the listing world', () => {
+  const gold = (prompt: string, response: string) => listingWorld.gold(prompt, response)!;
+  const prompt = 'name three fruits for a picnic .';
+
+  it('scores count, kind, chatter, length and repeats as documented', () => {
+    expect(gold(prompt, 'apple , pear and plum .')).toBeCloseTo(1 + 0.5 - 0.004 * 23, 10);
+    expect(gold(prompt, 'apple , pear , plum and kiwi .')).toBeCloseTo(0.5 - 0.004 * 30, 10);
+    expect(gold(prompt, 'apple , pear and dog .')).toBeCloseTo(1 - 0.004 * 22, 10);
+    expect(gold(prompt, 'sure ! here are three fruits : apple , pear and plum . have fun !')).toBeCloseTo(1.5 - 0.05 * 10 - 0.004 * 65, 10);
+    expect(gold(prompt, 'apple , apple and plum .')).toBeCloseTo(1.5 - 0.004 * 24 - 0.3, 10);
+    expect(gold(prompt, 'apple , pear and plum')).toBeCloseTo(1.5 - 0.004 * 21 - 0.5, 10);
+    expect(listingWorld.features(prompt, 'apple , pear and dog . enjoy !')).toMatchObject({ items: 3, count_right: 1, on_kind: 0, extra_words: 2, finished: 1 });
+    expect(listingWorld.gold('what is 3 plus 4 ?', 'apple .')).toBeUndefined();
+  });
+
+  it('prefers the bare list of the asked size over every other style', () => {
+    const bare = gold(prompt, 'mango , grape and lemon .');
+    for (const other of ['mango , grape .', 'mango , grape , lemon and peach .', 'mango , grape and tiger .', 'of course . my favourite fruits are mango , grape and lemon . enjoy !', 'mango , grape and lemon . they are all easy to find .']) {
+      expect(bare).toBeGreaterThan(gold(prompt, other));
+    }
+  });
+
+  it('has enough distinct training prompts for the 15K budget', () => {
+    const data = buildWorldData(listingWorld, { seed: 1, promptBudget: 15000, rounds: 2, sftExamples: 10, evalPrompts: 400 });
+    expect(data.roundPrompts[1]).toHaveLength(4995);
   });
 });
 
@@ -111,7 +139,7 @@ describe('world helpers', () => {
   });
 
   it('rejects bad options and unknown worlds by name', () => {
-    expect(() => getWorld('chess')).toThrow("unknown world 'chess' (known: arithmetic, sentiment)");
+    expect(() => getWorld('chess')).toThrow("unknown world 'chess' (known: arithmetic, sentiment, listing)");
     expect(() => buildWorldData(arithmeticWorld, { seed: 1, promptBudget: 0, rounds: 1, sftExamples: 1, evalPrompts: 1 })).toThrow('promptBudget');
     expect(() => buildWorldData(arithmeticWorld, { seed: 1, promptBudget: 10, rounds: 4, sftExamples: 1, evalPrompts: 1 })).toThrow('rounds');
     expect(() => new WorldRng(-1, 'x')).toThrow('non-negative integer');

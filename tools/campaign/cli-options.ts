@@ -1,0 +1,63 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CPU_CAPABILITIES, trainerCpuLevel } from '../demo/cpu-level';
+import { ROOT } from '../demo/stack';
+
+export const USAGE = `npm run campaign -- --plan FILE [options]
+
+  --plan FILE          the campaign plan (YAML; tools/campaign/README.md), e.g. experiments/main.yaml
+  --data-dir DIR       the campaign's stack state, runs, seed pairs and finished cells (cells/<cell id>.json);
+                       rerunning with the same directory skips finished cells (default .data/campaign/<plan name>)
+  --book DIR           where RESULTS.md, results.json and plots/ are written (default docs)
+  --world-cache DIR    base models, cached by content hash (default $ALIGNMENT_WORLD_CACHE, else ~/.cache/alignment/worlds)
+  --port-base P        the stack's five ports are P..P+4 (default 50251)
+  --cpu-capability L   the trainer's PyTorch kernel level: ${CPU_CAPABILITIES.join(' | ')} (default: $ATEN_CPU_CAPABILITY, else avx2)
+  --help`;
+
+export interface CampaignOptions {
+  plan: string;
+  /** Undefined: .data/campaign/<plan name>, known once the plan is read. */
+  dataDir?: string;
+  bookDir: string;
+  worldCache: string;
+  portBase: number;
+  cpuCapability: string;
+  /** Environment the stack gets: the trainer's kernel level (none when pins are off). */
+  stackEnv: Record<string, string>;
+}
+
+export class UsageError extends Error {}
+
+export function parseCampaignOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): CampaignOptions | 'help' {
+  const values = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') return 'help';
+    const [flag, inline] = arg.split(/=(.*)/s, 2);
+    if (!USAGE.includes(`${flag} `) || !flag.startsWith('--')) throw new UsageError(`unknown option '${arg}' (see --help)`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new UsageError(`${flag}: needs a value`);
+    values.set(flag, value);
+  }
+  const plan = values.get('--plan');
+  if (!plan) throw new UsageError('--plan: give the plan file, e.g. --plan experiments/main.yaml');
+  const portRaw = values.get('--port-base') ?? '50251';
+  const portBase = Number(portRaw);
+  if (!/^\d+$/.test(portRaw) || portBase < 1 || portBase > 65530) throw new UsageError(`--port-base: expected an integer in 1..65530, got '${portRaw}'`);
+  const capability = values.get('--cpu-capability');
+  if (capability !== undefined && !(CPU_CAPABILITIES as readonly string[]).includes(capability)) {
+    throw new UsageError(`--cpu-capability: expected one of ${CPU_CAPABILITIES.join(', ')}, got '${capability}'`);
+  }
+  // As in the demo: the level always goes to the stack explicitly, so the base-model cache key is the level trained at.
+  const cpuCapability = trainerCpuLevel(capability ? { ...env, ATEN_CPU_CAPABILITY: capability } : env);
+  const resolve = (p: string) => path.resolve(ROOT, p);
+  return {
+    plan: resolve(plan),
+    dataDir: values.has('--data-dir') ? resolve(values.get('--data-dir')!) : undefined,
+    bookDir: resolve(values.get('--book') ?? 'docs'),
+    worldCache: resolve(values.get('--world-cache') ?? env.ALIGNMENT_WORLD_CACHE ?? path.join(os.homedir(), '.cache/alignment/worlds')),
+    portBase,
+    cpuCapability,
+    stackEnv: cpuCapability === 'native' ? {} : { ATEN_CPU_CAPABILITY: cpuCapability },
+  };
+}
