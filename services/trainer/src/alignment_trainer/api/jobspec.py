@@ -1,0 +1,251 @@
+"""alignment.v1.JobSpec -> config.JobConfig: every field checked up front, defaults filled in.
+
+A bad spec is refused before a job exists (StartJob answers INVALID_ARGUMENT with InvalidSpec's message, e.g.
+``spec.preference.beta: must be > 0, got -1``), so nothing fails an hour into a run for a reason visible at
+submission. Settings that the chosen loss would ignore are refused too rather than silently dropped (a W-DRO budget
+on a DPO job means the caller believes something that is not happening). Dataset *contents* are checked when the
+job starts reading them (data.DatasetError names file:line); here only their existence is.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from alignment_trainer.config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BETA,
+    DEFAULT_DRDPO_BETA_PRIME,
+    DEFAULT_LABEL_SMOOTHING,
+    DEFAULT_MAX_GRAD_NORM,
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_MAX_POSITION_EMBEDDINGS,
+    DEFAULT_SPA_ALPHA,
+    DEFAULT_SPA_K_PERCENTILE,
+    DEFAULT_SPA_WARMUP_FRACTION,
+    DEFAULT_SPA_WINDOW,
+    DEFAULT_WARMUP_RATIO,
+    LABEL_SMOOTHING_LOSSES,
+    LR_SCHEDULERS,
+    SPA_LOSSES,
+    WDRO_LOSSES,
+    Architecture,
+    Artifact,
+    Hyperparams,
+    JobConfig,
+    PreferenceTask,
+    SftTask,
+    SpaSettings,
+    WdroSettings,
+)
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2
+
+LOSS_NAMES = {
+    common_pb2.PREFERENCE_LOSS_DPO: "dpo",
+    common_pb2.PREFERENCE_LOSS_SPA: "spa",
+    common_pb2.PREFERENCE_LOSS_WDRO: "wdro",
+    common_pb2.PREFERENCE_LOSS_WDRO_SR: "wdro-sr",
+    common_pb2.PREFERENCE_LOSS_CDPO: "cdpo",
+    common_pb2.PREFERENCE_LOSS_RDPO: "rdpo",
+    common_pb2.PREFERENCE_LOSS_DRDPO: "drdpo",
+    common_pb2.PREFERENCE_LOSS_IPO: "ipo",
+}
+
+
+class InvalidSpec(ValueError):
+    """Raised for a JobSpec that cannot run; ``field`` is the offending field's path from ``spec``."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+def local_path(uri: str, field: str) -> Path:
+    """file:///abs/path or a plain path -> Path. Other schemes (s3://) are refused: this trainer reads and writes
+    the local file system only (a deployment mounts the artifact store)."""
+    if not uri:
+        raise InvalidSpec(field, "required")
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidSpec(field, f"file URI with a remote host is not supported: {uri!r}")
+        return Path(unquote(parsed.path))
+    if parsed.scheme and len(parsed.scheme) > 1:  # a one-letter "scheme" is a Windows drive, i.e. a path
+        raise InvalidSpec(field, f"only local paths or file:// URIs are supported, got {uri!r}")
+    return Path(uri)
+
+
+def _artifact(ref: common_pb2.ArtifactRef, field: str, *, kind: str) -> Artifact:
+    path = local_path(ref.uri, f"{field}.uri")
+    if kind == "file" and not path.is_file():
+        raise InvalidSpec(f"{field}.uri", f"no such file: {path}")
+    if kind == "dir" and not path.is_dir():
+        raise InvalidSpec(f"{field}.uri", f"no such directory: {path}")
+    sha = ref.sha256.lower()
+    if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        raise InvalidSpec(f"{field}.sha256", f"must be 64 hex digits, got {ref.sha256!r}")
+    return Artifact(path=path, sha256=sha)
+
+
+def _checkpoint(ref: common_pb2.ArtifactRef, field: str) -> Artifact:
+    art = _artifact(ref, field, kind="dir")
+    if not (art.path / "config.json").is_file():
+        raise InvalidSpec(f"{field}.uri", f"not a Hugging Face checkpoint (no config.json in {art.path})")
+    return art
+
+
+def _finite(value: float, field: str) -> float:
+    if not math.isfinite(value):
+        raise InvalidSpec(field, f"must be finite, got {value}")
+    return value
+
+
+def _check(cond: bool, field: str, reason: str) -> None:
+    if not cond:
+        raise InvalidSpec(field, reason)
+
+
+def parse_job_spec(spec: trainer_pb2.JobSpec, *, default_output_dir: Path, default_dro_address: str) -> JobConfig:
+    """Validates ``spec`` and returns the JobConfig it describes; raises InvalidSpec naming the first bad field."""
+    kind = spec.WhichOneof("kind")
+    if kind is None:
+        raise InvalidSpec("spec.kind", "one of spec.sft or spec.preference is required")
+    task = _sft(spec.sft) if kind == "sft" else _preference(spec.preference, default_dro_address)
+    hparams = _hparams(spec.hparams, spec.HasField("hparams"))
+    output_dir = local_path(spec.output_uri, "spec.output_uri") if spec.output_uri else default_output_dir
+    return JobConfig(task=task, hparams=hparams, output_dir=output_dir, export_onnx=spec.export_onnx)
+
+
+def _sft(sft: trainer_pb2.SftJob) -> SftTask:
+    dataset = _artifact(sft.dataset, "spec.sft.dataset", kind="file")
+    init = sft.WhichOneof("init")
+    if init is None:
+        raise InvalidSpec("spec.sft.init", "one of spec.sft.architecture or spec.sft.checkpoint is required")
+    if init == "checkpoint":
+        return SftTask(dataset=dataset, checkpoint=_checkpoint(sft.checkpoint, "spec.sft.checkpoint"))
+    a = sft.architecture
+    f = "spec.sft.architecture"
+    _check(a.model_type == "llama", f"{f}.model_type",
+           f"must be \"llama\" (the only architecture the ONNX export and the generator support), got {a.model_type!r}")
+    for name in ("hidden_size", "num_layers", "num_attention_heads", "intermediate_size"):
+        _check(getattr(a, name) > 0, f"{f}.{name}", "must be > 0")
+    _check(a.hidden_size % a.num_attention_heads == 0, f"{f}.hidden_size",
+           f"must be divisible by num_attention_heads ({a.hidden_size} % {a.num_attention_heads} != 0)")
+    kv = a.num_key_value_heads or a.num_attention_heads
+    _check(a.num_attention_heads % kv == 0, f"{f}.num_key_value_heads",
+           f"must divide num_attention_heads ({a.num_attention_heads} % {kv} != 0)")
+    tok = _artifact(a.tokenizer, f"{f}.tokenizer", kind="dir")
+    _check((tok.path / "tokenizer.json").is_file() or (tok.path / "tokenizer_config.json").is_file(),
+           f"{f}.tokenizer.uri", f"no tokenizer.json / tokenizer_config.json in {tok.path}")
+    arch = Architecture(
+        hidden_size=a.hidden_size, num_layers=a.num_layers, num_attention_heads=a.num_attention_heads,
+        num_key_value_heads=kv, intermediate_size=a.intermediate_size,
+        max_position_embeddings=a.max_position_embeddings or DEFAULT_MAX_POSITION_EMBEDDINGS, tokenizer=tok)
+    return SftTask(dataset=dataset, architecture=arch)
+
+
+def _preference(p: trainer_pb2.PreferenceJob, default_dro_address: str) -> PreferenceTask:
+    f = "spec.preference"
+    if p.loss not in LOSS_NAMES:
+        raise InvalidSpec(f"{f}.loss", "required (one of " + ", ".join(
+            common_pb2.PreferenceLoss.Name(v) for v in LOSS_NAMES) + ")")
+    loss = LOSS_NAMES[p.loss]
+    init = _checkpoint(p.init, f"{f}.init")
+    reference = _checkpoint(p.reference, f"{f}.reference") if p.HasField("reference") and p.reference.uri else init
+    pairs = _artifact(p.pairs, f"{f}.pairs", kind="file")
+
+    beta = _finite(p.beta, f"{f}.beta") if p.HasField("beta") else DEFAULT_BETA
+    _check(beta > 0, f"{f}.beta", f"must be > 0, got {beta:g}")
+
+    spa = SpaSettings()
+    if p.HasField("spa"):
+        _check(loss in SPA_LOSSES, f"{f}.spa", f"only used by the SPA and WDRO_SR losses, not {loss!r}")
+        s = p.spa
+        alpha = _finite(s.alpha, f"{f}.spa.alpha") if s.HasField("alpha") else DEFAULT_SPA_ALPHA
+        _check(0 <= alpha <= 1, f"{f}.spa.alpha", f"must be in [0, 1], got {alpha:g}")
+        k = _finite(s.k_percentile, f"{f}.spa.k_percentile") if s.HasField("k_percentile") \
+            else DEFAULT_SPA_K_PERCENTILE
+        _check(0 < k < 100, f"{f}.spa.k_percentile", f"must be in (0, 100), got {k:g}")
+        warm = _finite(s.warmup_fraction, f"{f}.spa.warmup_fraction") if s.HasField("warmup_fraction") \
+            else DEFAULT_SPA_WARMUP_FRACTION
+        _check(0 <= warm < 1, f"{f}.spa.warmup_fraction", f"must be in [0, 1), got {warm:g}")
+        lam = _finite(s.dnd_lambda, f"{f}.spa.dnd_lambda")
+        _check(lam >= 0, f"{f}.spa.dnd_lambda", f"must be >= 0, got {lam:g}")
+        spa = SpaSettings(alpha=alpha, k_percentile=k, window=s.window or DEFAULT_SPA_WINDOW,
+                          warmup_fraction=warm, dnd_lambda=lam)
+
+    wdro = None
+    if loss in WDRO_LOSSES:
+        _check(p.HasField("wdro"), f"{f}.wdro", f"required for the {loss!r} loss (delta and epsilon or rho)")
+        w = p.wdro
+        delta = _finite(w.delta, f"{f}.wdro.delta")
+        _check(0 < delta < 0.5, f"{f}.wdro.delta",
+               f"must be in (0, 0.5), got {delta:g} (delta = 0 makes the worst case infinite)")
+        radius = w.WhichOneof("radius")
+        if radius is None:
+            raise InvalidSpec(f"{f}.wdro.radius", "one of epsilon or rho is required")
+        if radius == "epsilon":
+            eps = _finite(w.epsilon, f"{f}.wdro.epsilon")
+            _check(eps >= 0, f"{f}.wdro.epsilon", f"must be >= 0, got {eps:g}")
+            wdro = WdroSettings(delta=delta, epsilon=eps)
+        else:
+            rho = _finite(w.rho, f"{f}.wdro.rho")
+            _check(0 <= rho < 1, f"{f}.wdro.rho", f"must be in [0, 1), got {rho:g}")
+            wdro = WdroSettings(delta=delta, rho=rho)
+    else:
+        _check(not p.HasField("wdro"), f"{f}.wdro", f"only used by the WDRO and WDRO_SR losses, not {loss!r}")
+        _check(not p.dro_solver_address, f"{f}.dro_solver_address",
+               f"only used by the WDRO and WDRO_SR losses, not {loss!r}")
+
+    ls = DEFAULT_LABEL_SMOOTHING
+    if p.HasField("label_smoothing"):
+        _check(loss in LABEL_SMOOTHING_LOSSES, f"{f}.label_smoothing",
+               f"only used by the CDPO and RDPO losses, not {loss!r}")
+        ls = _finite(p.label_smoothing, f"{f}.label_smoothing")
+        _check(0 <= ls < 0.5, f"{f}.label_smoothing", f"must be in [0, 0.5), got {ls:g}")
+
+    bp = DEFAULT_DRDPO_BETA_PRIME
+    if p.HasField("drdpo_beta_prime"):
+        _check(loss == "drdpo", f"{f}.drdpo_beta_prime", f"only used by the DRDPO loss, not {loss!r}")
+        bp = _finite(p.drdpo_beta_prime, f"{f}.drdpo_beta_prime")
+        _check(bp > 0, f"{f}.drdpo_beta_prime", f"must be > 0, got {bp:g}")
+
+    address = p.dro_solver_address or (default_dro_address if loss in WDRO_LOSSES else "")
+    return PreferenceTask(init=init, reference=reference, pairs=pairs, loss=loss, beta=beta, spa=spa, wdro=wdro,
+                          dro_solver_address=address, label_smoothing=ls, drdpo_beta_prime=bp)
+
+
+def _hparams(h: trainer_pb2.TrainingHyperparams, present: bool) -> Hyperparams:
+    f = "spec.hparams"
+    _check(present, f, "required (at least learning_rate)")
+    lr = _finite(h.learning_rate, f"{f}.learning_rate")
+    _check(lr > 0, f"{f}.learning_rate", f"must be > 0, got {lr:g}")
+    epochs = _finite(h.epochs, f"{f}.epochs")
+    _check(epochs >= 0, f"{f}.epochs", f"must be >= 0, got {epochs:g}")
+    batch = h.batch_size or DEFAULT_BATCH_SIZE
+    accum = h.gradient_accumulation_steps or 1
+    _check(batch % accum == 0, f"{f}.batch_size",
+           f"must be a multiple of gradient_accumulation_steps ({batch} % {accum} != 0)")
+    warm = _finite(h.warmup_ratio, f"{f}.warmup_ratio") if h.HasField("warmup_ratio") else DEFAULT_WARMUP_RATIO
+    _check(0 <= warm < 1, f"{f}.warmup_ratio", f"must be in [0, 1), got {warm:g}")
+    sched = h.lr_scheduler or "cosine"
+    _check(sched in LR_SCHEDULERS, f"{f}.lr_scheduler", f"must be one of {', '.join(LR_SCHEDULERS)}, got {sched!r}")
+    wd = _finite(h.weight_decay, f"{f}.weight_decay")
+    _check(wd >= 0, f"{f}.weight_decay", f"must be >= 0, got {wd:g}")
+    mgn = _finite(h.max_grad_norm, f"{f}.max_grad_norm")
+    _check(mgn >= 0, f"{f}.max_grad_norm", f"must be >= 0, got {mgn:g}")
+    max_length = h.max_length or DEFAULT_MAX_LENGTH
+    # A prompt needs at least a token and the response at least one to train on.
+    _check(max_length >= 2, f"{f}.max_length", f"must be >= 2, got {max_length}")
+    return Hyperparams(
+        learning_rate=lr, batch_size=batch, gradient_accumulation_steps=accum, epochs=epochs or 1.0,
+        max_steps=h.max_steps, max_length=max_length, warmup_ratio=warm, lr_scheduler=sched, weight_decay=wd,
+        # proto3 cannot tell 0 from unset; 0 means TRL's default 1.0 (disable clipping with a huge value).
+        max_grad_norm=mgn or DEFAULT_MAX_GRAD_NORM, seed=h.seed,
+        gradient_checkpointing=h.gradient_checkpointing, bf16=h.bf16,
+        checkpoint_every_steps=h.checkpoint_every_steps)
+
+
+__all__ = ["InvalidSpec", "LOSS_NAMES", "local_path", "parse_job_spec"]

@@ -1,0 +1,173 @@
+"""alignment.v1.Trainer over gRPC: request validation and proto <-> record translation around jobs/manager.py's
+JobManager.
+
+Error mapping (client errors apart from server errors, as callers retry only the latter):
+    INVALID_ARGUMENT     a spec or request field is wrong; the message starts with the field's path
+                         (``spec.preference.beta: must be > 0, got -1``)
+    ALREADY_EXISTS       StartJob with a job_id that names a job with a different spec
+    NOT_FOUND            unknown job_id
+    UNAVAILABLE          WatchJob while the trainer shuts down (the job resumes when it restarts)
+A job that fails while running is not an RPC error: it is a Job in state FAILED with ``error`` saying why.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from alignment_trainer import tracing
+from alignment_trainer.api import jobspec
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
+from alignment_trainer.config import JobConfig
+from alignment_trainer.jobs.manager import JobManager, ShuttingDown
+from alignment_trainer.jobs.store import JobNotFound, JobRecord
+from alignment_trainer.training import runner
+
+JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+def parse_stored_spec(spec: bytes, default_output_dir: Path, default_dro_address: str) -> JobConfig:
+    """The JobManager's spec parser: a stored JobSpec (bytes) -> JobConfig."""
+    return jobspec.parse_job_spec(trainer_pb2.JobSpec.FromString(spec), default_output_dir=default_output_dir,
+                                  default_dro_address=default_dro_address)
+
+
+class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
+    def __init__(self, manager: JobManager) -> None:
+        self.manager = manager
+
+    def StartJob(self, request: trainer_pb2.StartJobRequest, context: grpc.ServicerContext):
+        job_id = request.job_id or uuid.uuid4().hex
+        if not JOB_ID_PATTERN.fullmatch(job_id):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"job_id: must be 1-128 characters of [A-Za-z0-9._-] starting with a letter or digit, "
+                          f"got {job_id!r}")
+        if not request.HasField("spec"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "spec: required")
+        # Idempotency first: a retried StartJob must get its job back even if, say, its output dir now has files.
+        try:
+            existing = self.manager.get(job_id)
+        except JobNotFound:
+            existing = None
+        if existing is not None:
+            if trainer_pb2.JobSpec.FromString(existing.spec) != request.spec:
+                context.abort(grpc.StatusCode.ALREADY_EXISTS,
+                              f"job_id: {job_id!r} already names a job with a different spec")
+            return trainer_pb2.StartJobResponse(job=to_proto(existing))
+        try:
+            config = jobspec.parse_job_spec(request.spec, default_output_dir=self.manager.default_output_dir(job_id),
+                                            default_dro_address=self.manager.default_dro_address)
+        except jobspec.InvalidSpec as err:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        if request.spec.output_uri and config.output_dir.is_dir() and any(config.output_dir.iterdir()):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"spec.output_uri: {config.output_dir} is not empty (a job's manifest lists every file in "
+                          "its output directory, so it must start empty)")
+        # The active span is this call's SERVER span (tracing.ServerInterceptor): the job's span becomes its child.
+        record, created = self.manager.submit(job_id, request.spec.SerializeToString(), config,
+                                              trace_context=tracing.inject_current())
+        if not created and trainer_pb2.JobSpec.FromString(record.spec) != request.spec:
+            # A concurrent StartJob with the same job_id won the insert.
+            context.abort(grpc.StatusCode.ALREADY_EXISTS,
+                          f"job_id: {job_id!r} already names a job with a different spec")
+        return trainer_pb2.StartJobResponse(job=to_proto(record))
+
+    def WatchJob(self, request: trainer_pb2.WatchJobRequest, context: grpc.ServicerContext):
+        try:
+            for event in self.manager.watch(request.job_id, context.is_active):
+                if isinstance(event, runner.StepReport):
+                    yield trainer_pb2.WatchJobResponse(step=trainer_pb2.TrainingStep(
+                        step=event.step, total_steps=event.total_steps, loss=event.loss,
+                        metrics=_floats(event.metrics), tokens_per_second=event.tokens_per_second,
+                        eta_seconds=event.eta_seconds))
+                else:
+                    yield trainer_pb2.WatchJobResponse(job=to_proto(event))
+        except JobNotFound:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {request.job_id!r}")
+        except ShuttingDown as err:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+
+    def GetJob(self, request: trainer_pb2.GetJobRequest, context: grpc.ServicerContext):
+        return trainer_pb2.GetJobResponse(job=to_proto(self._get(request.job_id, context)))
+
+    def ListJobs(self, request: trainer_pb2.ListJobsRequest, context: grpc.ServicerContext):
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        if size > MAX_PAGE_SIZE:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_size: must be <= {MAX_PAGE_SIZE}, got {size}")
+        after = 0
+        if request.page_token:
+            if not request.page_token.isdigit():
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              "page_token: not a token from a previous ListJobs response")
+            after = int(request.page_token)
+        records = self.manager.store.list(after_seq=after, limit=size + 1)
+        page, more = records[:size], len(records) > size
+        return trainer_pb2.ListJobsResponse(jobs=[to_proto(r) for r in page],
+                                            next_page_token=str(page[-1].seq) if more else "")
+
+    def CancelJob(self, request: trainer_pb2.CancelJobRequest, context: grpc.ServicerContext):
+        self._get(request.job_id, context)
+        return trainer_pb2.CancelJobResponse(job=to_proto(self.manager.cancel(request.job_id)))
+
+    def _get(self, job_id: str, context: grpc.ServicerContext) -> JobRecord:
+        try:
+            return self.manager.get(job_id)
+        except JobNotFound:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {job_id!r}")
+
+
+# ------------------------------------------------------------------------------------------------ record -> proto
+
+
+def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def _artifact(info: dict | None) -> common_pb2.ArtifactRef | None:
+    if not info:
+        return None
+    return common_pb2.ArtifactRef(uri=Path(info["path"]).resolve().as_uri(), sha256=info["sha256"],
+                                  size_bytes=info["size_bytes"])
+
+
+def _floats(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def to_proto(rec: JobRecord) -> trainer_pb2.Job:
+    p = rec.progress
+    outputs = trainer_pb2.JobOutputs()
+    if rec.outputs.get("hf_checkpoint"):
+        outputs.model.hf_checkpoint.CopyFrom(_artifact(rec.outputs["hf_checkpoint"]))
+    if rec.outputs.get("onnx"):
+        outputs.model.onnx.CopyFrom(_artifact(rec.outputs["onnx"]))
+    if rec.outputs.get("manifest"):
+        outputs.manifest.CopyFrom(_artifact(rec.outputs["manifest"]))
+    if rec.outputs.get("metrics"):
+        outputs.metrics.CopyFrom(_artifact(rec.outputs["metrics"]))
+    return trainer_pb2.Job(
+        job_id=rec.job_id,
+        spec=trainer_pb2.JobSpec.FromString(rec.spec),
+        state=int(rec.state),
+        progress=common_pb2.Progress(done=int(p.get("done", 0)), total=int(p.get("total", 0)), unit="steps",
+                                     tokens_per_second=float(p.get("tokens_per_second", 0.0)),
+                                     eta_seconds=float(p.get("eta_seconds", 0.0))),
+        metrics=_floats(rec.metrics),
+        outputs=outputs,
+        error=rec.error,
+        created_at=_timestamp(rec.created_at),
+        updated_at=_timestamp(rec.updated_at),
+        resume_count=rec.resume_count,
+        last_checkpoint_step=rec.last_checkpoint_step,
+    )
+
+
+__all__ = ["TrainerServicer", "parse_stored_spec", "to_proto"]

@@ -1,0 +1,204 @@
+"""The trainer's serving scaffold, over real gRPC on loopback: health, reflection, the generated stubs, and SIGTERM
+handling of the real entry point. The Trainer's job RPCs are tested in test_service.py and test_restart.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import select
+import signal
+import subprocess
+import sys
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from alignment_trainer.api import server as trainer_server
+from alignment_trainer._gen.alignment.v1 import common_pb2, dro_pb2, dro_pb2_grpc, trainer_pb2, trainer_pb2_grpc
+from alignment_trainer.api.contracts import TRAINER_SERVICE
+
+SRC = pathlib.Path(__file__).resolve().parents[2] / "src"
+TIMEOUT = 5.0
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    srv = trainer_server.start(host="127.0.0.1", port=0, max_workers=4,
+                               data_dir=str(tmp_path_factory.mktemp("data")))
+    try:
+        yield srv
+    finally:
+        srv.shutdown(grace_s=0.5)
+
+
+@pytest.fixture()
+def channel(running):
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        grpc.channel_ready_future(ch).result(timeout=TIMEOUT)
+        yield ch
+
+
+def test_trainer_service_name():
+    assert TRAINER_SERVICE == "alignment.v1.Trainer"
+
+
+def test_health_overall_and_trainer_serving(channel):
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "alignment.v1.Trainer"):
+        resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT)
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING, service
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Check(health_pb2.HealthCheckRequest(service="alignment.v1.NoSuchService"), timeout=TIMEOUT)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_lists_trainer_and_resolves_its_descriptors(channel):
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    (resp,) = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                        timeout=TIMEOUT)
+    names = {s.name for s in resp.list_services_response.service}
+    assert "alignment.v1.Trainer" in names
+    assert "grpc.health.v1.Health" in names
+
+    # What grpcurl does: rebuild the service from reflection alone (needs common.proto and timestamp.proto too).
+    pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+    svc = pool.FindServiceByName("alignment.v1.Trainer")
+    assert [m.name for m in svc.methods] == ["StartJob", "WatchJob", "GetJob", "ListJobs", "CancelJob"]
+    assert svc.methods_by_name["WatchJob"].server_streaming
+    job = pool.FindMessageTypeByName("alignment.v1.Job")
+    assert job.fields_by_name["created_at"].message_type.full_name == "google.protobuf.Timestamp"
+    assert job.fields_by_name["state"].enum_type.full_name == "alignment.v1.JobState"
+
+
+def test_trainer_rpcs_are_served(channel):
+    stub = trainer_pb2_grpc.TrainerStub(channel)
+    assert list(stub.ListJobs(trainer_pb2.ListJobsRequest(), timeout=TIMEOUT).jobs) == []
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetJob(trainer_pb2.GetJobRequest(job_id="j1"), timeout=TIMEOUT)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.details() == "job_id: no job 'j1'"
+
+    with pytest.raises(grpc.RpcError) as err:  # a request without a spec is a client error naming the field
+        stub.StartJob(trainer_pb2.StartJobRequest(job_id="j1"), timeout=TIMEOUT)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "spec: required"
+
+
+def test_solve_request_round_trips_with_its_oneof():
+    req = dro_pb2.SolveRequest(log_xi=[-0.1, -2.5, -0.0], weights=[1, 2, 3], epsilon=0.25, delta=0.01,
+                               mode=dro_pb2.SOLVE_MODE_DUAL)
+    assert req.WhichOneof("budget") == "epsilon"
+    req.rho = 0.5  # setting the other member clears epsilon
+    assert req.WhichOneof("budget") == "rho"
+    assert not req.HasField("epsilon")
+
+    back = dro_pb2.SolveRequest.FromString(req.SerializeToString())
+    assert back == req
+    assert back.WhichOneof("budget") == "rho"
+    assert back.rho == 0.5 and back.epsilon == 0.0
+    assert list(back.log_xi) == [-0.1, -2.5, -0.0]
+    assert back.mode == dro_pb2.SOLVE_MODE_DUAL
+
+    # The unset oneof survives the wire as unset, distinct from an explicit 0.
+    empty = dro_pb2.SolveRequest.FromString(dro_pb2.SolveRequest(delta=0.1).SerializeToString())
+    assert empty.WhichOneof("budget") is None
+    zero = dro_pb2.SolveRequest.FromString(dro_pb2.SolveRequest(epsilon=0.0).SerializeToString())
+    assert zero.WhichOneof("budget") == "epsilon"
+
+
+def test_job_spec_round_trips_oneofs_optionals_and_cross_file_types():
+    spec = trainer_pb2.JobSpec(
+        preference=trainer_pb2.PreferenceJob(
+            init=common_pb2.ArtifactRef(uri="file:///models/pi0", sha256="ab" * 32, size_bytes=123),
+            pairs=common_pb2.ArtifactRef(uri="file:///data/pairs.jsonl"),
+            loss=common_pb2.PREFERENCE_LOSS_WDRO_SR,
+            beta=0.0,  # explicitly set optional zero: presence must survive
+            wdro=common_pb2.WdroBudget(rho=0.3, delta=0.02),
+            spa=common_pb2.SpaParams(alpha=0.1, window=50),
+        ),
+        hparams=trainer_pb2.TrainingHyperparams(learning_rate=5e-7, batch_size=8, seed=2**40),
+        export_onnx=True,
+    )
+    back = trainer_pb2.JobSpec.FromString(spec.SerializeToString())
+    assert back == spec
+    assert back.WhichOneof("kind") == "preference"
+    pref = back.preference
+    assert pref.HasField("beta") and pref.beta == 0.0
+    assert not pref.HasField("label_smoothing")
+    assert pref.wdro.WhichOneof("radius") == "rho"
+    assert pref.loss == common_pb2.PREFERENCE_LOSS_WDRO_SR
+    assert back.hparams.seed == 2**40
+    assert not back.hparams.HasField("warmup_ratio")
+
+    sft = trainer_pb2.JobSpec(sft=trainer_pb2.SftJob(architecture=trainer_pb2.ArchitectureConfig(model_type="llama")))
+    sft_back = trainer_pb2.JobSpec.FromString(sft.SerializeToString())
+    assert sft_back.WhichOneof("kind") == "sft"
+    assert sft_back.sft.WhichOneof("init") == "architecture"
+    assert sft_back.sft.architecture.model_type == "llama"
+
+
+def test_generated_grpc_stubs_reference_the_package_qualified_modules():
+    # codegen.sh rewrites protoc's "from alignment.v1 import" so every module exists under one name only.
+    assert dro_pb2_grpc.alignment_dot_v1_dot_dro__pb2 is dro_pb2
+    assert type(trainer_pb2.PreferenceJob().init) is common_pb2.ArtifactRef
+    assert not any(name == "alignment" or name.startswith("alignment.") for name in sys.modules)
+
+
+def _first_json_line(stream, timeout_s: float) -> dict:
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    if not ready:
+        raise AssertionError(f"server logged nothing within {timeout_s}s")
+    line = stream.readline()
+    if not line:
+        raise AssertionError("server exited before logging")
+    return json.loads(line)
+
+
+def test_entry_point_serves_then_drains_on_sigterm(tmp_path):
+    env = {**os.environ, "PORT": "0", "HOST": "127.0.0.1", "TRAINER_SHUTDOWN_GRACE_S": "5",
+           "DATA_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "alignment_trainer.server"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        listening = _first_json_line(proc.stderr, timeout_s=20)
+        assert listening["msg"] == "listening", listening
+        assert listening["name"] == "trainer" and listening["level"] == 30
+        port = listening["port"]
+        assert port > 0
+
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            watch = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=15)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+
+            proc.send_signal(signal.SIGTERM)
+            # Watchers hear NOT_SERVING while the server drains (the grace period keeps this stream open).
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            watch.cancel()
+
+        assert proc.wait(timeout=15) == 0
+        rest = [json.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]
+        msgs = [entry["msg"] for entry in rest]
+        assert msgs[:1] == ["signal received"] and rest[0]["signal"] == "SIGTERM"
+        assert "shutting down" in msgs and msgs[-1] == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def test_entry_point_fails_cleanly_when_the_port_is_taken(running, tmp_path):
+    env = {**os.environ, "PORT": str(running.port), "HOST": "127.0.0.1", "DATA_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "alignment_trainer.server"], env=env, capture_output=True,
+                          text=True, timeout=20)
+    assert proc.returncode == 1
+    errors = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert errors and errors[-1]["msg"] == "failed to start" and errors[-1]["level"] == 50
