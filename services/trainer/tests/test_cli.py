@@ -21,7 +21,7 @@ from alignment_trainer.training import export
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2
 from world import build_world, read_metrics
 
-TRAINER = Path(__file__).resolve().parents[2]
+TRAINER = Path(__file__).resolve().parents[1]
 CONFIGS = TRAINER / "accelerate"
 
 

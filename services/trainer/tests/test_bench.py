@@ -9,7 +9,7 @@ import pathlib
 import subprocess
 import sys
 
-BENCH = pathlib.Path(__file__).resolve().parents[2] / "bench" / "bench_dpo.py"
+BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench" / "bench_dpo.py"
 
 
 def test_gpu_mode_at_tiny_size_reports_throughput_mfu_and_the_trl_baseline():

@@ -18,7 +18,7 @@ import pytest
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
 from world import build_world, read_metrics
 
-SRC = pathlib.Path(__file__).resolve().parents[2] / "src"
+SRC = pathlib.Path(__file__).resolve().parents[1] / "src"
 START_TIMEOUT_S = 60.0
 JOB_TIMEOUT_S = 120.0
 

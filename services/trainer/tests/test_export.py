@@ -157,7 +157,7 @@ const ort = require('onnxruntime-node');
 
 def test_onnxruntime_node_reads_the_export_like_the_generator_will(exported, tmp_path):
     """The TypeScript generator and judge run the export in onnxruntime-node: same logits as PyTorch."""
-    repo = pathlib.Path(__file__).resolve().parents[4]
+    repo = pathlib.Path(__file__).resolve().parents[3]
     if not (repo / "node_modules" / "onnxruntime-node").is_dir():
         pytest.fail(f"{repo}/node_modules/onnxruntime-node is missing: run `npm ci` at the repo root")
     model, _, _, onnx, _ = exported

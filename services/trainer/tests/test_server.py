@@ -22,7 +22,7 @@ from alignment_trainer.api import server as trainer_server
 from alignment_trainer._gen.alignment.v1 import common_pb2, dro_pb2, dro_pb2_grpc, trainer_pb2, trainer_pb2_grpc
 from alignment_trainer.api.contracts import TRAINER_SERVICE
 
-SRC = pathlib.Path(__file__).resolve().parents[2] / "src"
+SRC = pathlib.Path(__file__).resolve().parents[1] / "src"
 TIMEOUT = 5.0
 
 
