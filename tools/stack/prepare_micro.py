@@ -2,7 +2,7 @@
 (`npm run stack` calls it with $DATA_DIR/micro):
 
     model/checkpoint, model/onnx   π_init: a random tiny Llama (seed 0, vocab 320, hidden 32, 2 layers) saved and
-                                   exported with the trainer's own alignment_trainer.export (make_tiny_model.py)
+                                   exported with the trainer's own export (alignment_trainer.public; make_tiny_model.py)
     seed_pairs.jsonl               10 pairs labelled by the judge's rule `length/shorter` (chosen = shorter response)
     round-1.jsonl, round-2.jsonl   12 fresh prompts each (disjoint from each other and from the seed prompts)
     eval.jsonl                     8 held-out prompts

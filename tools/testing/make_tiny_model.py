@@ -9,7 +9,8 @@ The test set, written to a temporary sibling and renamed to OUTDIR when complete
 and concurrent callers wait for the first one's build):
 
     policy/checkpoint, policy/onnx        tiny Llama (seed 0): services/trainer/tests/tiny.py, exported with the
-                                          trainer's own alignment_trainer.export (save_hf_checkpoint, export_onnx)
+                                          trainer's own export (alignment_trainer.public: save_hf_checkpoint,
+                                          export_onnx)
     reference/checkpoint, reference/onnx  another tiny Llama (seed 1); its ONNX weights are re-saved as external
                                           data (model.onnx_data), the layout big models have
     reward/onnx                           a tiny LlamaForSequenceClassification (one label), the reward model
@@ -35,8 +36,13 @@ sys.path.insert(0, str(REPO / "services/trainer/src"))
 sys.path.insert(0, str(REPO / "services/trainer/tests"))
 
 import torch  # noqa: E402
-from alignment_trainer.export import export_onnx, save_hf_checkpoint, write_manifest  # noqa: E402
-from alignment_trainer.logprobs import build_pair_batch, token_logps  # noqa: E402
+from alignment_trainer.public import (  # noqa: E402
+    build_pair_batch,
+    export_onnx,
+    save_hf_checkpoint,
+    token_logps,
+    write_manifest,
+)
 from tiny import tiny_llama, tiny_tokenizer  # noqa: E402
 
 torch.set_num_threads(2)

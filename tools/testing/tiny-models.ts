@@ -12,8 +12,9 @@ const root = path.resolve(__dirname, '../..');
 const INPUTS = [
   'tools/testing/make_tiny_model.py',
   'services/trainer/tests/tiny.py',
-  'services/trainer/src/alignment_trainer/export.py',
-  'services/trainer/src/alignment_trainer/logprobs.py',
+  'services/trainer/src/alignment_trainer/public.py',
+  'services/trainer/src/alignment_trainer/training/export.py',
+  'services/trainer/src/alignment_trainer/training/logprobs.py',
   'services/trainer/requirements.txt',
   'services/trainer/requirements-train.txt',
 ];

@@ -5,7 +5,7 @@ import { ArtifactError } from './errors';
 import { sha256File } from './hash';
 
 /**
- * A directory artifact's listing (written by the trainer's export, services/trainer/src/alignment_trainer/export.py):
+ * A directory artifact's listing (written by the trainer's export, services/trainer/src/alignment_trainer/training/export.py):
  * every file's path relative to the directory, sha256 and size. The directory's ArtifactRef.sha256 is the sha256
  * of this file. Defined once by proto/alignment/v1/formats.proto's ArtifactManifest (docs/formats.md).
  */

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { ModelDirectoryError } from './errors';
 
 /**
- * A model directory as the trainer's ONNX export writes it (services/trainer/src/alignment_trainer/export.py) and
+ * A model directory as the trainer's ONNX export writes it (services/trainer/src/alignment_trainer/training/export.py) and
  * Optimum / transformers.js read it:
  *
  *     model.onnx [+ model.onnx_data]   the graph (causal LM with KV cache, or a sequence classifier)

@@ -49,7 +49,7 @@ export function scoreItemProblem(model: LanguageModel, item: ScoreItem): string 
 
 /**
  * Log-probabilities of responses given prompts (prompt tokens masked), as the trainer computes them
- * (services/trainer/src/alignment_trainer/logprobs.py sequence_logps): position t's logits score token t + 1.
+ * (services/trainer/src/alignment_trainer/training/logprobs.py sequence_logps): position t's logits score token t + 1.
  *
  * Sequences are sorted by length and batched (right-padded), and each batch is fed in chunks of positions sized so
  * that rows · positions · vocab ≤ maxLogitsElements; onnxruntime reduces each chunk's logits to the targets'

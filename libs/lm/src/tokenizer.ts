@@ -57,7 +57,7 @@ export class ChatTemplate {
 
 /**
  * The model's tokenizer and chat template, used exactly as the trainer uses them
- * (services/trainer/src/alignment_trainer/logprobs.py `tokenize_pair`): a prompt is rendered through the chat
+ * (services/trainer/src/alignment_trainer/training/logprobs.py `tokenize_pair`): a prompt is rendered through the chat
  * template with the generation prompt and encoded without added special tokens (templates write their own BOS);
  * a response is encoded without special tokens and EOS is appended.
  */

@@ -1,5 +1,5 @@
 """Baseline of the judge benchmark: sequence log-probs in PyTorch (CPU) the way the trainer computes them
-(alignment_trainer.logprobs: chat-templated prompt, response + EOS, one forward pass per batch, chunked float32
+(alignment_trainer.public, the trainer's logprobs: chat-templated prompt, response + EOS, one forward pass per batch, chunked float32
 log-softmax at the targets), on the same model, items and batch size as services/judge/bench/bench.ts.
 
     python torch_score.py CHECKPOINT_DIR ITEMS_JSON BATCH            -> {"sequences", "seconds", "sequences_per_second"}
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "services/trainer/src"))
-from alignment_trainer.logprobs import build_pair_batch, sequence_logps  # noqa: E402
+from alignment_trainer.public import build_pair_batch, sequence_logps  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 

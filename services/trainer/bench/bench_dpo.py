@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from tiny import tiny_tokenizer  # noqa: E402  (the in-process tokenizer the tests use: nothing from a hub)
 
-from alignment_trainer import runner  # noqa: E402
+from alignment_trainer.training import runner  # noqa: E402
 from alignment_trainer.config import Artifact, Hyperparams, JobConfig, PreferenceTask  # noqa: E402
 
 PEAK_FLOPS = 790e12  # NVIDIA H200 dense bf16 tensor-core peak, FLOP/s (BENCHMARK.md)

@@ -17,8 +17,8 @@ from google.protobuf import json_format
 from safetensors.torch import load_file
 from transformers import LlamaForCausalLM
 
-from alignment_trainer import export
-from alignment_trainer.contracts import common_pb2, trainer_pb2
+from alignment_trainer.training import export
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2
 from world import build_world, read_metrics
 
 TRAINER = Path(__file__).resolve().parents[1]
@@ -92,10 +92,10 @@ def test_accelerate_launch_runs_a_dpo_job_on_two_cpu_processes(tmp_path):
 def test_the_service_can_run_a_job_as_an_accelerate_launch(tmp_path, monkeypatch):
     """TRAINER_LAUNCH=accelerate: the JobManager runs the job through `accelerate launch` (ddp.yaml, 2 processes,
     gloo on this CPU machine) and streams its steps back from metrics.jsonl."""
-    from alignment_trainer import runner
-    from alignment_trainer.jobs import JobManager
-    from alignment_trainer.service import parse_stored_spec
-    from alignment_trainer.store import JobState
+    from alignment_trainer.training import runner
+    from alignment_trainer.jobs.manager import JobManager
+    from alignment_trainer.api.servicer import parse_stored_spec
+    from alignment_trainer.jobs.store import JobState
 
     monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

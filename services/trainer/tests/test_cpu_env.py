@@ -15,7 +15,7 @@ import pytest
 from google.protobuf import json_format
 
 from alignment_trainer import cpu_env
-from alignment_trainer.contracts import common_pb2, trainer_pb2
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2
 from world import build_world
 
 TRAINER = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from alignment_trainer import data
+from alignment_trainer.training import data
 
 
 def _write(tmp_path, name, lines):

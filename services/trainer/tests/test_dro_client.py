@@ -15,9 +15,9 @@ import torch
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from alignment_trainer import losses
-from alignment_trainer.contracts import dro_pb2, dro_pb2_grpc
-from alignment_trainer.dro_client import DroSolverClient, DroSolverUnavailable
+from alignment_trainer.training import losses
+from alignment_trainer.api.contracts import dro_pb2, dro_pb2_grpc
+from alignment_trainer.api.dro_client import DroSolverClient, DroSolverUnavailable
 
 BETA, DELTA = 1.0, 0.01
 

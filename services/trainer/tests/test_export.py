@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from alignment_trainer import export
+from alignment_trainer.training import export
 from tiny import tiny_llama, tiny_tokenizer
 
 TOLERANCE = 1e-4  # max |logit difference|, onnxruntime vs PyTorch, float32

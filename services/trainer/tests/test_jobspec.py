@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from alignment_trainer import config
-from alignment_trainer.contracts import common_pb2, trainer_pb2
-from alignment_trainer.jobspec import InvalidSpec, local_path, parse_job_spec
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2
+from alignment_trainer.api.jobspec import InvalidSpec, local_path, parse_job_spec
 from world import build_world
 
 
@@ -64,7 +64,7 @@ def test_uris():
 
 
 def test_every_proto_loss_has_a_name_and_an_implementation():
-    from alignment_trainer.jobspec import LOSS_NAMES
+    from alignment_trainer.api.jobspec import LOSS_NAMES
 
     declared = {v for v in common_pb2.PreferenceLoss.values() if v != common_pb2.PREFERENCE_LOSS_UNSPECIFIED}
     assert set(LOSS_NAMES) == declared

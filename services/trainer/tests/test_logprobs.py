@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from alignment_trainer import logprobs
-from alignment_trainer.logprobs import (
+from alignment_trainer.training import logprobs
+from alignment_trainer.training.logprobs import (
     TokenizedPair,
     build_pair_batch,
     collate_pairs,

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from alignment_trainer import losses
-from alignment_trainer.logprobs import build_pair_batch, policy_pass, reference_pass, split_pairs
+from alignment_trainer.training import losses
+from alignment_trainer.training.logprobs import build_pair_batch, policy_pass, reference_pass, split_pairs
 from tiny import tiny_llama, tiny_tokenizer
 
 BETA = 0.5

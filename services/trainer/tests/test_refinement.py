@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alignment_trainer.refinement import RefinementConfig, SelfRefinement, detection_margin
+from alignment_trainer.training.refinement import RefinementConfig, SelfRefinement, detection_margin
 
 
 def t(values) -> torch.Tensor:

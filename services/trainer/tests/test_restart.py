@@ -15,7 +15,7 @@ import time
 import grpc
 import pytest
 
-from alignment_trainer.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
 from world import build_world, read_metrics
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src"
@@ -145,7 +145,7 @@ def test_jobs_survive_a_killed_trainer(tmp_path):
 def test_graceful_shutdown_checkpoints_the_running_job_and_the_next_start_resumes_it(tmp_path):
     """SIGTERM path (in-process): the running job writes a checkpoint at its next step boundary and stays RUNNING,
     so the next trainer resumes it without redoing a step."""
-    from alignment_trainer import server as trainer_server
+    from alignment_trainer.api import server as trainer_server
 
     world = build_world(tmp_path / "world")
     data_dir = str(tmp_path / "data")
@@ -176,7 +176,7 @@ def test_graceful_shutdown_checkpoints_the_running_job_and_the_next_start_resume
 
 
 def stored_job(data_dir: str, job_id: str):
-    from alignment_trainer.store import JobStore
+    from alignment_trainer.jobs.store import JobStore
 
     store = JobStore(data_dir)
     try:

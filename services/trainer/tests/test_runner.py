@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from alignment_trainer import objectives, runner
+from alignment_trainer.training import objectives, runner
 from alignment_trainer.config import (
     Architecture,
     Artifact,
@@ -20,8 +20,8 @@ from alignment_trainer.config import (
     SpaSettings,
     WdroSettings,
 )
-from alignment_trainer.dro_client import DroSolverClient
-from alignment_trainer.logprobs import build_pair_batch
+from alignment_trainer.api.dro_client import DroSolverClient
+from alignment_trainer.training.logprobs import build_pair_batch
 from tiny import tiny_llama, tiny_tokenizer
 from world import build_world, read_metrics, sft_rows, write_jsonl
 
@@ -112,7 +112,7 @@ def _grads(loss, ga, solver_address):
                           wdro=WdroSettings(delta=0.01, rho=0.3), spa=SpaSettings(warmup_fraction=0.0))
     client = DroSolverClient(solver_address) if loss in ("wdro", "wdro-sr") else None
     obj = objectives.PreferenceObjective(policy, ref, task, total_steps=10, device=torch.device("cpu"), bf16=False,
-                                         dro_client=client)
+                                         adversary=client)
     prompts = ["What is 2 plus 3?", "Say hi", "Colour of the sky?", "Add 1 and 1", "x", "Name a fruit"]
     chosen = ["5.", "Hi there!", "Blue.", "2", "y", "Apple"]
     rejected = ["6, I think.", "No.", "Green, surely", "11", "zz", "Rock"]

@@ -18,9 +18,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from alignment_trainer import server as trainer_server
+from alignment_trainer.api import server as trainer_server
 from alignment_trainer._gen.alignment.v1 import common_pb2, dro_pb2, dro_pb2_grpc, trainer_pb2, trainer_pb2_grpc
-from alignment_trainer.contracts import TRAINER_SERVICE
+from alignment_trainer.api.contracts import TRAINER_SERVICE
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src"
 TIMEOUT = 5.0

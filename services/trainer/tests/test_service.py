@@ -14,8 +14,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig, LlamaForCausalLM
 
-from alignment_trainer import export, server
-from alignment_trainer.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
+from alignment_trainer.api import server
+from alignment_trainer.training import export
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
 from world import build_world, read_metrics
 
 TIMEOUT = 10.0
@@ -92,7 +93,7 @@ def run_to_end(stub, spec, job_id) -> tuple[list[trainer_pb2.TrainingStep], trai
 
 
 def local(uri: str):
-    from alignment_trainer.jobspec import local_path
+    from alignment_trainer.api.jobspec import local_path
 
     return local_path(uri, "uri")
 

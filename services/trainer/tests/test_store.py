@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from alignment_trainer.contracts import common_pb2
-from alignment_trainer.store import InvalidTransition, JobNotFound, JobState, JobStore
+from alignment_trainer.api.contracts import common_pb2
+from alignment_trainer.jobs.store import InvalidTransition, JobNotFound, JobState, JobStore
 
 
 def test_states_mirror_the_proto_enum():

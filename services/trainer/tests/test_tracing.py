@@ -24,7 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from alignment_trainer import tracing
-from alignment_trainer.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
 from conftest import run_dro_solver
 from world import build_world
 
@@ -205,7 +205,7 @@ def test_the_callers_trace_context_is_stored_with_the_job(tmp_path):
     database from before the column existed gains it."""
     import sqlite3
 
-    from alignment_trainer.store import JobStore
+    from alignment_trainer.jobs.store import JobStore
 
     old = sqlite3.connect(tmp_path / "jobs.sqlite3")
     old.execute("CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL UNIQUE, spec BLOB "

@@ -8,8 +8,8 @@ import pytest
 import torch
 import trl
 
-from alignment_trainer import losses
-from alignment_trainer.logprobs import build_pair_batch, policy_pass, reference_pass, split_pairs
+from alignment_trainer.training import losses
+from alignment_trainer.training.logprobs import build_pair_batch, policy_pass, reference_pass, split_pairs
 from tiny import tiny_llama, tiny_tokenizer
 
 PROMPTS = ["What colour is the sky?", "Two plus two?"]

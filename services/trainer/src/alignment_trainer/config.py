@@ -1,6 +1,6 @@
-"""The trainer's job configuration as plain dataclasses: what runner.py consumes, with no protobuf in sight.
+"""The trainer's job configuration as plain dataclasses: what training/runner.py consumes, with no protobuf in sight.
 
-jobspec.py builds these from an alignment.v1.JobSpec (validating it and filling the documented defaults); tests
+api/jobspec.py builds these from an alignment.v1.JobSpec (validating it and filling the documented defaults); tests
 and the benchmark build them directly. Defaults are named once, here, and follow ALGORITHM.md and SPA's released
 configuration unless a comment says otherwise.
 """
@@ -24,6 +24,8 @@ DEFAULT_MAX_LENGTH = 1024          # TRL DPOConfig.max_length
 DEFAULT_WARMUP_RATIO = 0.1         # TrainingHyperparams.warmup_ratio (§2: 10% warm-up)
 DEFAULT_MAX_GRAD_NORM = 1.0        # TRL / transformers TrainingArguments.max_grad_norm
 DEFAULT_MAX_POSITION_EMBEDDINGS = 2048
+# The DroSolver W-DRO jobs use when neither the spec nor $DRO_SOLVER_ADDRESS names one (the server and the CLI).
+DEFAULT_DRO_SOLVER_ADDRESS = "localhost:50054"
 
 LR_SCHEDULERS = ("cosine", "linear", "constant")
 

@@ -24,7 +24,7 @@ Spans of the trainer:
                                     context is stored with the job, so a job resumed after a restart continues in
                                     the same trace (kind: sft | preference)
     trainer.step                    INTERNAL, every TRAINER_TRACE_STEP_EVERY-th optimizer step (default 0 = none)
-    alignment.v1.DroSolver/Solve    CLIENT, one per solve (dro_client.py), child of the step or job span; the
+    alignment.v1.DroSolver/Solve    CLIENT, one per solve (api/dro_client.py), child of the step or job span; the
                                     DroSolver's SERVER span is its child
 """
 
@@ -60,7 +60,7 @@ _lock = threading.Lock()
 
 class UrandomIdGenerator(IdGenerator):
     """Trace and span ids from os.urandom. The SDK's default draws them from Python's global `random`, which a
-    training job seeds (runner.py, for reproducibility): ids then repeat from job to job of the same seed, and a
+    training job seeds (training/, for reproducibility): ids then repeat from job to job of the same seed, and a
     span can even get its parent's id, which breaks every span tree the trainer exports."""
 
     def generate_span_id(self) -> int:

@@ -1,4 +1,5 @@
-"""Client of alignment.v1.DroSolver, the adversary of ALGORITHM.md §4 (served by services/dro-solver).
+"""Client of alignment.v1.DroSolver, the adversary of ALGORITHM.md §4 (served by services/dro-solver): the
+production implementation of training/adversary.py's ``Adversary`` (docs/algorithm.md).
 
     with DroSolverClient("127.0.0.1:50054") as solver:
         sol = solver.solve(losses.wdro_log_xi(h, beta), delta=0.01, rho=0.25)
@@ -17,7 +18,6 @@ span's W3C trace context (``traceparent`` metadata), so the solver's SERVER span
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -25,7 +25,8 @@ import torch
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from alignment_trainer.contracts import dro_pb2, dro_pb2_grpc
+from alignment_trainer.api.contracts import dro_pb2, dro_pb2_grpc
+from alignment_trainer.training.adversary import DroSolution, floats
 
 SOLVE_RPC = "alignment.v1.DroSolver/Solve"
 DEFAULT_TIMEOUT_S = 10.0
@@ -63,57 +64,25 @@ class DroSolverUnavailable(RuntimeError):
         )
 
 
-@dataclass(frozen=True)
-class DroSolution:
-    """The parts of a SolveResponse the trainer uses (float64 numpy arrays, one entry per pair of the solve)."""
-
-    value: float  # worst-case expected loss F
-    erm_value: float  # plain mean DPO loss of the same pairs
-    lambda_star: float  # shadow price dF/dε
-    epsilon: float  # radius used
-    epsilon_sat: float
-    saturated: bool
-    moved_fraction: np.ndarray  # m_i
-    surrogate_a: np.ndarray  # a_i = w_i (1 − m_i)
-    surrogate_b: np.ndarray  # b_i = w_i m_i λ*
-    warnings: tuple[str, ...]
-
-    def surrogate_a_tensor(self, like: torch.Tensor) -> torch.Tensor:
-        """a as a tensor on like's device and dtype (for losses.wdro_surrogate)."""
-        return torch.as_tensor(self.surrogate_a, device=like.device, dtype=like.dtype)
-
-    def surrogate_b_tensor(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self.surrogate_b, device=like.device, dtype=like.dtype)
-
-    def metrics(self) -> dict[str, float]:
-        """dro/* metrics: F is logged here because the surrogate's value differs from it by a constant (§4)."""
-        return {
-            "dro/value": self.value,
-            "dro/erm_value": self.erm_value,
-            "dro/lambda_star": self.lambda_star,
-            "dro/epsilon": self.epsilon,
-            "dro/moved_frac": float(np.mean(self.moved_fraction > 0)) if self.moved_fraction.size else 0.0,
-            "dro/saturated": float(self.saturated),
-        }
-
-    @classmethod
-    def from_response(cls, response: dro_pb2.SolveResponse) -> DroSolution:
-        return cls(
-            value=response.value,
-            erm_value=response.erm_value,
-            lambda_star=response.lambda_star,
-            epsilon=response.epsilon,
-            epsilon_sat=response.epsilon_sat,
-            saturated=response.saturated,
-            moved_fraction=np.asarray(response.moved_fraction, dtype=np.float64),
-            surrogate_a=np.asarray(response.surrogate_a, dtype=np.float64),
-            surrogate_b=np.asarray(response.surrogate_b, dtype=np.float64),
-            warnings=tuple(response.warnings),
-        )
+def solution_from_response(response: dro_pb2.SolveResponse) -> DroSolution:
+    """The parts of a SolveResponse the trainer uses."""
+    return DroSolution(
+        value=response.value,
+        erm_value=response.erm_value,
+        lambda_star=response.lambda_star,
+        epsilon=response.epsilon,
+        epsilon_sat=response.epsilon_sat,
+        saturated=response.saturated,
+        moved_fraction=np.asarray(response.moved_fraction, dtype=np.float64),
+        surrogate_a=np.asarray(response.surrogate_a, dtype=np.float64),
+        surrogate_b=np.asarray(response.surrogate_b, dtype=np.float64),
+        warnings=tuple(response.warnings),
+    )
 
 
 class DroSolverClient:
-    """A channel to one DroSolver; reuse it for a whole job and close it at the end (or use it as a context)."""
+    """The Adversary (training/adversary.py) served by a DroSolver over gRPC: a channel to one DroSolver; reuse it
+    for a whole job and close it at the end (or use it as a context)."""
 
     def __init__(
         self,
@@ -160,7 +129,7 @@ class DroSolverClient:
             request.epsilon = epsilon
         if weights is not None:
             request.weights.extend(_floats(weights))
-        return DroSolution.from_response(self._call(request))
+        return solution_from_response(self._call(request))
 
     def _call(self, request: dro_pb2.SolveRequest) -> dro_pb2.SolveResponse:
         # One CLIENT span per solve (retries included), child of the active span (the job's or a step's); the
@@ -217,6 +186,4 @@ class DroSolverClient:
 
 
 def _floats(values: np.ndarray | torch.Tensor) -> list[float]:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().double().numpy()
-    return np.asarray(values, dtype=np.float64).reshape(-1).tolist()
+    return floats(values).tolist()

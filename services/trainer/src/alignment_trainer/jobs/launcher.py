@@ -1,5 +1,5 @@
-"""TRAINER_LAUNCH=accelerate: the service runs each job as an ``accelerate launch`` subprocess of cli.py instead of in
-its worker thread, and follows it through the files the CLI writes.
+"""TRAINER_LAUNCH=accelerate: the service runs each job as an ``accelerate launch`` subprocess of the CLI (cli.py)
+instead of in its worker thread, and follows it through the files the CLI writes (layout.py).
 
     accelerate launch --config_file $TRAINER_ACCELERATE_CONFIG --num_processes $TRAINER_NUM_PROCESSES \
         -m alignment_trainer.cli run --spec <work>/spec.json --output <output_dir> --work-dir <work>/launch
@@ -24,10 +24,11 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
-from alignment_trainer import export, runner, tracing
-from alignment_trainer.cli import PROGRESS_FILE, RESULT_FILE
+from alignment_trainer import tracing
+from alignment_trainer.api.contracts import trainer_pb2
 from alignment_trainer.config import JobConfig
-from alignment_trainer.contracts import trainer_pb2
+from alignment_trainer.jobs.layout import PROGRESS_FILE, RESULT_FILE
+from alignment_trainer.training import export, runner
 
 POLL_S = 0.25
 TERMINATE_GRACE_S = 10.0
@@ -57,7 +58,7 @@ def run_job_launched(config: JobConfig, spec: bytes, work_dir: Path, hooks: runn
     spec_path = work_dir / "spec.json"
     spec_path.write_text(json_format.MessageToJson(trainer_pb2.JobSpec.FromString(spec)))
     env = {**os.environ, "DRO_SOLVER_ADDRESS": dro_address,
-           "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]),
                                                      os.environ.get("PYTHONPATH", "")) if p)}
     headers = tracing.inject_current()
     env.pop("TRACEPARENT", None)

@@ -39,7 +39,7 @@ from alignment_trainer.config import (
     SpaSettings,
     WdroSettings,
 )
-from alignment_trainer.contracts import common_pb2, trainer_pb2
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2
 
 LOSS_NAMES = {
     common_pb2.PREFERENCE_LOSS_DPO: "dpo",

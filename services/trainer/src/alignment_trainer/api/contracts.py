@@ -1,6 +1,6 @@
 """The alignment.v1 contracts as Python modules, generated from proto/ by scripts/codegen.sh into _gen/.
 
-Import them from here (``from alignment_trainer.contracts import trainer_pb2``) or directly from
+Import them from here (``from alignment_trainer.api.contracts import trainer_pb2``) or directly from
 ``alignment_trainer._gen.alignment.v1``; both are the same module objects. codegen.sh rewrites protoc's
 ``from alignment.v1 import …`` imports to the package-qualified name, so each generated module exists under exactly
 one name and nothing touches sys.path.

@@ -1,5 +1,6 @@
-"""The trainer's job lifecycle: a durable queue in front of runner.run_job, one job at a time, with no gRPC here
-(service.py translates to and from alignment.v1).
+"""The trainer's job lifecycle: a durable queue in front of training.runner.run_job, one job at a time, with no gRPC
+service here (api/servicer.py translates to and from alignment.v1). W-DRO jobs get the DroSolver gRPC client
+(api/dro_client.py) as their adversary.
 
     manager = JobManager(data_dir, default_dro_address="localhost:50054")
     manager.recover()            # once at startup: resume or report what a previous process left RUNNING
@@ -35,12 +36,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from alignment_trainer import runner, tracing
+from alignment_trainer import tracing
+from alignment_trainer.api.dro_client import DroSolverClient, DroSolverUnavailable
 from alignment_trainer.config import JobConfig, PreferenceTask
-from alignment_trainer.data import DatasetError
-from alignment_trainer.dro_client import DroSolverUnavailable
-from alignment_trainer.export import ArtifactInfo, ArtifactMismatch, file_info
-from alignment_trainer.store import TERMINAL_STATES, InvalidTransition, JobRecord, JobState, JobStore
+from alignment_trainer.jobs.store import TERMINAL_STATES, InvalidTransition, JobRecord, JobState, JobStore
+from alignment_trainer.training import runner
+from alignment_trainer.training.data import DatasetError
+from alignment_trainer.training.export import ArtifactInfo, ArtifactMismatch, file_info
 
 log = logging.getLogger("alignment_trainer.jobs")
 
@@ -77,14 +79,14 @@ class JobManager:
                  parse_spec: Callable[[bytes, Path, str], JobConfig], launch: str = "inprocess",
                  accelerate_config: str | None = None, num_processes: int = 1) -> None:
         """``parse_spec(spec_bytes, default_output_dir, default_dro_address)`` turns a stored spec into a JobConfig
-        (jobspec.parse_job_spec on the decoded proto); it runs again when a job is resumed after a restart."""
+        (api/jobspec.py parse_job_spec on the decoded proto); it runs again when a job is resumed after a restart."""
         self.data_dir = Path(data_dir)
         self.store = JobStore(self.data_dir)
         self.default_dro_address = default_dro_address
         self._parse_spec = parse_spec
         if launch not in ("inprocess", "accelerate"):
             raise ValueError(f"TRAINER_LAUNCH must be inprocess or accelerate, got {launch!r}")
-        # "accelerate": each job is an `accelerate launch` subprocess of cli.py (launcher.py).
+        # "accelerate": each job is an `accelerate launch` subprocess of jobs/cli.py (launcher.py).
         self.launch = launch
         self.accelerate_config = accelerate_config
         self.num_processes = num_processes
@@ -298,14 +300,14 @@ class JobManager:
             span = tracing.tracer().start_span(f"trainer.job {config.kind}", context=parent, attributes=attributes)
             token = otel_context.attach(trace.set_span_in_context(span, parent))
             if self.launch == "accelerate":
-                from alignment_trainer import launcher
+                from alignment_trainer.jobs import launcher
 
                 outputs = launcher.run_job_launched(config, rec.spec, self.work_dir(job_id), hooks,
                                                     config_file=self.accelerate_config,
                                                     num_processes=self.num_processes,
                                                     dro_address=self.default_dro_address)
             else:
-                outputs = runner.run_job(config, self.work_dir(job_id), hooks)
+                outputs = runner.run_job(config, self.work_dir(job_id), hooks, connect_adversary=DroSolverClient)
         except runner.JobSuspended as err:
             if err.step:
                 # Stays RUNNING on purpose: the next process finds it and resumes from the checkpoint just written.

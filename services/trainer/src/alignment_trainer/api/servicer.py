@@ -1,4 +1,5 @@
-"""alignment.v1.Trainer over gRPC: request validation and proto <-> record translation around jobs.JobManager.
+"""alignment.v1.Trainer over gRPC: request validation and proto <-> record translation around jobs/manager.py's
+JobManager.
 
 Error mapping (client errors apart from server errors, as callers retry only the latter):
     INVALID_ARGUMENT     a spec or request field is wrong; the message starts with the field's path
@@ -18,11 +19,13 @@ from pathlib import Path
 import grpc
 from google.protobuf import timestamp_pb2
 
-from alignment_trainer import jobspec, runner, tracing
+from alignment_trainer import tracing
+from alignment_trainer.api import jobspec
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
 from alignment_trainer.config import JobConfig
-from alignment_trainer.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
-from alignment_trainer.jobs import JobManager, ShuttingDown
-from alignment_trainer.store import JobNotFound, JobRecord
+from alignment_trainer.jobs.manager import JobManager, ShuttingDown
+from alignment_trainer.jobs.store import JobNotFound, JobRecord
+from alignment_trainer.training import runner
 
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 DEFAULT_PAGE_SIZE = 100

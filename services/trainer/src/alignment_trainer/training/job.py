@@ -1,165 +1,51 @@
-"""The training loop of one job: SFT (ALGORITHM.md §2, the π_init of the rounds) or preference optimisation with
-one of the losses of §1 and §3-§5, from a config.JobConfig. No gRPC here: service.py drives ``run_job`` in a
-worker thread through RunHooks, and tests call it directly.
-
-What a run does:
-  1. Loads (and sha256-checks) its inputs; tokenises the data (chat template on the prompt, EOS after the
-     response); drops examples whose prompt alone fills max_length (counted) and truncates over-long responses
-     from the end (counted, ``data/truncated``).
-  2. Builds the policy (a Llama from an ArchitectureConfig, seeded; or a checkpoint) and, for preference jobs, the
-     frozen reference (log-probs under no_grad once per micro-batch, objectives.py).
-  3. Runs ``total_steps`` optimizer steps: length-grouped batches (data.py) split into micro-batches for gradient
-     accumulation, AdamW (no weight decay on norms, as transformers' Trainer), gradient clipping, a
-     cosine/linear/constant schedule with linear warm-up, bf16 autocast on CUDA only. After every step: one line in
-     ``metrics.jsonl`` (TRL's names: loss, grad_norm, learning_rate, epoch, num_tokens, rewards/*, logps/*,
-     logits/*; spa/flagged_frac, spa/tau; dro/value, dro/lambda_star, dro/moved_frac, …) and a StepReport to the
-     hooks; cancellation is checked before every step.
-  4. Every ``checkpoint_every_steps`` steps writes a resumable checkpoint (model, optimizer, scheduler, RNG, step,
-     self-refinement window, counters, metrics.jsonl length) to ``<work_dir>/resume/step-N`` through a temp dir and
-     a rename, keeping only the newest. ``run_job`` resumes from it when one exists: the batch order depends only on
-     (seed, epoch), so the resumed run replays exactly the steps it had not done.
-  5. Writes the outputs (export.py): Hugging Face checkpoint, optional ONNX export, manifest; then removes the
-     resume checkpoints (they hold the optimizer state, several times the model's size).
+"""TrainingJob: one training job from setup to outputs (runner.py says what a job does, step by step). Its inputs
+come from job_inputs.py, its resumable checkpoints go through checkpoints.py, and each optimizer step's passes are
+the objective's (objectives.py); the job owns the optimizer, the schedule, the batches, metrics.jsonl and the
+outputs.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
 import os
 import random
-import shutil
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from alignment_trainer import data, export, tracing
+from alignment_trainer import tracing
 from alignment_trainer.config import WDRO_LOSSES, JobConfig, PreferenceTask, SftTask
-from alignment_trainer.dro_client import DroSolverClient
-from alignment_trainer.logprobs import TokenizedPair, collate_pairs, tokenize_pair
-from alignment_trainer.objectives import COUPLED_LOSSES, PreferenceObjective, SftObjective, collate_sft
+from alignment_trainer.training import checkpoints, data, export, job_inputs
+from alignment_trainer.training.adversary import Adversary, ConnectAdversary
+from alignment_trainer.training.lifecycle import (
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    ONNX_DIR,
+    JobCancelled,
+    JobSuspended,
+    RunHooks,
+    RunOutputs,
+    StepReport,
+    TrainingDiverged,
+)
+from alignment_trainer.training.logprobs import TokenizedPair, collate_pairs
+from alignment_trainer.training.objectives import COUPLED_LOSSES, PreferenceObjective, SftObjective, collate_sft
 
 log = logging.getLogger("alignment_trainer.runner")
-
-RESUME_DIR = "resume"
-STATE_FILE = "state.pt"
-MODEL_DIR = "model"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINT_DIR = "checkpoint"
-ONNX_DIR = "onnx"
 
 # transformers' scheduler names for TrainingHyperparams.lr_scheduler; each has the linear warm-up in front.
 _SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
-class JobCancelled(Exception):
-    """Raised by run_job when RunHooks.should_stop() turned true; the run stopped between two steps."""
+class TrainingJob:
+    """One training job in this process (or in one process of an ``accelerate launch``), from setup to outputs."""
 
-
-class JobSuspended(Exception):
-    """Raised by run_job when RunHooks.should_suspend() turned true (the trainer is shutting down): the steps done
-    so far are in a resumable checkpoint of step ``step`` (0 = none was needed: no step had been done)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-        super().__init__(f"suspended at step {step}")
-
-
-class TrainingDiverged(RuntimeError):
-    """Raised when a step's loss or gradient norm is not finite (usually: the learning rate is too high)."""
-
-
-@dataclass(frozen=True)
-class StepReport:
-    """What a watcher sees after each optimizer step (trainer.proto TrainingStep)."""
-
-    step: int  # 1-based number of optimizer steps done
-    total_steps: int
-    loss: float
-    metrics: dict[str, float]
-    tokens_per_second: float  # non-padding tokens through the policy per second, since this process started the run
-    eta_seconds: float
-
-
-@dataclass
-class RunHooks:
-    """How the caller follows and steers a run; every hook runs on the training thread."""
-
-    on_step: Callable[[StepReport], None] = lambda report: None
-    # Called after a resumable checkpoint of that step is completely on disk.
-    on_checkpoint: Callable[[int], None] = lambda step: None
-    should_stop: Callable[[], bool] = lambda: False
-    # Checked before every step too: true means "checkpoint what is done and stop" (graceful shutdown).
-    should_suspend: Callable[[], bool] = lambda: False
-    # Called once the run knows its length (after loading data), before the first step.
-    on_start: Callable[[int, int], None] = lambda start_step, total_steps: None
-
-
-@dataclass(frozen=True)
-class RunOutputs:
-    hf_checkpoint: export.ArtifactInfo
-    manifest: export.ArtifactInfo
-    metrics: export.ArtifactInfo
-    onnx: export.ArtifactInfo | None = None
-    final_metrics: dict[str, float] = field(default_factory=dict)
-    total_steps: int = 0
-    resumed_from_step: int = 0
-
-
-def latest_checkpoint(work_dir: Path) -> tuple[int, Path] | None:
-    """(step, directory) of the newest complete resumable checkpoint under work_dir, if any. Temp dirs of an
-    interrupted save are never named step-N (they are renamed only when complete), so they are not candidates."""
-    root = Path(work_dir) / RESUME_DIR
-    if not root.is_dir():
-        return None
-    found = []
-    for p in root.iterdir():
-        if p.is_dir() and p.name.startswith("step-") and (p / STATE_FILE).is_file():
-            try:
-                found.append((int(p.name[len("step-"):]), p))
-            except ValueError:
-                continue
-    return max(found) if found else None
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def run_job(config: JobConfig, work_dir: Path, hooks: RunHooks | None = None, *,
-            device: torch.device | None = None, accelerator=None) -> RunOutputs | None:
-    """Runs (or resumes) the job to completion and returns its outputs. Raises JobCancelled, TrainingDiverged,
-    data.DatasetError, export.ArtifactMismatch, dro_client.DroSolverUnavailable, or whatever else went wrong.
-
-    ``accelerator`` (an accelerate.Accelerator, from cli.py under ``accelerate launch``) runs the job data-parallel
-    over its processes (DDP or FSDP, as its config says): the model, optimizer and scheduler go through
-    ``accelerator.prepare``, the reference model through ``prepare_model(evaluation_mode=True)``; each process takes
-    a disjoint shard (rank::world_size) of every optimizer step's batch; gradients flow through
-    ``accelerator.backward``; step metrics are gathered from every process; only the main process writes
-    metrics.jsonl and the outputs (a full Hugging Face checkpoint from ``accelerator.get_state_dict``). The other
-    processes return None. Without one (the gRPC service's worker thread) the job runs in this process on
-    ``device``."""
-    if accelerator is not None and accelerator.num_processes == 1:
-        device, accelerator = accelerator.device, None  # one process: the plain path, resumable checkpoints included
-    run = _Run(config, Path(work_dir), hooks or RunHooks(), device or default_device(), accelerator)
-    try:
-        return run.train()
-    finally:
-        run.close()
-
-
-# ------------------------------------------------------------------------------------------------------ internals
-
-
-class _Run:
     def __init__(self, config: JobConfig, work_dir: Path, hooks: RunHooks, device: torch.device,
-                 accelerator=None) -> None:
+                 accelerator=None, connect_adversary: ConnectAdversary | None = None) -> None:
         self.config = config
         self.h = config.hparams
         self.work_dir = work_dir
@@ -172,7 +58,8 @@ class _Run:
         self.samples_seen = 0  # examples this process trained on (dist/samples/rank<r>)
         self.trace_step_every = max(0, int(os.environ.get("TRAINER_TRACE_STEP_EVERY") or 0))
         self.out = config.output_dir
-        self.dro: DroSolverClient | None = None
+        self.connect_adversary = connect_adversary
+        self.adversary: Adversary | None = None
         self._metrics_fh = None
         self._cached_epoch: int | None = None
         self._cached_batches: list[list[int]] = []
@@ -180,103 +67,10 @@ class _Run:
     def close(self) -> None:
         if self._metrics_fh is not None:
             self._metrics_fh.close()
-        if self.dro is not None:
-            self.dro.close()
+        if self.adversary is not None:
+            self.adversary.close()
 
     # -- setup --------------------------------------------------------------------------------------------------
-
-    def _verify_inputs(self) -> None:
-        task = self.config.task
-        if isinstance(task, SftTask):
-            refs = [("spec.sft.dataset", task.dataset)]
-            if task.checkpoint:
-                refs.append(("spec.sft.checkpoint", task.checkpoint))
-            else:
-                refs.append(("spec.sft.architecture.tokenizer", task.architecture.tokenizer))
-        else:
-            refs = [("spec.preference.init", task.init), ("spec.preference.reference", task.reference),
-                    ("spec.preference.pairs", task.pairs)]
-        for name, art in refs:
-            export.verify_artifact(art.path, art.sha256, name)
-
-    def _load_policy(self, resume_dir: Path | None):
-        from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-        task = self.config.task
-        if isinstance(task, SftTask) and task.architecture is not None:
-            tokenizer = AutoTokenizer.from_pretrained(task.architecture.tokenizer.path)
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(task.checkpoint.path if isinstance(task, SftTask)
-                                                      else task.init.path)
-        if tokenizer.eos_token_id is None:
-            raise ValueError("the tokenizer has no eos_token: responses must end with EOS")
-        if resume_dir is not None:
-            model = AutoModelForCausalLM.from_pretrained(resume_dir / MODEL_DIR, dtype=torch.float32)
-        elif isinstance(task, SftTask) and task.architecture is not None:
-            a = task.architecture
-            cfg = LlamaConfig(
-                vocab_size=len(tokenizer), hidden_size=a.hidden_size, intermediate_size=a.intermediate_size,
-                num_hidden_layers=a.num_layers, num_attention_heads=a.num_attention_heads,
-                num_key_value_heads=a.num_key_value_heads or a.num_attention_heads,
-                max_position_embeddings=a.max_position_embeddings,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-            # Seeded here, right before the weights are drawn: the same spec gives the same initial model.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.h.seed)
-                model = LlamaForCausalLM(cfg)
-        else:
-            path = task.checkpoint.path if isinstance(task, SftTask) else task.init.path
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        if model.config.vocab_size < len(tokenizer):
-            raise ValueError(f"model vocab_size {model.config.vocab_size} < tokenizer size {len(tokenizer)}")
-        return model, tokenizer
-
-    def _load_reference(self, task: PreferenceTask, policy, resumed: bool):
-        from transformers import AutoModelForCausalLM
-
-        if task.reference.path == task.init.path and not resumed:
-            ref = copy.deepcopy(policy)  # the same weights without reading them twice
-        else:
-            ref = AutoModelForCausalLM.from_pretrained(task.reference.path, dtype=torch.float32)
-        if ref.config.vocab_size != policy.config.vocab_size:
-            raise ValueError(f"reference vocab_size {ref.config.vocab_size} != policy's {policy.config.vocab_size}")
-        ref.to(self.device).eval()
-        ref.requires_grad_(False)
-        return ref
-
-    def _tokenize(self, tokenizer) -> None:
-        """Tokenises the dataset once; sets self.examples, self.lengths, self.n_dropped."""
-        task = self.config.task
-        max_length = self.h.max_length
-        examples, lengths, dropped = [], [], 0
-        if isinstance(task, SftTask):
-            path = task.dataset.path
-            for ex in data.load_sft(path):
-                # tokenize_pair renders the prompt exactly as preference batches and the generator do; the
-                # response is passed as both sides of the pair and read back once.
-                t = tokenize_pair(tokenizer, ex.prompt, ex.response, ex.response)
-                if len(t.prompt_ids) >= max_length:
-                    dropped += 1
-                    continue
-                examples.append((t.prompt_ids, t.chosen_ids))
-                lengths.append(min(max_length, len(t.prompt_ids) + len(t.chosen_ids)))
-        else:
-            path = task.pairs.path
-            for pair in data.load_pairs(path):
-                t = tokenize_pair(tokenizer, pair.prompt, pair.chosen, pair.rejected)
-                if len(t.prompt_ids) >= max_length:
-                    dropped += 1
-                    continue
-                examples.append(t)
-                lengths.append(min(max_length, len(t.prompt_ids) + max(len(t.chosen_ids), len(t.rejected_ids))))
-        if not examples:
-            raise data.DatasetError(path, 0, f"every example's prompt fills max_length ({max_length} tokens) "
-                                             "after the chat template; raise spec.hparams.max_length")
-        if dropped:
-            log.warning("dropped examples whose prompt fills max_length",
-                        extra={"fields": {"dropped": dropped, "max_length": max_length}})
-        self.examples, self.lengths, self.n_dropped = examples, lengths, dropped
 
     def _check_distributed(self) -> None:
         task = self.config.task
@@ -292,17 +86,17 @@ class _Run:
                              "processes it is split across")
 
     def _setup(self) -> int:
-        self._verify_inputs()
+        job_inputs.verify_inputs(self.config)
         if self.acc is not None:
             self._check_distributed()
             latest = None
         else:
-            latest = latest_checkpoint(self.work_dir)
+            latest = checkpoints.latest_checkpoint(self.work_dir)
         resume_step, resume_dir = latest if latest else (0, None)
-        model, tokenizer = self._load_policy(resume_dir)
+        model, tokenizer = job_inputs.load_policy(self.config, resume_dir)
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self._tokenize(tokenizer)
+        self.examples, self.lengths, self.n_dropped = job_inputs.tokenize_examples(self.config, tokenizer)
 
         self.steps_per_epoch = data.steps_per_epoch(len(self.examples), self.h.batch_size)
         total = math.ceil(self.h.epochs * self.steps_per_epoch)
@@ -320,7 +114,7 @@ class _Run:
         task = self.config.task
         ref = None
         if isinstance(task, PreferenceTask):
-            ref = self._load_reference(task, model, resumed=resume_dir is not None)
+            ref = job_inputs.load_reference(task, model, resumed=resume_dir is not None, device=self.device)
         backward = None
         if self.acc is not None:
             # The model first (FSDP shards it; the optimizer is then built over the prepared parameters); the
@@ -335,9 +129,11 @@ class _Run:
             self.objective = SftObjective(model, device=self.device, bf16=self.h.bf16, backward=backward)
         else:
             if task.loss in WDRO_LOSSES:
-                self.dro = DroSolverClient(task.dro_solver_address)
+                if self.connect_adversary is None:
+                    raise ValueError(f"the {task.loss!r} loss needs an adversary: run_job(..., connect_adversary=...)")
+                self.adversary = self.connect_adversary(task.dro_solver_address)
             self.objective = PreferenceObjective(model, ref, task, total_steps=self.total_steps, device=self.device,
-                                                 bf16=self.h.bf16, dro_client=self.dro, backward=backward)
+                                                 bf16=self.h.bf16, adversary=self.adversary, backward=backward)
 
         decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
@@ -351,7 +147,7 @@ class _Run:
                                        num_training_steps=self.total_steps)
         if self.acc is not None:
             # The schedule counts optimizer steps, which every process takes together: the Accelerator is built
-            # with step_scheduler_with_optimizer=False (cli.py), so a prepared scheduler steps once per step.
+            # with step_scheduler_with_optimizer=False (jobs/cli.py), so a prepared scheduler steps once per step.
             self.optimizer, self.scheduler = self.acc.prepare(self.optimizer, self.scheduler)
         self.num_tokens = 0
         self.n_truncated = 0
@@ -378,38 +174,26 @@ class _Run:
     def _save_checkpoint(self, step: int) -> None:
         self._metrics_fh.flush()
         os.fsync(self._metrics_fh.fileno())
-        root = self.work_dir / RESUME_DIR
         state = {
             "step": step,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "objective": self.objective.state_dict() if isinstance(self.objective, PreferenceObjective) else None,
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+            "rng": checkpoints.rng_state(),
             "counters": {"num_tokens": self.num_tokens, "n_truncated": self.n_truncated},
             "metrics_offset": self._metrics_fh.tell(),
         }
-        with export.atomic_directory(root / f"step-{step:08d}") as tmp:
-            self.model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
-            self.tokenizer.save_pretrained(tmp / MODEL_DIR)
-            torch.save(state, tmp / STATE_FILE)
-        for old in root.iterdir():
-            if old.name != f"step-{step:08d}":
-                shutil.rmtree(old, ignore_errors=True)
+        checkpoints.save_checkpoint(self.work_dir, step, self.model, self.tokenizer, state)
         self.hooks.on_checkpoint(step)
         log.info("checkpoint saved", extra={"fields": {"step": step}})
 
     def _restore(self, resume_dir: Path) -> int:
-        # weights_only=True: the state holds tensors, numbers and the python RNG tuple; nothing executable.
-        state = torch.load(resume_dir / STATE_FILE, map_location="cpu", weights_only=True)
+        state = checkpoints.load_state(resume_dir)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if isinstance(self.objective, PreferenceObjective):
             self.objective.load_state_dict(state["objective"])
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-        if state["rng"]["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        checkpoints.restore_rng_state(state["rng"])
         self.num_tokens = state["counters"]["num_tokens"]
         self.n_truncated = state["counters"]["n_truncated"]
         return state["metrics_offset"]
@@ -545,7 +329,7 @@ class _Run:
         onnx = export.export_onnx(self.out / CHECKPOINT_DIR, self.out / ONNX_DIR) if self.config.export_onnx else None
         metrics = export.file_info(self.out / METRICS_FILE)
         manifest_dir = export.write_manifest(self.out)
-        shutil.rmtree(self.work_dir / RESUME_DIR, ignore_errors=True)
+        checkpoints.remove_checkpoints(self.work_dir)
         outputs = RunOutputs(
             hf_checkpoint=ckpt, onnx=onnx, metrics=metrics,
             manifest=export.ArtifactInfo(path=self.out / export.MANIFEST, sha256=manifest_dir.sha256,
@@ -556,14 +340,4 @@ class _Run:
         return outputs
 
 
-__all__ = [
-    "JobCancelled",
-    "JobSuspended",
-    "RunHooks",
-    "RunOutputs",
-    "StepReport",
-    "TrainingDiverged",
-    "default_device",
-    "latest_checkpoint",
-    "run_job",
-]
+__all__ = ["TrainingJob"]

@@ -1,6 +1,6 @@
 """One optimizer step's forward and backward passes: the SFT objective and the preference objectives of
-ALGORITHM.md §1 and §3-§5. No optimizer, scheduler, files or gRPC here (runner.py owns those), so each objective can
-be tested on a tiny model directly.
+ALGORITHM.md §1 and §3-§5. No optimizer, scheduler, files or gRPC here (runner.py owns those; the W-DRO adversary is
+an adversary.Adversary, docs/algorithm.md), so each objective can be tested on a tiny model directly.
 
 A step is a list of micro-batches (gradient accumulation). Each ``step`` call leaves the step's gradient in the
 parameters' ``.grad`` (scaled so that it is the gradient of the step's loss, whatever the micro-batch split) and
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import torch
 
-from alignment_trainer import losses
 from alignment_trainer.config import SPA_LOSSES, WDRO_LOSSES, PreferenceTask
-from alignment_trainer.dro_client import DroSolverClient
-from alignment_trainer.logprobs import (
+from alignment_trainer.training import losses
+from alignment_trainer.training.adversary import Adversary
+from alignment_trainer.training.logprobs import (
     PairBatch,
     decoupled_sequence_logps,
     forward_logits,
@@ -38,7 +38,7 @@ from alignment_trainer.logprobs import (
     split_pairs,
     token_logps,
 )
-from alignment_trainer.refinement import Flags, RefinementConfig, SelfRefinement, detection_margin
+from alignment_trainer.training.refinement import Flags, RefinementConfig, SelfRefinement, detection_margin
 
 COUPLED_LOSSES = frozenset({"wdro", "wdro-sr", "drdpo"})
 
@@ -159,16 +159,16 @@ class PreferenceObjective:
     """DPO and its variants over (policy, reference) with one configured loss (ALGORITHM.md §1, §3-§5)."""
 
     def __init__(self, model, ref_model, task: PreferenceTask, *, total_steps: int, device: torch.device,
-                 bf16: bool, dro_client: DroSolverClient | None = None, backward=None) -> None:
+                 bf16: bool, adversary: Adversary | None = None, backward=None) -> None:
         self.model = model
         self._backward = backward or torch.Tensor.backward
         self.ref_model = ref_model
         self.task = task
         self.device = device
         self.bf16 = bf16
-        self.dro = dro_client
-        if task.loss in WDRO_LOSSES and dro_client is None:
-            raise ValueError(f"the {task.loss!r} loss needs a DroSolver client")
+        self.adversary = adversary
+        if task.loss in WDRO_LOSSES and adversary is None:
+            raise ValueError(f"the {task.loss!r} loss needs an adversary (a DroSolver client)")
         self.refinement = None
         if task.loss in SPA_LOSSES:
             s = task.spa
@@ -282,7 +282,7 @@ class PreferenceObjective:
             return losses.spa_refined(h, t.beta, flags.z, flags.alpha).mean(), metrics
         w = t.wdro
         if t.loss == "wdro":
-            sol = self.dro.solve(losses.wdro_log_xi(h, t.beta), delta=w.delta, rho=w.rho, epsilon=w.epsilon)
+            sol = self.adversary.solve(losses.wdro_log_xi(h, t.beta), delta=w.delta, rho=w.rho, epsilon=w.epsilon)
             metrics.update(sol.metrics())
             return losses.wdro_surrogate(h, t.beta, sol.surrogate_a_tensor(h), sol.surrogate_b_tensor(h),
                                          w.delta), metrics
@@ -292,7 +292,7 @@ class PreferenceObjective:
             a = b = empty
             if bool((~z).any()):
                 # §6 wdro-sr: the adversary's ball is around the pairs refinement did not flag.
-                sol = self.dro.solve(losses.wdro_log_xi(h[~z], t.beta), delta=w.delta, rho=w.rho,
+                sol = self.adversary.solve(losses.wdro_log_xi(h[~z], t.beta), delta=w.delta, rho=w.rho,
                                      epsilon=w.epsilon)
                 metrics.update(sol.metrics())
                 a, b = sol.surrogate_a_tensor(h), sol.surrogate_b_tensor(h)

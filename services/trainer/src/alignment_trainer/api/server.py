@@ -1,0 +1,177 @@
+"""The trainer's gRPC server: grpc.health.v1, server reflection and the alignment.v1.Trainer service.
+
+    python -m alignment_trainer.server        (PYTHONPATH=services/trainer/src; `npx nx run trainer:serve`; that
+                                              entry point, alignment_trainer/server.py, runs main() here)
+
+Configuration (environment):
+    PORT                      listening port, default 50055 (0 = any free port; the chosen one is logged)
+    HOST                      bind address, default [::] (all interfaces, IPv4 too)
+    DATA_DIR                  job database and per-job files, default ./.data/trainer
+    DRO_SOLVER_ADDRESS        DroSolver for W-DRO jobs that name none, default localhost:50054
+    TRAINER_MAX_WORKERS       RPC worker threads, default 16
+    TRAINER_THREADS           torch threads, default $OMP_NUM_THREADS, else the cores available less one (cpu_env.py)
+    ALIGNMENT_CPU_PINS        on (default: the reproducibility pins of cpu_env.py) | off (native kernels)
+    TRAINER_SHUTDOWN_GRACE_S  seconds in-flight RPCs and the running job get on SIGTERM/SIGINT, default 10
+    LOG_LEVEL                 debug | info | warning | error, default info
+    OTEL_TRACES_EXPORTER      none (default) | otlp | console | jsonl; OTEL_TRACES_FILE for jsonl (tracing.py)
+    TRAINER_TRACE_STEP_EVERY  a trainer.step span every N optimizer steps, default 0 (none)
+    TRAINER_LAUNCH            inprocess (default: jobs run in the worker thread) | accelerate (each job is an
+                              `accelerate launch -m alignment_trainer.cli run` subprocess; jobs/launcher.py)
+    TRAINER_ACCELERATE_CONFIG accelerate config file for TRAINER_LAUNCH=accelerate (services/trainer/accelerate/)
+    TRAINER_NUM_PROCESSES     processes per launched job, default 1
+
+On startup, jobs a previous process left RUNNING are resumed from their last checkpoint or reported INTERRUPTED
+(jobs/manager.py). On SIGTERM or SIGINT the health status of every service turns NOT_SERVING (watchers are told at
+once), the running job checkpoints and stops at its next step boundary (it resumes on restart), new RPCs are refused, and
+in-flight ones get the grace period before the process exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from alignment_trainer import cpu_env, logs, tracing
+from alignment_trainer.api.contracts import TRAINER_SERVICE, trainer_pb2_grpc
+from alignment_trainer.api.servicer import TrainerServicer, parse_stored_spec
+from alignment_trainer.config import DEFAULT_DRO_SOLVER_ADDRESS
+from alignment_trainer.jobs.manager import JobManager
+
+DEFAULT_PORT = 50055
+DEFAULT_DATA_DIR = "./.data/trainer"
+
+log = logs.get_logger("alignment_trainer.server")
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    manager: JobManager
+
+    def shutdown(self, grace_s: float) -> None:
+        """NOT_SERVING for every service; the running job checkpoints and stops; new RPCs are refused and
+        in-flight ones get up to grace_s; then the worker gets what is left of grace_s to finish its checkpoint."""
+        self.health.enter_graceful_shutdown()
+        log.info("shutting down", extra={"fields": {"grace_s": grace_s}})
+        deadline = time.monotonic() + grace_s
+        self.manager.begin_shutdown()
+        self.server.stop(grace_s).wait()
+        if not self.manager.join(max(0.0, deadline - time.monotonic())):
+            # The job stays RUNNING in the store; the next start resumes it from its last periodic checkpoint.
+            log.warning("the running job did not stop within the grace period")
+        self.manager.close()
+        log.info("stopped")
+
+
+def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = 16, *, data_dir: str | None = None,
+          dro_solver_address: str | None = None) -> RunningServer:
+    """Builds and starts the server; port 0 picks a free port (RunningServer.port says which). data_dir and
+    dro_solver_address default to $DATA_DIR and $DRO_SOLVER_ADDRESS, then to DEFAULT_DATA_DIR and
+    DEFAULT_DRO_SOLVER_ADDRESS."""
+    data_dir = data_dir or os.environ.get("DATA_DIR") or DEFAULT_DATA_DIR
+    dro_solver_address = dro_solver_address or os.environ.get("DRO_SOLVER_ADDRESS") or DEFAULT_DRO_SOLVER_ADDRESS
+    manager = JobManager(data_dir, default_dro_address=dro_solver_address, parse_spec=parse_stored_spec,
+                         launch=(os.environ.get("TRAINER_LAUNCH") or "inprocess").strip(),
+                         accelerate_config=os.environ.get("TRAINER_ACCELERATE_CONFIG") or None,
+                         num_processes=_env_number("TRAINER_NUM_PROCESSES", 1))
+    tracing.init_tracing()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        interceptors=[tracing.ServerInterceptor()],
+        # Without this, Linux lets a second server bind the same port silently and the two share the traffic.
+        options=[("grpc.so_reuseport", 0)],
+    )
+    trainer_pb2_grpc.add_TrainerServicer_to_server(TrainerServicer(manager), server)
+
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+
+    reflection.enable_server_reflection(
+        (TRAINER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+
+    address = f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as err:
+        manager.close()
+        raise OSError(f"cannot listen on {address}: {err}") from err
+    if bound == 0:  # older grpcio reported failure this way
+        manager.close()
+        raise OSError(f"cannot listen on {address}")
+    # Recovery before serving: a client's first GetJob already sees resumed/INTERRUPTED states, never a stale RUNNING.
+    manager.recover()
+    manager.start()
+    server.start()
+
+    for service in ("", TRAINER_SERVICE):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "listening",
+        extra={"fields": {"address": f"{host}:{bound}", "port": bound, "services": [TRAINER_SERVICE],
+                          "data_dir": str(manager.data_dir), "dro_solver_address": dro_solver_address,
+                          "cpu": cpu_env.describe()}},
+    )
+    return RunningServer(server=server, port=bound, health=health_servicer, manager=manager)
+
+
+def _env_number(name: str, default, kind=int):
+    raw = os.environ.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+def main() -> int:
+    logs.configure()
+    # Models and tokenizers come from local paths only (ARCHITECTURE.md "Offline rules"), and the training
+    # libraries' progress bars would interleave with the JSON log lines on stderr.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    port = _env_number("PORT", DEFAULT_PORT)
+    host = os.environ.get("HOST") or "[::]"
+    max_workers = _env_number("TRAINER_MAX_WORKERS", 16)
+    grace_s = _env_number("TRAINER_SHUTDOWN_GRACE_S", 10.0, float)
+    try:
+        cpu_env.configure_torch(serving=True)
+    except cpu_env.CpuEnvError as err:
+        raise SystemExit(str(err)) from None
+
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("signal received", extra={"fields": {"signal": signal.Signals(signum).name}})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    try:
+        running = start(host=host, port=port, max_workers=max_workers)
+    except OSError as err:
+        log.error("failed to start", extra={"fields": {"error": str(err)}})
+        return 1
+    while not stop.wait(timeout=3600):
+        pass
+    running.shutdown(grace_s)
+    tracing.shutdown_tracing()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
