@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from alignment_trainer import formats, logs, tracing
-from alignment_trainer.data import load_pairs
-from alignment_trainer.export import ArtifactMismatch, sha256_file, verify_artifact, verify_manifest, write_manifest
+from alignment_trainer.training.data import load_pairs
+from alignment_trainer.training.export import ArtifactMismatch, sha256_file, verify_artifact, verify_manifest, write_manifest
 from conftest import REPO, TSX
 
 ROUNDTRIP = REPO / "tools/testing/formats-roundtrip.ts"
