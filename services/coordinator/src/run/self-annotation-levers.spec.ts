@@ -1,6 +1,6 @@
-// The self-annotation levers of RunSpec (fields 19-23; docs/algorithm.md, "Self-annotation levers") through the
-// engine with in-process fake executors: what the judge is asked, what each round trains on, the metrics, and that
-// the levers left unset change no stage's inputs (so existing runs keep their fingerprints and artifacts).
+// The self-annotation levers of RunSpec (fields 19-23; docs/algorithm.md §7) through the engine with in-process fake
+// executors: what the judge is asked, what each round trains on, the metrics, and that the levers left unset change
+// no stage's inputs (so existing runs keep their fingerprints and artifacts).
 import * as fs from 'node:fs';
 import { toLocalPath } from '@alignment/artifacts';
 import { Configuration, JobState, JudgeMethod, Pairing, RunSpec, Stage, type JudgePairsRequest, type Run } from '@alignment/contracts';

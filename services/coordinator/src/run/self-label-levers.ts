@@ -3,8 +3,8 @@ import type { JsonObject } from './data';
 import { SeededRandom } from './seeds';
 
 // The self-annotation levers that shape a round's training pairs (coordinator.proto RunSpec fields 19-23;
-// docs/algorithm.md, "Self-annotation levers"): the units of the judge's margins, the confidence filter and seed
-// replay. Pure functions of their arguments, so a re-executed stage writes the same files.
+// docs/algorithm.md §7): the units of the judge's margins, the confidence filter and seed replay. Pure functions of
+// their arguments, so a re-executed stage writes the same files.
 
 /** DPO β when spec.loss.beta is unset: the judge's default for the SPA tie test and the trainer's (judge.proto). */
 export const DEFAULT_BETA = 0.1;

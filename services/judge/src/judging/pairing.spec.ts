@@ -1,6 +1,5 @@
-// Best-vs-worst pairing (judge.proto JudgePairsRequest.pairing; docs/algorithm.md, "Self-annotation levers"): with
-// n responses of known scores the labelled pair is (max, min). The `length/shorter` rule gives known scores, so no
-// model is loaded.
+// Best-vs-worst pairing (judge.proto JudgePairsRequest.pairing; docs/algorithm.md §7): with n responses of known
+// scores the labelled pair is (max, min). The `length/shorter` rule gives known scores, so no model is loaded.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';

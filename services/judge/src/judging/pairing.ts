@@ -1,6 +1,6 @@
 /**
  * Which two of a prompt's responses become its labelled pair (judge.proto JudgePairsRequest.pairing;
- * docs/algorithm.md, "Self-annotation levers"):
+ * docs/algorithm.md §7):
  *   - first_two: the first two responses in sampling order, as SPA Algorithm 1 samples them;
  *   - best_worst: every distinct non-empty response is scored and the pair is (highest, lowest), the max-min pairs of
  *     RLHFlow's iterative DPO.

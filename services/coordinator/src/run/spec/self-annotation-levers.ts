@@ -3,8 +3,8 @@ import type { ConfigurationPlan } from '../configurations';
 import { check, configName, finite } from './fields';
 
 /**
- * The self-annotation levers of RunSpec (fields 19-23; docs/algorithm.md, "Self-annotation levers"): each only for
- * configurations with self-annotation rounds, and each in its range. Unset fields keep SPA Algorithm 1's rounds.
+ * The self-annotation levers of RunSpec (fields 19-23; docs/algorithm.md §7): each only for configurations with
+ * self-annotation rounds, and each in its range. Unset fields keep SPA Algorithm 1's rounds.
  */
 export function checkSelfAnnotationLevers(spec: RunSpec, plan: ConfigurationPlan): void {
   const name = configName(spec.configuration);

@@ -22,7 +22,7 @@ type JudgeInputs = {
   pairing?: StageInput<Pairing>;
 };
 
-/** The round whose model judges round `round` (docs/algorithm.md, "Self-annotation levers": frozen judge). */
+/** The round whose model judges round `round` (docs/algorithm.md §7: frozen judge). */
 const judgeRound = (frozen: boolean | undefined, round: number) => (frozen ? 0 : round - 1);
 
 /**

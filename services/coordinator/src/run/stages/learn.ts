@@ -90,8 +90,8 @@ export const learnStage: StageDefinition<LearnInputs> = {
 };
 
 /**
- * Seed replay (docs/algorithm.md, "Self-annotation levers"): the round's training pairs are its self-labelled pairs
- * followed by replayCount of the seed pairs (self-label-levers.ts), written as the stage's `training_pairs` output.
+ * Seed replay (docs/algorithm.md §7): the round's training pairs are its self-labelled pairs followed by
+ * replayCount of the seed pairs (self-label-levers.ts), written as the stage's `training_pairs` output.
  */
 async function mixSeedReplay(
   result: StageResult,
