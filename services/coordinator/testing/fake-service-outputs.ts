@@ -84,8 +84,9 @@ export interface JudgeOptions {
 }
 
 /**
- * The judge's JudgePairs over the first two responses of each item of the shard; drops identical pairs and ties
- * (equal scores, or |scale·(s1 − s2)| below the method's tie tolerance, scale = β for SPA_IMPLICIT, as the judge).
+ * The judge's JudgePairs over the first two responses of each item of the shard (request.pairing is not modelled:
+ * the judge's own tests cover best-vs-worst); drops identical pairs and ties (equal scores, or |scale·(s1 − s2)|
+ * below the method's tie tolerance, scale = β for SPA_IMPLICIT, as the judge).
  */
 export async function fakeJudgePairs(request: JudgePairsRequest, options: JudgeOptions = {}): Promise<JudgePairsResult> {
   const items = (await readObjects(toLocalPath(request.responses!.uri))).map((l) => l.value);
