@@ -83,7 +83,11 @@ export interface JudgeOptions {
   beforeItem?: (done: number, total: number) => Promise<void>;
 }
 
-/** The judge's JudgePairs over the first two responses of each item of the shard; drops identical pairs and ties. */
+/**
+ * The judge's JudgePairs over the first two responses of each item of the shard (request.pairing is not modelled:
+ * the judge's own tests cover best-vs-worst); drops identical pairs and ties (equal scores, or |scale·(s1 − s2)|
+ * below the method's tie tolerance, scale = β for SPA_IMPLICIT, as the judge).
+ */
 export async function fakeJudgePairs(request: JudgePairsRequest, options: JudgeOptions = {}): Promise<JudgePairsResult> {
   const items = (await readObjects(toLocalPath(request.responses!.uri))).map((l) => l.value);
   const model =
@@ -93,6 +97,8 @@ export async function fakeJudgePairs(request: JudgePairsRequest, options: JudgeO
         ? request.rule?.rule ?? ''
         : modelIdentity(request.rewardModel?.rewardModel ?? request.llmAsJudge?.judgeModel);
   const indices = items.map((_, i) => i).filter((i) => inShard(i, request.shard));
+  const scale = request.method === JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT ? request.spaImplicit?.beta ?? 0.1 : 1;
+  const tolerance = request.spaImplicit?.tieTolerance ?? request.rewardModel?.tieTolerance ?? request.llmAsJudge?.tieTolerance ?? request.rule?.tieTolerance ?? 0;
   const pairs: JsonObject[] = [];
   let droppedIdentical = 0;
   let droppedTies = 0;
@@ -106,7 +112,7 @@ export async function fakeJudgePairs(request: JudgePairsRequest, options: JudgeO
       continue;
     }
     const [sa, sb] = [fakeScore(request.method, model, prompt, a), fakeScore(request.method, model, prompt, b)];
-    if (sa === sb) {
+    if (sa === sb || Math.abs(scale * (sa - sb)) < tolerance) {
       droppedTies += 1;
       continue;
     }

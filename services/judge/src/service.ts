@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import {
   JudgeMethod,
   JudgeService,
+  Pairing,
   type JudgePairsRequest,
   type JudgePairsResponse,
   type ModelRef,
@@ -10,7 +11,9 @@ import {
 } from '@alignment/contracts';
 import { LanguageModel, ModelCache, RewardModel, type ModelLocation } from '@alignment/lm';
 import { callAbortSignal, type ServiceBinding } from '@alignment/service-kit';
+import { InvalidArgumentError } from '@alignment/errors';
 import { judgePairs, type JudgeDeps, type JudgeJob, type JudgeMethodName } from './judging/judge-pairs';
+import type { PairingName } from './judging/pairing';
 import { scoreItems } from './judging/score-sequences';
 
 const METHODS: Record<number, JudgeMethodName> = {
@@ -18,6 +21,11 @@ const METHODS: Record<number, JudgeMethodName> = {
   [JudgeMethod.JUDGE_METHOD_REWARD_MODEL]: 'reward_model',
   [JudgeMethod.JUDGE_METHOD_LLM_AS_JUDGE]: 'llm_as_judge',
   [JudgeMethod.JUDGE_METHOD_RULE]: 'rule',
+};
+
+const PAIRINGS: Record<number, PairingName> = {
+  [Pairing.PAIRING_UNSPECIFIED]: 'first_two',
+  [Pairing.PAIRING_BEST_WORST]: 'best_worst',
 };
 
 function onnx(ref: ModelRef | undefined): ModelLocation | undefined {
@@ -42,7 +50,12 @@ export function toJudgeJob(request: JudgePairsRequest): JudgeJob {
     rule: rule && { rule: rule.rule, tieTolerance: rule.tieTolerance },
     shard: request.shard,
     outputUri: request.outputUri,
+    pairing: PAIRINGS[request.pairing ?? Pairing.PAIRING_UNSPECIFIED] ?? unknownPairing(request.pairing!),
   };
+}
+
+function unknownPairing(pairing: number): never {
+  throw new InvalidArgumentError('pairing', `unknown pairing ${pairing}: PAIRING_UNSPECIFIED (the first two) or PAIRING_BEST_WORST`);
 }
 
 export function defaultJudgeDeps(store: JudgeDeps['store']): JudgeDeps {

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { Configuration, JudgeMethod, RunSpec } from '@alignment/contracts';
+import { Configuration, JudgeMethod, Pairing, RunSpec } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { makeWorkspace, validSpec, type Workspace } from '../../testing/run-fixtures';
 import { validateSpec } from './run-spec';
@@ -290,10 +290,40 @@ describe('an invalid field is named', () => {
     ['n in the evaluation sampling', (s) => (s.evaluation!.generation = { n: 3, topK: 0, maxNewTokens: 0, stop: [], seed: 0, greedy: false }), 'spec.evaluation.generation.n'],
     ['65 generator shards', (s) => (s.sharding = { generatorShards: 65, judgeShards: 0 }), 'spec.sharding.generator_shards'],
     ['65 judge shards', (s) => (s.sharding = { generatorShards: 2, judgeShards: 65 }), 'spec.sharding.judge_shards'],
+    // The self-annotation levers (RunSpec fields 19-23).
+    ['a negative judge tie margin', (s) => (s.judgeTieMargin = -0.01), 'spec.judge_tie_margin'],
+    ['a judge tie margin for dpo-seed', (s) => Object.assign(s, { configuration: Configuration.CONFIGURATION_DPO_SEED, judgeTieMargin: 0.1 }), 'spec.judge_tie_margin'],
+    ['a frozen judge for dpo-seed', (s) => Object.assign(s, { configuration: Configuration.CONFIGURATION_DPO_SEED, frozenJudge: true }), 'spec.frozen_judge'],
+    [
+      'a frozen judge for iter-dpo-rm',
+      (s) => Object.assign(s, { configuration: Configuration.CONFIGURATION_ITER_DPO_RM, judgeModel: judgeModel(), frozenJudge: true }),
+      'spec.frozen_judge',
+    ],
+    ['a seed replay fraction above 1', (s) => (s.seedReplayFraction = 1.5), 'spec.seed_replay_fraction'],
+    ['a NaN seed replay fraction', (s) => (s.seedReplayFraction = NaN), 'spec.seed_replay_fraction'],
+    ['a confidence keep fraction of 0', (s) => (s.confidenceKeepFraction = 0), 'spec.confidence_keep_fraction'],
+    ['a confidence keep fraction above 1', (s) => (s.confidenceKeepFraction = 1.01), 'spec.confidence_keep_fraction'],
+    ['best-vs-worst pairing of two responses', (s) => (s.pairing = Pairing.PAIRING_BEST_WORST), 'spec.pairing'],
+    [
+      'best-vs-worst pairing for the LLM-as-judge',
+      (s) => {
+        Object.assign(s, { configuration: Configuration.CONFIGURATION_ITER_DPO_JUDGE, judgeModel: judgeModel(), pairing: Pairing.PAIRING_BEST_WORST });
+        s.generation!.n = 4;
+      },
+      'spec.pairing',
+    ],
+    ['an unknown pairing', (s) => (s.pairing = 9 as Pairing), 'spec.pairing'],
   ];
 
   it.each(cases)('%s -> %s', async (_name, mutate, expected) => {
     expect(await fieldOf(mutate)).toBe(expected);
+  });
+
+  it('takes every self-annotation lever at once, and each at its default', async () => {
+    const levers = { judgeTieMargin: 0.05, frozenJudge: true, seedReplayFraction: 0.25, confidenceKeepFraction: 0.8, pairing: Pairing.PAIRING_BEST_WORST };
+    expect(await fieldOf((s) => Object.assign(s, levers, { generation: { ...s.generation!, n: 4 } }))).toBe('valid');
+    const defaults = { judgeTieMargin: 0, frozenJudge: false, seedReplayFraction: 0, confidenceKeepFraction: 1, pairing: Pairing.PAIRING_UNSPECIFIED };
+    expect(await fieldOf((s) => Object.assign(s, defaults))).toBe('valid');
   });
 
   it('says which line of the seed pairs is broken', async () => {

@@ -8,6 +8,7 @@ import { checkHyperparams } from './spec/hyperparams';
 import { checkLoss } from './spec/loss';
 import { pinFile, pinModel } from './spec/pinning';
 import { pinEvaluationPrompts, pinRoundPrompts } from './spec/prompt-sets';
+import { checkSelfAnnotationLevers } from './spec/self-annotation-levers';
 
 // RunSpec validation, up front: everything a run will need is checked before it starts, and every error names the
 // field as `spec.<path in snake_case>` with the reason (InvalidArgumentError -> INVALID_ARGUMENT). One module per
@@ -75,6 +76,7 @@ export async function validateSpec(input: RunSpec): Promise<ValidatedSpec> {
     }
     check(spec.judgeRule === '', 'judge_rule', `is not used by ${JudgeMethod[method]} (rules judge only evaluations: evaluation.rule)`);
   }
+  checkSelfAnnotationLevers(spec, plan);
 
   // Evaluation (optional): who decides wins, and with what.
   const evaluation = spec.evaluation;

@@ -7,7 +7,8 @@ import { Xoshiro128StarStar } from '@alignment/random';
  * exact both in a JS number and in a proto uint64.
  *
  * Labels in use: the stage names (GENERATE, JUDGE, LEARN, EVALUATE) and, inside stages, `label-noise` (round 0),
- * `eval-baseline` (π_init's fixed evaluation sample) and `eval-bootstrap` (the win-rate interval).
+ * `eval-baseline` (π_init's fixed evaluation sample), `eval-bootstrap` (the win-rate interval) and
+ * `seed-replay` (the seed pairs a round replays).
  */
 export function deriveSeed(runSeed: number | bigint | string, round: number, label: string): number {
   const digest = createHash('sha256').update(`alignment.coordinator/seed/v1|${String(runSeed)}|${round}|${label}`).digest();

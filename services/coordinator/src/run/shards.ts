@@ -175,7 +175,7 @@ export interface ShardedJudge {
   executor: JudgeExecutor;
   /** The request without shard and output_uri; `request.responses` is the file whose lines are `items`. */
   request: Omit<JudgePairsRequest, 'shard' | 'outputUri'>;
-  /** The responses file's lines (prompt and responses; the first two responses are judged). */
+  /** The responses file's lines (prompt and responses; request.pairing says which two are judged). */
   items: readonly JsonObject[];
   shards: number;
   workDir: string;

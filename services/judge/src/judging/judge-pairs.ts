@@ -5,6 +5,7 @@ import { requireFinite, requireShard, type ShardSpec } from '@alignment/service-
 import { readResponses, responsesPath, type ResponsesRecord } from './responses';
 import { getRule, listRules } from './rules';
 import { LlmJudgeScorer, RewardModelScorer, RuleScorer, SpaImplicitScorer, type Candidate, type PairScorer } from './pair-scorers';
+import { responsesToScore, selectPair, type PairingName } from './pairing';
 
 export type JudgeMethodName = 'spa_implicit' | 'reward_model' | 'llm_as_judge' | 'rule';
 
@@ -21,6 +22,8 @@ export interface JudgeJob {
   rule?: { rule: string; tieTolerance: number };
   shard?: ShardSpec;
   outputUri: string;
+  /** Which two responses form a prompt's pair (pairing.ts); unset = first_two. */
+  pairing?: PairingName;
 }
 
 export interface JudgeDeps {
@@ -72,6 +75,8 @@ const CONFIG_FIELDS = { spa_implicit: 'spaImplicit', reward_model: 'rewardModel'
 interface Method {
   name: JudgeMethodName;
   tolerance: number;
+  /** Whether each response gets a score of its own, so that any number of them can be ranked (best_worst). */
+  pointwise: boolean;
   open(deps: JudgeDeps): Promise<{ scorer: PairScorer; release(): void }>;
 }
 
@@ -98,6 +103,7 @@ export function resolveMethod(job: JudgeJob): Method {
       const lengthPenalty = requireNonNegative('spa_implicit.length_penalty', config.lengthPenalty);
       return {
         name: 'spa_implicit',
+        pointwise: true,
         tolerance: requireNonNegative('spa_implicit.tie_tolerance', config.tieTolerance),
         open: async (deps) => {
           const policy = await acquireModel(deps.languageModels, config.policy, 'spa_implicit.policy.onnx');
@@ -121,6 +127,7 @@ export function resolveMethod(job: JudgeJob): Method {
       const config = job.rewardModel!;
       return {
         name: 'reward_model',
+        pointwise: true,
         tolerance: requireNonNegative('reward_model.tie_tolerance', config.tieTolerance),
         open: async (deps) => {
           const model = await acquireModel(deps.rewardModels, config.model, 'reward_model.reward_model.onnx');
@@ -132,6 +139,8 @@ export function resolveMethod(job: JudgeJob): Method {
       const config = job.llmAsJudge!;
       return {
         name: 'llm_as_judge',
+        // Its scores come from comparing exactly two responses (pair-scorers.ts).
+        pointwise: false,
         tolerance: requireNonNegative('llm_as_judge.tie_tolerance', config.tieTolerance),
         open: async (deps) => {
           const model = await acquireModel(deps.languageModels, config.model, 'llm_as_judge.judge_model.onnx');
@@ -147,6 +156,7 @@ export function resolveMethod(job: JudgeJob): Method {
       }
       return {
         name: 'rule',
+        pointwise: true,
         tolerance: requireNonNegative('rule.tie_tolerance', config.tieTolerance),
         open: async () => ({ scorer: new RuleScorer(config.rule, verify), release: () => undefined }),
       };
@@ -154,6 +164,15 @@ export function resolveMethod(job: JudgeJob): Method {
     default:
       throw new InvalidArgumentError('method', `unknown method '${String(job.method)}'`);
   }
+}
+
+/** The job's pairing, checked against its method: best_worst ranks responses, so it needs pointwise scores. */
+function resolvePairing(job: JudgeJob, method: Method): PairingName {
+  const pairing = job.pairing ?? 'first_two';
+  if (pairing === 'best_worst' && !method.pointwise) {
+    throw new InvalidArgumentError('pairing', `PAIRING_BEST_WORST needs a method that scores responses one at a time, not ${method.name}`);
+  }
+  return pairing;
 }
 
 /**
@@ -195,10 +214,10 @@ function outputPath(job: JudgeJob, store: ArtifactStore): string {
 }
 
 /**
- * Labels the first two responses of each prompt of the job's shard by the job's method and writes the labelled
- * pairs, in prompt order, as a JSONL artifact (atomically, with its sha256). Identical responses, ties and pairs
- * that cannot be scored (an empty response, fewer than two, longer than a model's context) are dropped and
- * counted. Progress is reported after every chunk of pairs; aborting the signal stops the work and writes nothing.
+ * Labels one pair of responses of each prompt of the job's shard (the first two, or the best and worst: pairing.ts)
+ * by the job's method and writes the labelled pairs, in prompt order, as a JSONL artifact (atomically, with its
+ * sha256). Identical responses, ties and pairs that cannot be scored (an empty response, fewer than two, longer
+ * than a model's context) are dropped and counted. Progress is reported after every chunk of pairs; aborting the signal stops the work and writes nothing.
  */
 export async function judgePairs(
   job: JudgeJob,
@@ -206,6 +225,7 @@ export async function judgePairs(
   hooks: { signal?: AbortSignal; onProgress?: (progress: JudgeProgress) => void } = {},
 ): Promise<JudgeOutcome> {
   const method = resolveMethod(job);
+  const pairing = resolvePairing(job, method);
   const shard = requireShard('shard', job.shard);
   const destination = outputPath(job, deps.store);
   const path = await responsesPath(job.responses);
@@ -227,7 +247,8 @@ export async function judgePairs(
           counts.droppedInvalid += 1;
           continue;
         }
-        const pair = labelPair(record, candidate.responses, result.scores, method.name, scorer.tieScale, method.tolerance);
+        const selected = selectPair(candidate.responses, result.scores, pairing);
+        const pair = labelPair(record, selected.responses, selected.scores, method.name, scorer.tieScale, method.tolerance);
         if (pair === 'tie') counts.droppedTies += 1;
         else {
           await writer.append(pair);
@@ -241,10 +262,10 @@ export async function judgePairs(
     for await (const record of readResponses(path, shard)) {
       if (hooks.signal?.aborted) break;
       counts.numPrompts += 1;
-      const [a, b] = record.responses;
-      if (record.responses.length < 2 || a.trim() === '' || b.trim() === '') counts.droppedInvalid += 1;
-      else if (a === b) counts.droppedIdentical += 1;
-      else chunk.push({ record, candidate: { promptIndex: record.promptIndex, prompt: record.prompt, responses: [a, b] } });
+      const responses = responsesToScore(record.responses, pairing);
+      if (responses === 'invalid') counts.droppedInvalid += 1;
+      else if (responses === 'identical') counts.droppedIdentical += 1;
+      else chunk.push({ record, candidate: { promptIndex: record.promptIndex, prompt: record.prompt, responses } });
       if (chunk.length >= chunkSize) await flush();
     }
     if (!hooks.signal?.aborted) await flush();

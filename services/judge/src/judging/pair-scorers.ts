@@ -10,27 +10,27 @@ import {
 import { ANSWER_A, ANSWER_B, pairwisePrompt } from './pairwise-prompt';
 import type { RuleVerifier } from './rules';
 
-/** One prompt's two responses, as read from the generator's responses artifact. */
+/** One prompt's responses to score, as read from the generator's responses artifact (pairing.ts picks them). */
 export interface Candidate {
   promptIndex: number;
   prompt: string;
-  /** The first two responses of the record. */
-  responses: [string, string];
+  /** Two or more responses: the first two of the record, or all its distinct ones (pairing.ts). */
+  responses: string[];
 }
 
-/** Scores of a candidate's two responses (higher is better), or why it could not be scored. */
-export type PairScores = { scores: [number, number] } | { invalid: string };
+/** Scores of a candidate's responses, one per response in order (higher is better), or why it could not be scored. */
+export type CandidateScores = { scores: number[] } | { invalid: string };
 
 /**
- * A judging method (ALGORITHM.md §2, §5). It scores both responses of each candidate; the caller turns scores into
- * labels (chosen = higher), drops ties and writes the pairs.
+ * A judging method (ALGORITHM.md §2, §5). It scores every response of each candidate; the caller picks the pair
+ * (pairing.ts), turns scores into labels (chosen = higher), drops ties and writes the pairs.
  */
 export interface PairScorer {
   /** Name written in every pair's "method" field. */
   readonly method: string;
   /** Factor applied to s1 − s2 before the tie tolerance is compared with it (β for the SPA implicit reward). */
   readonly tieScale: number;
-  score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<PairScores[]>;
+  score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<CandidateScores[]>;
 }
 
 type Prepared = { items: ScoreItem[] } | { invalid: string };
@@ -74,7 +74,7 @@ export class SpaImplicitScorer implements PairScorer {
     private readonly lengthPenalty: number,
   ) {}
 
-  async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<PairScores[]> {
+  async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<CandidateScores[]> {
     const build = (model: LanguageModel) => (c: Candidate) => {
       const promptIds = model.tokenizer.encodePrompt(c.prompt);
       return c.responses.map((r) => ({ promptIds, responseIds: model.tokenizer.encodeResponse(r) }));
@@ -91,7 +91,7 @@ export class SpaImplicitScorer implements PairScorer {
       if (invalid[i] !== undefined) return { invalid: invalid[i]! };
       const tokens = (onPolicy[i] as { items: ScoreItem[] }).items.map((item) => item.responseIds.length);
       const s = tokens.map((n, k) => policyLogps[i][k] - referenceLogps[i][k] - this.lengthPenalty * n);
-      return { scores: [s[0], s[1]] };
+      return { scores: s };
     });
   }
 }
@@ -103,7 +103,7 @@ export class RewardModelScorer implements PairScorer {
 
   constructor(private readonly model: RewardModel) {}
 
-  async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<PairScores[]> {
+  async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<CandidateScores[]> {
     const prepared = candidates.map((c): { ids: number[][] } | { invalid: string } => {
       try {
         const ids = c.responses.map((r) => this.model.encode(c.prompt, r));
@@ -116,7 +116,7 @@ export class RewardModelScorer implements PairScorer {
     });
     const rewards = await this.model.score(prepared.flatMap((p) => ('ids' in p ? p.ids : [])), { signal });
     let next = 0;
-    return prepared.map((p): PairScores => ('ids' in p ? { scores: [rewards[next++], rewards[next++]] } : { invalid: p.invalid }));
+    return prepared.map((p): CandidateScores => ('ids' in p ? { scores: p.ids.map(() => rewards[next++]) } : { invalid: p.invalid }));
   }
 }
 
@@ -131,11 +131,13 @@ export class LlmJudgeScorer implements PairScorer {
 
   constructor(private readonly judge: LanguageModel) {}
 
-  async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<PairScores[]> {
+  async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<CandidateScores[]> {
     const { tokenizer } = this.judge;
     const answerA = tokenizer.encodeText(ANSWER_A);
     const answerB = tokenizer.encodeText(ANSWER_B);
     const prepared = prepare(this.judge, candidates, (c) => {
+      // Its scores compare exactly two responses, so best-vs-worst pairing is refused for it (judge-pairs.ts).
+      if (c.responses.length !== 2) throw new Error(`llm_as_judge compares two responses, got ${c.responses.length}`);
       const [y1, y2] = c.responses;
       const first = tokenizer.encodePrompt(pairwisePrompt(c.prompt, y1, y2));
       const second = tokenizer.encodePrompt(pairwisePrompt(c.prompt, y2, y1));
@@ -165,11 +167,11 @@ export class RuleScorer implements PairScorer {
     private readonly verify: RuleVerifier,
   ) {}
 
-  async score(candidates: readonly Candidate[]): Promise<PairScores[]> {
+  async score(candidates: readonly Candidate[]): Promise<CandidateScores[]> {
     return candidates.map((c) => {
       const scores = c.responses.map((r) => this.verify(c.prompt, r));
       if (scores.some((s) => s === undefined || !Number.isFinite(s))) return { invalid: `rule '${this.name}' cannot judge this prompt` };
-      return { scores: [scores[0]!, scores[1]!] };
+      return { scores: scores as number[] };
     });
   }
 }

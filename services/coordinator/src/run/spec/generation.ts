@@ -1,7 +1,7 @@
 import type { GenerationParams } from '@alignment/contracts';
 import { check, finite } from './fields';
 
-/** Responses per prompt in a round (the judge labels the first two). */
+/** Responses per prompt in a round (the judge labels the first two, or the best and worst: spec.pairing). */
 export const MAX_RESPONSES_PER_PROMPT = 16;
 export const MAX_NEW_TOKENS = 32_768;
 export const MAX_TEMPERATURE = 10;

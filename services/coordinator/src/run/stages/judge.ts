@@ -1,43 +1,68 @@
 import * as path from 'node:path';
-import { JudgeMethod, Stage, type ArtifactRef, type JudgePairsRequest, type ModelRef } from '@alignment/contracts';
+import { JudgeMethod, Pairing, Stage, type ArtifactRef, type JudgePairsRequest, type ModelRef } from '@alignment/contracts';
 import { configurationPlan, roundJudgeMethod } from '../configurations';
-import { readObjects } from '../data';
+import { readObjects, writeJsonl } from '../data';
 import { readPinned } from '../evaluate';
 import { StageFailedError } from '../executors';
 import { mean } from '../metrics';
+import { confidenceKeepFraction, keepMostConfident, marginScale } from '../self-label-levers';
 import { judgeSharded } from '../shards';
-import { fileOutput, learnedModel, type StageDefinition, type StageInput } from './stage';
+import { fileOutput, learnedModel, settingInput, type StageDefinition, type StageInput, type StageResult } from './stage';
 
 type JudgeInputs = {
   /** This round's GENERATE output. */
   responses: StageInput<ArtifactRef | undefined>;
-  /** π_{t−1}: the SPA judge's policy. */
+  /** The SPA judge's policy: π_{t−1}, or π_0 with spec.frozen_judge. */
   policy: StageInput<ModelRef | undefined>;
+  /** spec.judge_tie_margin, when > 0. */
+  tieMargin?: StageInput<number>;
+  /** spec.confidence_keep_fraction, when < 1. */
+  confidenceKeepFraction?: StageInput<number>;
+  /** spec.pairing, when best-vs-worst. */
+  pairing?: StageInput<Pairing>;
 };
 
-/** JUDGE (round t ≥ 1): the configuration's judge labels the first two responses of each prompt as a pair. */
+/** The round whose model judges round `round` (docs/algorithm.md §7: frozen judge). */
+const judgeRound = (frozen: boolean | undefined, round: number) => (frozen ? 0 : round - 1);
+
+/**
+ * JUDGE (round t ≥ 1): the configuration's judge labels one pair of responses per prompt (the first two, or the best
+ * and worst with spec.pairing), then the confidence filter keeps the most confident pairs when the spec asks.
+ */
 export const judgeStage: StageDefinition<JudgeInputs> = {
   stage: Stage.STAGE_JUDGE,
 
-  inputs(_spec, round, outputs) {
-    return { responses: outputs.input(round, Stage.STAGE_GENERATE, 'responses'), policy: outputs.model(round - 1) };
+  inputs(spec, round, outputs) {
+    const inputs: JudgeInputs = {
+      responses: outputs.input(round, Stage.STAGE_GENERATE, 'responses'),
+      policy: outputs.model(judgeRound(spec.frozenJudge, round)),
+    };
+    if (spec.judgeTieMargin) inputs.tieMargin = settingInput(spec.judgeTieMargin);
+    if (confidenceKeepFraction(spec) < 1) inputs.confidenceKeepFraction = settingInput(confidenceKeepFraction(spec));
+    if (spec.pairing === Pairing.PAIRING_BEST_WORST) inputs.pairing = settingInput(spec.pairing);
+    return inputs;
   },
 
   async execute(inputs, { spec, round, dir, executors, call }) {
     const responses = inputs.responses.value!;
     const items = (await readObjects(await readPinned(responses, `round ${round}'s responses`))).map((l) => l.value);
     const method = roundJudgeMethod(spec.configuration, spec.judgeMethod);
+    // In the units of marginScale: β·(s1 − s2) for the SPA judge (coordinator.proto RunSpec.judge_tie_margin).
+    const tieTolerance = inputs.tieMargin?.value ?? 0;
     const request: Omit<JudgePairsRequest, 'shard' | 'outputUri'> = { method, responses };
+    if (inputs.pairing) request.pairing = inputs.pairing.value;
     if (method === JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT) {
       // SPA Eq. 7-8: s(y) = logp_{t-1}(y) - logp_init(y).
-      request.spaImplicit = { policy: learnedModel(inputs.policy, round - 1), reference: spec.baseModel, beta: spec.loss?.beta, tieTolerance: 0, lengthPenalty: 0 };
+      const policy = learnedModel(inputs.policy, judgeRound(spec.frozenJudge, round));
+      request.spaImplicit = { policy, reference: spec.baseModel, beta: spec.loss?.beta, tieTolerance, lengthPenalty: 0 };
     } else if (method === JudgeMethod.JUDGE_METHOD_REWARD_MODEL) {
-      request.rewardModel = { rewardModel: spec.judgeModel, tieTolerance: 0 };
+      request.rewardModel = { rewardModel: spec.judgeModel, tieTolerance };
     } else if (method === JudgeMethod.JUDGE_METHOD_LLM_AS_JUDGE) {
-      request.llmAsJudge = { judgeModel: spec.judgeModel, tieTolerance: 0 };
+      request.llmAsJudge = { judgeModel: spec.judgeModel, tieTolerance };
     } else {
       throw new StageFailedError(`${configurationPlan(spec.configuration).name} has no judge for its rounds`);
     }
+    const filtered = inputs.confidenceKeepFraction !== undefined;
     const judged = await judgeSharded(
       {
         executor: executors.judge,
@@ -46,7 +71,8 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
         shards: spec.sharding?.judgeShards ?? 0,
         workDir: path.join(dir, 'work'),
         name: 'pairs',
-        destination: path.join(dir, 'pairs.jsonl'),
+        // With the confidence filter, pairs.jsonl holds the pairs it keeps and judged_pairs.jsonl all of them.
+        destination: path.join(dir, filtered ? 'judged_pairs.jsonl' : 'pairs.jsonl'),
       },
       call,
     );
@@ -57,7 +83,8 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
       );
     }
     const length = (s: unknown) => String(s).length;
-    return {
+    const scale = marginScale(method, spec);
+    const result: StageResult = {
       outputs: { pairs: fileOutput(judged.pairs) },
       metrics: {
         'judge/num_prompts': c.numPrompts,
@@ -67,8 +94,17 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
         'judge/dropped_invalid': c.droppedInvalid,
         // The judge's leaning towards length (BENCHMARK.md: print the judge's systematic leanings).
         'judge/chosen_longer_rate': mean(judged.lines.map((p) => (length(p.chosen) > length(p.rejected) ? 1 : 0))),
-        'judge/mean_margin': mean(judged.lines.map((p) => Number(p.margin)).filter(Number.isFinite)),
+        // In implicit-reward units β·(s1 − s2) for the SPA judge (the pairs' margin is the raw s1 − s2), the units
+        // judge_tie_margin is compared in (self-label-levers.ts marginScale).
+        'judge/mean_margin': scale * mean(judged.lines.map((p) => Number(p.margin)).filter(Number.isFinite)),
       },
     };
+    if (inputs.confidenceKeepFraction) {
+      const { kept, dropped } = keepMostConfident(judged.lines, inputs.confidenceKeepFraction.value);
+      const info = await writeJsonl(path.join(dir, 'pairs.jsonl'), kept);
+      result.outputs = { pairs: fileOutput({ uri: info.uri, sha256: info.sha256, sizeBytes: info.sizeBytes }), judged_pairs: fileOutput(judged.pairs) };
+      result.metrics['judge/filtered_low_confidence'] = dropped;
+    }
+    return result;
   },
 };

@@ -8,27 +8,36 @@ import { preferenceJobSpec } from '../job-spec';
 import { flipLabels } from '../label-noise';
 import { trainerMetricName } from '../metrics';
 import { deriveSeed } from '../seeds';
+import { drawReplay, replayCount } from '../self-label-levers';
 import { verifyOutput } from '../stage-manifest';
-import { fileOutput, specInput, type StageDefinition, type StageInput, type StageResult } from './stage';
+import { fileOutput, settingInput, specInput, type StageDefinition, type StageInput, type StageResult } from './stage';
 
 type LearnInputs = {
   /** The seed pairs in round 0, the round's judged pairs after. */
   pairs: StageInput<ArtifactRef | undefined>;
   /** The Hugging Face checkpoint of π_init in round 0, of π_{t−1} after. */
   init: StageInput<ArtifactRef | undefined>;
+  /** Rounds ≥ 1 with spec.seed_replay_fraction > 0: the fraction, and the seed pairs round 0 trained on. */
+  replayFraction?: StageInput<number>;
+  seedPairs?: StageInput<ArtifactRef | undefined>;
 };
 
 /**
  * LEARN: one trainer job from `init` on `pairs` (job-spec.ts); round 0 first flips the seed labels when the spec
- * asks for label noise.
+ * asks for label noise, and later rounds first mix replayed seed pairs in when the spec asks for seed replay.
  */
 export const learnStage: StageDefinition<LearnInputs> = {
   stage: Stage.STAGE_LEARN,
 
   inputs(spec, round, outputs) {
-    return round === 0
-      ? { pairs: specInput(spec.seedPairs), init: specInput(spec.baseModel?.hfCheckpoint) }
-      : { pairs: outputs.input(round, Stage.STAGE_JUDGE, 'pairs'), init: outputs.input(round - 1, Stage.STAGE_LEARN, 'model.hf_checkpoint') };
+    if (round === 0) return { pairs: specInput(spec.seedPairs), init: specInput(spec.baseModel?.hfCheckpoint) };
+    const inputs: LearnInputs = { pairs: outputs.input(round, Stage.STAGE_JUDGE, 'pairs'), init: outputs.input(round - 1, Stage.STAGE_LEARN, 'model.hf_checkpoint') };
+    if (spec.seedReplayFraction) {
+      inputs.replayFraction = settingInput(spec.seedReplayFraction);
+      // The seed pairs as round 0 trained on them: with label noise, its flipped copy.
+      inputs.seedPairs = spec.labelNoiseRate > 0 ? outputs.input(0, Stage.STAGE_LEARN, 'seed_pairs') : specInput(spec.seedPairs);
+    }
+    return inputs;
   },
 
   async execute(inputs, { runId, nonce, spec, round, dir, seed, attempt, executors, call }) {
@@ -55,6 +64,9 @@ export const learnStage: StageDefinition<LearnInputs> = {
         result.metrics['data/seed_pairs'] = original.length;
       }
     }
+    if (inputs.replayFraction && inputs.seedPairs) {
+      pairs = await mixSeedReplay(result, { pairs, seedPairs: inputs.seedPairs.value!, fraction: inputs.replayFraction.value, round, dir, runSeed: spec.seed });
+    }
     // Deterministic per (run, round, attempt): a coordinator that restarts mid-stage re-attaches to its job.
     const jobId = `${runId}-${nonce}-r${round}-learn-a${attempt}`;
     const jobSpec = preferenceJobSpec({ spec, round, init, pairs, outputDir: path.join(dir, `attempt-${attempt}`), seed });
@@ -76,3 +88,21 @@ export const learnStage: StageDefinition<LearnInputs> = {
     return result;
   },
 };
+
+/**
+ * Seed replay (docs/algorithm.md §7): the round's training pairs are its self-labelled pairs followed by
+ * replayCount of the seed pairs (self-label-levers.ts), written as the stage's `training_pairs` output.
+ */
+async function mixSeedReplay(
+  result: StageResult,
+  args: { pairs: ArtifactRef; seedPairs: ArtifactRef; fraction: number; round: number; dir: string; runSeed: number },
+): Promise<ArtifactRef> {
+  const selfLabelled = (await readObjects(await readPinned(args.pairs, `round ${args.round}'s pairs`))).map((l) => l.value);
+  const seeds = (await readObjects(await readPinned(args.seedPairs, 'the seed pairs'))).map((l) => l.value);
+  const replayed = drawReplay(seeds, replayCount(args.fraction, selfLabelled.length, seeds.length), deriveSeed(args.runSeed, args.round, 'seed-replay'));
+  const info = await writeJsonl(path.join(args.dir, 'training_pairs.jsonl'), [...selfLabelled, ...replayed]);
+  const mixed = { uri: info.uri, sha256: info.sha256, sizeBytes: info.sizeBytes };
+  result.outputs.training_pairs = fileOutput(mixed);
+  result.metrics['data/replayed_seed_pairs'] = replayed.length;
+  return mixed;
+}

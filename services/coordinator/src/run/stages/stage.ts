@@ -59,6 +59,14 @@ export function specInput(ref: ArtifactRef | undefined): StageInput<ArtifactRef 
   return { value: ref, identity: ref?.sha256 ? ref.sha256 : ref?.uri ?? '' };
 }
 
+/**
+ * A setting of the spec that changes what a stage produces, identified by its value. Stages declare one only when
+ * it is set to other than its default, so runs that leave it unset keep the fingerprints they had before it existed.
+ */
+export function settingInput<T extends number | boolean | string>(value: T): StageInput<T> {
+  return { value, identity: String(value) };
+}
+
 export const fileOutput = (ref: ArtifactRef): StageOutput => ({ uri: ref.uri, sha256: ref.sha256, sizeBytes: ref.sizeBytes, kind: 'file' });
 export const artifactRef = (output: StageOutput): ArtifactRef => ({ uri: output.uri, sha256: output.sha256, sizeBytes: output.sizeBytes });
 
