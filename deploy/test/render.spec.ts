@@ -251,7 +251,7 @@ describe.each(VARIANTS)('%s: the services', (variant) => {
         (wiring[w.app] ??= {})[name] = value;
       }
     }
-    // The data flow of ARCHITECTURE.md: the coordinator calls the generator, judge and trainer; the trainer calls the
+    // The data flow of docs/architecture.md: the coordinator calls the generator, judge and trainer; the trainer calls the
     // DRO solver.
     expect(Object.keys(wiring.coordinator ?? {}).sort()).toEqual(['GENERATOR_ADDRESS', 'JUDGE_ADDRESS', 'TRAINER_ADDRESS']);
     expect(Object.keys(wiring.trainer ?? {})).toEqual(['DRO_SOLVER_ADDRESS']);
@@ -362,7 +362,7 @@ describe('network policies', () => {
     namespaceLabels: { 'kubernetes.io/metadata.name': 'default' },
   };
 
-  /** The calls the application makes (ARCHITECTURE.md), and nothing else. */
+  /** The calls the application makes (docs/architecture.md), and nothing else. */
   const expected = (from: Endpoint, to: Endpoint, port: number): boolean => {
     if (from.namespace !== APP_NAMESPACE) return false;
     if (to.name === 'coordinator') return port === DEFAULT_PORTS.coordinator; // the public API, from the namespace

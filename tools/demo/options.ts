@@ -56,7 +56,7 @@ interface Scale {
 
 /**
  * β and the preference jobs' learning rate per world, from a sweep of dpo-gold on the CPU scale (lr 2e-5 … 6e-4,
- * β 0.1 … 1, seed 1; win rate vs π_init). Too high a rate turned samples into run-on gibberish (BENCHMARK.md's pilot
+ * β 0.1 … 1, seed 1; win rate vs π_init). Too high a rate turned samples into run-on gibberish (docs/benchmark.md's pilot
  * saw the same) and, in the arithmetic world, unlearned the sums; too low barely moved the model. `--lr` and `--beta`
  * override them.
  */

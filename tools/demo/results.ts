@@ -70,7 +70,7 @@ export interface DemoResults {
   configs: ConfigResult[];
   /**
    * The on-policy seed sets: per run seed, prompts, pairs kept, and prompts dropped because π_init's two samples
-   * were identical or tied on gold (BENCHMARK.md: SFT samples must differ often and tie rarely, < 20%).
+   * were identical or tied on gold (docs/benchmark.md: SFT samples must differ often and tie rarely, < 20%).
    */
   seed_pairs?: Array<{ seed: number; prompts: number; pairs: number; dropped: number }>;
   /** Wall-clock seconds of the phases (stack start, base model, seed pairs, runs, report). */

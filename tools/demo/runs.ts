@@ -20,7 +20,7 @@ import type { RoundEvaluation } from './results';
 import type { StackClients } from './stack';
 import type { WorldInputs } from './world-model';
 
-/** Configurations the demo can run: ALGORITHM.md §6 names, plus `dpo-gold` (DPO on gold labels for the whole budget). */
+/** Configurations the demo can run: docs/algorithm.md §6 names, plus `dpo-gold` (DPO on gold labels for the whole budget). */
 export const DEMO_CONFIGURATIONS: ReadonlyMap<string, Configuration> = new Map([
   ['dpo-seed', Configuration.CONFIGURATION_DPO_SEED],
   ['dpo-gold', Configuration.CONFIGURATION_DPO_SEED],
@@ -68,7 +68,7 @@ export interface GoldPairs {
 }
 
 /**
- * On-policy gold pairs (BENCHMARK.md: off-policy pairs taught almost nothing): two samples of π_init per prompt,
+ * On-policy gold pairs (docs/benchmark.md: off-policy pairs taught almost nothing): two samples of π_init per prompt,
  * labelled by the world's gold annotator through the judge's `rule` method; identical or tied pairs are dropped.
  */
 export async function goldPairs(

@@ -8,7 +8,7 @@ import { PINNED_CPU_CAPABILITY } from './cpu-level';
 import { ROOT } from './stack';
 
 /**
- * BENCHMARK.md's "is this world broken?" checks, for every world, through the real demo (`npm run demo`: the five
+ * docs/benchmark.md's "is this world broken?" checks, for every world, through the real demo (`npm run demo`: the five
  * services, the trainer's SFT base model, on-policy gold pairs, coordinator runs, gold evaluation), at the CPU scale:
  *
  *   - DPO on gold labels for the whole budget (dpo-gold) clearly beats SFT: gold win rate ≥ 0.65 with its 95%

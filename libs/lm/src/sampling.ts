@@ -21,7 +21,7 @@ export interface SamplingParams {
   greedy: boolean;
 }
 
-/** SPA §4 / ALGORITHM.md §2: 2 samples, temperature 0.7, top_p 1, at most 300 new tokens. */
+/** SPA §4 / docs/algorithm.md §2: 2 samples, temperature 0.7, top_p 1, at most 300 new tokens. */
 export const PAPER_SAMPLING: Readonly<SamplingParams> = Object.freeze({
   n: 2,
   temperature: 0.7,

@@ -4,7 +4,7 @@ import { LmArgumentError } from './errors';
 import { LanguageModel } from './language-model';
 import { scoreSequences, type ScoreItem } from './score';
 
-/** ARCHITECTURE.md: the judge's log-probs and the trainer's agree for the same checkpoint. */
+/** docs/architecture.md: the judge's log-probs and the trainer's agree for the same checkpoint. */
 const PARITY_NATS = 1e-3;
 
 let models: TinyModels;

@@ -10,7 +10,7 @@ export interface ScoreItem {
 }
 
 export interface SequenceScore {
-  /** logp(y|x): the sum of the response tokens' log-probabilities, in nats (ALGORITHM.md notation). */
+  /** logp(y|x): the sum of the response tokens' log-probabilities, in nats (docs/algorithm.md notation). */
   logp: number;
   /** log p of each response token given everything before it. */
   tokenLogps: number[];

@@ -19,7 +19,7 @@ import { fill, isFinished, sampleCell, templatePattern, words, type Split, type 
  * far less accurately); guessing answers at once and is wrong half the time. So correctness too is a choice of style.
  * The preferred behaviour (a terse restated correct answer) is one the base model already produces about a fifth of
  * the time: preference
- * learning has a choice to shift, not a missing skill to learn (BENCHMARK.md's pilot lessons). The styles vary in
+ * learning has a choice to shift, not a missing skill to learn (docs/benchmark.md's pilot lessons). The styles vary in
  * length within themselves, so two samples rarely tie on gold.
  */
 

@@ -13,7 +13,7 @@ import { fill, isFinished, sampleCell, templatePattern, words, type Split, type 
  *
  * It differs in kind from the other two worlds: what the gold human rewards is obedience to the literal request
  * (how many, of what, no chatter), not correctness of a computation or a tone. It is the world where a judge that has
- * learned "more content is better" goes wrong (BENCHMARK.md's third pilot world: the judge preferred the response
+ * learned "more content is better" goes wrong (docs/benchmark.md's third pilot world: the judge preferred the response
  * that added content beyond the request in 96 of 101 pairs).
  *
  * The SFT distribution mixes five styles: the bare list (the preferred behaviour, about a fifth of the samples),

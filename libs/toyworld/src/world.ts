@@ -1,7 +1,7 @@
 import { Xoshiro128StarStar } from '@alignment/random';
 
 /**
- * A toy world of BENCHMARK.md: a prompt generator, the distribution the SFT corpus is drawn from, and the gold
+ * A toy world of docs/benchmark.md: a prompt generator, the distribution the SFT corpus is drawn from, and the gold
  * annotator (the hidden human). The gold annotator is used only to label seed pairs and to evaluate; it reaches the
  * judge service as the `rule` judge named `rule`.
  *
@@ -25,7 +25,7 @@ export interface World {
   /** The gold score of a response (higher is better); undefined when the prompt is not one of this world's. */
   gold(prompt: string, response: string): number | undefined;
   /**
-   * Named features of a response the judge's systematic leanings are reported on (BENCHMARK.md: length, size and
+   * Named features of a response the judge's systematic leanings are reported on (docs/benchmark.md: length, size and
    * any feature the world exposes), e.g. `correct` (0/1), `words`.
    */
   features(prompt: string, response: string): Record<string, number>;

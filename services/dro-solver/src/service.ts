@@ -60,7 +60,7 @@ export function toResponse(solution: DroSolution, omitAtoms = false): SolveRespo
   };
 }
 
-/** Solves one request by its mode (ALGORITHM.md §4). */
+/** Solves one request by its mode (docs/algorithm.md §4). */
 export async function solve(request: SolveRequest): Promise<SolveResponse> {
   const problem = toProblem(request);
   const started = process.hrtime.bigint();

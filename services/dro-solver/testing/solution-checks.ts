@@ -1,5 +1,5 @@
 /**
- * Test-only checks of a DroSolution against the problem, written from the definitions (ALGORITHM.md §4)
+ * Test-only checks of a DroSolution against the problem, written from the definitions (docs/algorithm.md §4)
  * rather than from the solvers' code, so that they can catch the solvers' mistakes.
  */
 import { w1FromCdfs } from './seeded-instances';

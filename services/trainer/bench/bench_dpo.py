@@ -43,7 +43,7 @@ from tiny import tiny_tokenizer  # noqa: E402  (the in-process tokenizer the tes
 from alignment_trainer.training import runner  # noqa: E402
 from alignment_trainer.config import Artifact, Hyperparams, JobConfig, PreferenceTask  # noqa: E402
 
-PEAK_FLOPS = 790e12  # NVIDIA H200 dense bf16 tensor-core peak, FLOP/s (BENCHMARK.md)
+PEAK_FLOPS = 790e12  # NVIDIA H200 dense bf16 tensor-core peak, FLOP/s (docs/benchmark.md)
 WARMUP_STEPS = 3  # excluded from the measurement: allocator warm-up, lazy initialisation, first kernel launches
 BETA = 0.1
 LEARNING_RATE = 1e-5

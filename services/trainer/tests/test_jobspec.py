@@ -1,4 +1,4 @@
-"""jobspec.py: a minimal valid spec gets the documented defaults (trainer.proto, ALGORITHM.md); the gRPC tests cover
+"""jobspec.py: a minimal valid spec gets the documented defaults (trainer.proto, docs/algorithm.md); the gRPC tests cover
 the refusals."""
 
 from __future__ import annotations

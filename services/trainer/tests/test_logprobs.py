@@ -1,4 +1,4 @@
-"""logprobs.py: response log-probs (ALGORITHM.md §1 notation), the de-coupled variant (§3) and pair batches."""
+"""logprobs.py: response log-probs (docs/algorithm.md §1 notation), the de-coupled variant (§3) and pair batches."""
 
 from __future__ import annotations
 

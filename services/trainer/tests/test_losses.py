@@ -1,4 +1,4 @@
-"""losses.py against hand computations in plain Python (math.log/exp), ALGORITHM.md §1, §3-§6."""
+"""losses.py against hand computations in plain Python (math.log/exp), docs/algorithm.md §1, §3-§6."""
 
 from __future__ import annotations
 

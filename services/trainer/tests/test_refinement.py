@@ -1,4 +1,4 @@
-"""refinement.py: the rolling-window threshold, warm-up and flags of SPA self-refinement (ALGORITHM.md §3)."""
+"""refinement.py: the rolling-window threshold, warm-up and flags of SPA self-refinement (docs/algorithm.md §3)."""
 
 from __future__ import annotations
 

@@ -127,7 +127,7 @@ def _grads(loss, ga, solver_address):
 
 @pytest.mark.parametrize("loss", ["wdro", "drdpo", "dpo"])
 def test_gradient_accumulation_gives_the_full_batch_gradient(loss, dro_solver_address):
-    """One DroSolver call per optimizer step (ALGORITHM.md §4) over all its pairs, whatever the micro-batch split:
+    """One DroSolver call per optimizer step (docs/algorithm.md §4) over all its pairs, whatever the micro-batch split:
     the two-pass scheme must reproduce the single-batch gradient, for the coupled losses too."""
     g1, r1 = _grads(loss, 1, dro_solver_address)
     g3, r3 = _grads(loss, 3, dro_solver_address)

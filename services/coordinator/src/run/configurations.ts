@@ -1,7 +1,7 @@
 import { Configuration, JudgeMethod, PreferenceLoss } from '@alignment/contracts';
 
 /**
- * What a configuration of ALGORITHM.md §6 means for the rounds: the one place where a configuration name turns
+ * What a configuration of docs/algorithm.md §6 means for the rounds: the one place where a configuration name turns
  * into a judge method and the trainer's PreferenceLoss. Everything else (validation, job specs, the README) reads
  * this table.
  *
@@ -25,7 +25,7 @@ import { Configuration, JudgeMethod, PreferenceLoss } from '@alignment/contracts
  * the prompt sets are not used by them.
  */
 export interface ConfigurationPlan {
-  /** The name used in reports (ALGORITHM.md §6). */
+  /** The name used in reports (docs/algorithm.md §6). */
   name: string;
   /** Whether rounds 1..T (expand, judge, learn) run at all. */
   selfAnnotation: boolean;

@@ -49,7 +49,7 @@ interface Execution {
 const label = (round: number, stage: Stage) => `round ${round} ${stageName(stage)}`;
 
 /**
- * Runs as a durable state machine (ARCHITECTURE.md "Data flow of one round"): the stages of planStages, each keyed
+ * Runs as a durable state machine (docs/architecture.md "Data flow of one round"): the stages of planStages, each keyed
  * by (run, round, stage), each ending with its outputs in place and a verified stage.json (stage-manifest.ts), each
  * recorded in SQLite. A run resumes — after kill -9, a failure, or a cancel — at the first stage without a
  * complete, verified output; a stage that was in flight is executed again (its partial outputs were never renamed

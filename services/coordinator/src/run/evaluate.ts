@@ -15,7 +15,7 @@ import { lengthControlledWinRate } from './length-controlled';
 import { mean, winRate, type Outcome } from './metrics';
 import { generateSharded, judgeSharded } from './shards';
 
-/** Samples of π_t per held-out prompt when EvaluationConfig.samples_per_prompt is 0 (BENCHMARK.md: one was too few). */
+/** Samples of π_t per held-out prompt when EvaluationConfig.samples_per_prompt is 0 (docs/benchmark.md: one was too few). */
 export const DEFAULT_SAMPLES_PER_PROMPT = 4;
 
 /** Reads a file the run pinned, refusing it when its content changed since (a resumed run must see the same data). */
@@ -31,7 +31,7 @@ export async function readPinned(ref: ArtifactRef, what: string): Promise<string
 }
 
 /**
- * Evaluation of ALGORITHM.md §2 / BENCHMARK.md: π_t samples `samples_per_prompt` responses per held-out prompt,
+ * Evaluation of docs/algorithm.md §2 / docs/benchmark.md: π_t samples `samples_per_prompt` responses per held-out prompt,
  * each compared with π_init's one fixed sample for that prompt (generated once per run, in round 0) by the
  * configured evaluator — a RULE judge (the gold annotator: its rule decides wins) or a reward model. Pairs the
  * judge drops (identical responses, ties, unscorable) count as ties.

@@ -82,7 +82,7 @@ export interface EvaluateResult {
   warnings: string[];
 }
 
-/** One round's evaluation against π_init (ALGORITHM.md / BENCHMARK.md metrics). */
+/** One round's evaluation against π_init (docs/algorithm.md / docs/benchmark.md metrics). */
 export interface EvaluateExecutor {
   evaluate(request: EvaluateRequest, ctx: CallContext): Promise<EvaluateResult>;
 }

@@ -3,7 +3,7 @@ import type { ArtifactRef, JobSpec, PreferenceJob, RunSpec } from '@alignment/co
 import { configurationPlan, dndLambda } from './configurations';
 
 /**
- * The trainer job of one LEARN stage (ALGORITHM.md §2 step 3): π_θ ← π_{t−1} and π_ref ← π_{t−1} (π_init in
+ * The trainer job of one LEARN stage (docs/algorithm.md §2 step 3): π_θ ← π_{t−1} and π_ref ← π_{t−1} (π_init in
  * round 0), the loss and its parameters as configurations.ts maps the configuration, and the round's
  * hyper-parameters with the stage's derived seed. Deterministic in its arguments: a restarted coordinator sends
  * the same spec again, which the trainer's StartJob requires to re-attach to the job.

@@ -2,7 +2,7 @@ import { SeededRandom } from './seeds';
 import type { JsonObject } from './data';
 
 /**
- * Label noise for the noise table (BENCHMARK.md): exactly round(rate · N) seed pairs, chosen by a seeded
+ * Label noise for the noise table (docs/benchmark.md): exactly round(rate · N) seed pairs, chosen by a seeded
  * permutation, get chosen and rejected swapped (their scores too, when present). Exact in count rather than a coin
  * per pair, so two configurations at the same rate see the same number of wrong labels, and the same seed flips
  * the same pairs in every configuration.

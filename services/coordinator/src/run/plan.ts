@@ -7,7 +7,7 @@ export interface PlannedStage {
 }
 
 /**
- * The stages of a run, in order (ALGORITHM.md §2): round 0 = LEARN (seed DPO, after label noise if any) then
+ * The stages of a run, in order (docs/algorithm.md §2): round 0 = LEARN (seed DPO, after label noise if any) then
  * EVALUATE; each round t ≥ 1 = GENERATE → JUDGE → LEARN → EVALUATE. EVALUATE stages exist only when the spec has
  * an evaluation; seed-only configurations have round 0 only.
  */

@@ -17,7 +17,7 @@ function movedPerLevel(p: DroProblem, s: DroSolution): Map<number, number> {
 
 const SEEDS = Array.from({ length: 40 }, (_, j) => 1000 + j);
 
-describe('exact, dual and LP agree (ALGORITHM.md §4: three independent routes to the same worst case)', () => {
+describe('exact, dual and LP agree (docs/algorithm.md §4: three independent routes to the same worst case)', () => {
   const corners = { ties: 0, clipped: 0, zeroWeight: 0, epsilonZero: 0, saturated: 0, split: 0 };
 
   it.each(SEEDS)('on random instance %i', async (seed) => {

@@ -18,7 +18,7 @@ export const SATURATION_WARNING =
 
 /**
  * Derives the gradient, the surrogate coefficients, the atoms of Q* and the certificate from a plan
- * (ALGORITHM.md §4, "Training gradient" and "Certificate").
+ * (docs/algorithm.md §4, "Training gradient" and "Certificate").
  */
 export function assemble(prep: Prepared, plan: Plan): DroSolution {
   const { n, delta, xi, w, gain, epsilon } = prep;

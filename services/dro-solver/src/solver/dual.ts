@@ -4,7 +4,7 @@ import { prepare, gainPerMass, ratio, type Prepared } from './problem';
 import type { DroProblem, DroSolution } from './types';
 
 /**
- * The dual of ALGORITHM.md §4 ("Certificate"; dro.md §2.2(b), from E&K (12b)), minimised directly:
+ * The dual of docs/algorithm.md §4 ("Certificate"; docs/dro.md §2.2(b), from E&K (12b)), minimised directly:
  *
  *   F(ε) = min_{λ ≥ 0} G(λ),  G(λ) = λε + Σ_i w_i max(ℓ(ξ_i), ℓ(δ) − λ(ξ_i − δ)),
  *

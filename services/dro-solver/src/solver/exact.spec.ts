@@ -39,7 +39,7 @@ describe('solveExact: closed forms and edge cases', () => {
     expect(JSON.parse(JSON.stringify(s)).atoms).toHaveLength(2);
   });
 
-  it('reproduces the shadow prices of dro.md §2.2(c) (δ = 0.01)', () => {
+  it('reproduces the shadow prices of docs/dro.md §2.2(c) (δ = 0.01)', () => {
     const expected: Array<[number, number]> = [[0.02, 69.3], [0.1, 25.6], [0.5, 7.98], [0.9, 5.06]];
     for (const [x, price] of expected) {
       // At ε = 0 the right derivative is r of the smallest ξ.
@@ -215,7 +215,7 @@ describe('solveExact: closed forms and edge cases', () => {
   });
 
   it('the "no splitting" K = 1 program is strictly below the exact worst case (negative control)', () => {
-    // 12 samples like dro.md §2.1's (ERM 0.375, ε_sat 0.725); it reports gaps of 0.07-0.15 nats on its set.
+    // 12 samples like docs/dro.md §2.1's (ERM 0.375, ε_sat 0.725); it reports gaps of 0.07-0.15 nats on its set.
     const p = eps(seededLogXi(12, 1), 0.01, 0);
     const base = solveExact(p);
     expect(solveNoSplitting(p)).toBeCloseTo(base.ermValue, 14);

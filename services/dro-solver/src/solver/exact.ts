@@ -3,7 +3,7 @@ import { prepare, ratio, type Prepared } from './problem';
 import type { DroProblem, DroSolution } from './types';
 
 /**
- * The closed form of ALGORITHM.md §4 (dro.md §2.2(c), fractional knapsack): ℓ = −log ξ is convex and
+ * The closed form of docs/algorithm.md §4 (docs/dro.md §2.2(c), fractional knapsack): ℓ = −log ξ is convex and
  * decreasing, so the adversary only moves mass to δ, at gain r_i per unit of budget, and r_i falls as ξ_i
  * rises. Moving whole samples to δ in ascending ξ (ties by index) until ε is spent, splitting at most one,
  * is optimal; F = ERM + Σ_i p_i (ℓ(δ) − ℓ(ξ_i)) and Q* is Eq. 2-5.

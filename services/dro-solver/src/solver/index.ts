@@ -1,5 +1,5 @@
 /**
- * Domain logic of the DRO solver service: the Wasserstein-DRO adversary of ALGORITHM.md §4, with no gRPC or
+ * Domain logic of the DRO solver service: the Wasserstein-DRO adversary of docs/algorithm.md §4, with no gRPC or
  * network dependency. `solveExact` is the production path; `solveDual` and `solveLp` are independent checks.
  */
 export * from './types';

@@ -29,15 +29,15 @@ function highs(): Promise<Highs> {
 }
 
 /**
- * The proposal's program (Eq. 2-4), i.e. E&K Thm 4.4 program (13), as in ALGORITHM.md §4 "Reference LP"
- * (dro.md §2.2(a)). −log ξ is convex, so it enters as the max of the affine chords between consecutive knots
+ * The proposal's program (Eq. 2-4), i.e. E&K Thm 4.4 program (13), as in docs/algorithm.md §4 "Reference LP"
+ * (docs/dro.md §2.2(a)). −log ξ is convex, so it enters as the max of the affine chords between consecutive knots
  * {δ, ξ_1..ξ_N, 1−δ}; affine pieces are concave, which is what Assumption 4.1 needs, and at these knots the
  * LP value equals the exact worst case. With α_ik ≥ 0 and q_ik = q⁺_ik − q⁻_ik:
  *
  *   max Σ_i w_i Σ_k [s_k (α_ik ξ_i − q_ik) + c_k α_ik]
  *   s.t. Σ_k α_ik = 1,  Σ_i w_i Σ_k (q⁺_ik + q⁻_ik) ≤ ε,  δ α_ik ≤ α_ik ξ_i − q_ik ≤ (1−δ) α_ik.
  *
- * HiGHS solves it. The plan is read back in canonical form (dro.md Lemma 1: mass moved to y < ξ_i is
+ * HiGHS solves it. The plan is read back in canonical form (docs/dro.md Lemma 1: mass moved to y < ξ_i is
  * replaced by the equal-cost move of a smaller mass to δ, which is what an optimal plan does anyway), so
  * m_i = Σ_k q⁺_ik / (ξ_i − δ). λ* and λ*_left are the ends of the dual-optimal interval that complementary
  * slackness allows for that plan; HiGHS's own budget-row dual is checked against it. With tied ξ the LP may

@@ -6,7 +6,7 @@ export const NO_SPLIT_MAX_SAMPLES = 16;
 
 /**
  * NEGATIVE CONTROL, WRONG ON PURPOSE. The value of the program one gets by entering −log ξ into E&K program
- * (13) as a single "concave" piece (K = 1), which ALGORITHM.md §4 and dro.md §2.1 warn against:
+ * (13) as a single "concave" piece (K = 1), which docs/algorithm.md §4 and docs/dro.md §2.1 warn against:
  *
  *   sup_q Σ_i w_i ℓ(ξ_i − q_i)  s.t.  Σ_i w_i |q_i| ≤ ε,  ξ_i − q_i ∈ [δ, 1−δ].
  *

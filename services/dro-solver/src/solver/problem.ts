@@ -1,7 +1,7 @@
 import { InvalidProblemError, type DroProblem } from './types';
 
 /**
- * Rejects a problem no solver can answer, naming the offending request field (ALGORITHM.md §4 input rules:
+ * Rejects a problem no solver can answer, naming the offending request field (docs/algorithm.md §4 input rules:
  * log ξ finite and ≤ 0, weights non-negative and not all zero, δ ∈ (0, 0.5), ε ≥ 0 or ρ ∈ [0, 1)).
  * @throws InvalidProblemError
  */
@@ -153,7 +153,7 @@ export function gainPerMass(xi: number, delta: number): number {
 
 /**
  * r(ξ) = (ℓ(δ) − ℓ(ξ))/(ξ − δ), the gain per unit of budget of moving mass from ξ to δ; non-increasing in ξ
- * (dro.md Lemma 2), with the limit 1/δ at ξ = δ.
+ * (docs/dro.md Lemma 2), with the limit 1/δ at ξ = δ.
  */
 export function ratio(xi: number, delta: number): number {
   const d = xi - delta;

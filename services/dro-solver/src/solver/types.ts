@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '@alignment/errors';
 
 /**
- * Public types of the Wasserstein-DRO adversary (ALGORITHM.md §4). Field meanings follow
+ * Public types of the Wasserstein-DRO adversary (docs/algorithm.md §4). Field meanings follow
  * `proto/alignment/v1/dro.proto`; this module has no gRPC dependency so the domain logic can be used and
  * tested without a network.
  */
@@ -9,7 +9,7 @@ import { InvalidArgumentError } from '@alignment/errors';
 /**
  * The radius of the type-1 Wasserstein ball, in ξ units.
  * - `epsilon`: absolute radius ε ≥ 0.
- * - `rho`: relative radius ρ ∈ [0, 1), ε = ρ·ε_sat, which never saturates (ALGORITHM.md §4) unless ε_sat = 0.
+ * - `rho`: relative radius ρ ∈ [0, 1), ε = ρ·ε_sat, which never saturates (docs/algorithm.md §4) unless ε_sat = 0.
  */
 export type Budget = { kind: 'epsilon'; value: number } | { kind: 'rho'; value: number };
 
@@ -51,7 +51,7 @@ export interface DroSolution {
   saturated: boolean;
   /** m_i = p_i / w_i ∈ [0, 1], the fraction of sample i moved to δ (0 for zero-weight samples). */
   movedFraction: Float64Array;
-  /** ∂F/∂ξ_i = w_i [(1 − m_i) ℓ'(ξ_i) − m_i λ*] (Danskin / envelope, ALGORITHM.md §4). */
+  /** ∂F/∂ξ_i = w_i [(1 − m_i) ℓ'(ξ_i) − m_i λ*] (Danskin / envelope, docs/algorithm.md §4). */
   gradXi: Float64Array;
   /** a_i = w_i (1 − m_i) of the training surrogate Σ_i a_i (−log ξ_i) − b_i ξ_i. */
   surrogateA: Float64Array;

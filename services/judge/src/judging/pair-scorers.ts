@@ -22,7 +22,7 @@ export interface Candidate {
 export type CandidateScores = { scores: number[] } | { invalid: string };
 
 /**
- * A judging method (ALGORITHM.md §2, §5). It scores every response of each candidate; the caller picks the pair
+ * A judging method (docs/algorithm.md §2, §5). It scores every response of each candidate; the caller picks the pair
  * (pairing.ts), turns scores into labels (chosen = higher), drops ties and writes the pairs.
  */
 export interface PairScorer {

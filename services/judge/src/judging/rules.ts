@@ -1,5 +1,5 @@
 /**
- * Programmatic verifiers for the `rule` judge (ALGORITHM.md §5: rule-based verifiers, e.g. arithmetic
+ * Programmatic verifiers for the `rule` judge (docs/algorithm.md §5: rule-based verifiers, e.g. arithmetic
  * correctness). A verifier scores one response to one prompt; higher is better. It returns undefined when it
  * cannot judge the prompt at all (e.g. an arithmetic checker given a prompt with no arithmetic in it): such a pair
  * is counted as invalid rather than as a tie.
@@ -91,5 +91,5 @@ registerRule(
   arithmeticAnswer,
 );
 
-// The hidden human of each toy world (BENCHMARK.md): used to label seed pairs and to evaluate, never by the rounds.
+// The hidden human of each toy world (docs/benchmark.md): used to label seed pairs and to evaluate, never by the rounds.
 for (const world of WORLDS.values()) registerRule(world.rule, world.description, (prompt, response) => world.gold(prompt, response));

@@ -1,4 +1,4 @@
-"""The trainer service: SFT and preference-optimisation jobs (DPO, SPA, W-DRO and baselines, ALGORITHM.md §1-§5)
+"""The trainer service: SFT and preference-optimisation jobs (DPO, SPA, W-DRO and baselines, docs/algorithm.md §1-§5)
 behind the alignment.v1.Trainer gRPC contract.
 
 Layout (docs/architecture.md):

@@ -1,7 +1,7 @@
 """The trainer's job configuration as plain dataclasses: what training/runner.py consumes, with no protobuf in sight.
 
 api/jobspec.py builds these from an alignment.v1.JobSpec (validating it and filling the documented defaults); tests
-and the benchmark build them directly. Defaults are named once, here, and follow ALGORITHM.md and SPA's released
+and the benchmark build them directly. Defaults are named once, here, and follow docs/algorithm.md and SPA's released
 configuration unless a comment says otherwise.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 # --- defaults (each documented where trainer.proto / common.proto promise it) ---------------------------------
 
-DEFAULT_BETA = 0.1                 # PreferenceJob.beta; ALGORITHM.md §2 (paper hyper-parameters)
+DEFAULT_BETA = 0.1                 # PreferenceJob.beta; docs/algorithm.md §2 (paper hyper-parameters)
 DEFAULT_LABEL_SMOOTHING = 0.1      # PreferenceJob.label_smoothing, CDPO and RDPO (§5)
 DEFAULT_DRDPO_BETA_PRIME = 1.0     # PreferenceJob.drdpo_beta_prime (§5)
 DEFAULT_SPA_ALPHA = 0.1            # SpaParams.alpha (§3)
@@ -29,7 +29,7 @@ DEFAULT_DRO_SOLVER_ADDRESS = "localhost:50054"
 
 LR_SCHEDULERS = ("cosine", "linear", "constant")
 
-# PreferenceLoss names as ALGORITHM.md §6 spells the configurations.
+# PreferenceLoss names as docs/algorithm.md §6 spells the configurations.
 LOSSES = ("dpo", "spa", "wdro", "wdro-sr", "cdpo", "rdpo", "drdpo", "ipo")
 SPA_LOSSES = frozenset({"spa", "wdro-sr"})
 WDRO_LOSSES = frozenset({"wdro", "wdro-sr"})
@@ -69,7 +69,7 @@ class SftTask:
 
 @dataclass(frozen=True)
 class SpaSettings:
-    """Self-refinement with de-coupled noise detection, ALGORITHM.md §3."""
+    """Self-refinement with de-coupled noise detection, docs/algorithm.md §3."""
 
     alpha: float = DEFAULT_SPA_ALPHA
     k_percentile: float = DEFAULT_SPA_K_PERCENTILE
@@ -80,7 +80,7 @@ class SpaSettings:
 
 @dataclass(frozen=True)
 class WdroSettings:
-    """The Wasserstein ball on ξ, ALGORITHM.md §4: exactly one of epsilon / rho, and the support margin delta."""
+    """The Wasserstein ball on ξ, docs/algorithm.md §4: exactly one of epsilon / rho, and the support margin delta."""
 
     delta: float
     epsilon: float | None = None
@@ -89,7 +89,7 @@ class WdroSettings:
 
 @dataclass(frozen=True)
 class PreferenceTask:
-    """Preference optimisation on {"prompt", "chosen", "rejected"} JSONL (ALGORITHM.md §1, §3-§5)."""
+    """Preference optimisation on {"prompt", "chosen", "rejected"} JSONL (docs/algorithm.md §1, §3-§5)."""
 
     init: Artifact
     reference: Artifact

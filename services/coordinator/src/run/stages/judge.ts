@@ -92,7 +92,7 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
         'judge/dropped_identical': c.droppedIdentical,
         'judge/dropped_ties': c.droppedTies,
         'judge/dropped_invalid': c.droppedInvalid,
-        // The judge's leaning towards length (BENCHMARK.md: print the judge's systematic leanings).
+        // The judge's leaning towards length (docs/benchmark.md: print the judge's systematic leanings).
         'judge/chosen_longer_rate': mean(judged.lines.map((p) => (length(p.chosen) > length(p.rejected) ? 1 : 0))),
         // In implicit-reward units β·(s1 − s2) for the SPA judge (the pairs' margin is the raw s1 − s2), the units
         // judge_tie_margin is compared in (self-label-levers.ts marginScale).

@@ -1,4 +1,4 @@
-"""Client of alignment.v1.DroSolver, the adversary of ALGORITHM.md §4 (served by services/dro-solver): the
+"""Client of alignment.v1.DroSolver, the adversary of docs/algorithm.md §4 (served by services/dro-solver): the
 production implementation of training/adversary.py's ``Adversary`` (docs/algorithm.md).
 
     with DroSolverClient("127.0.0.1:50054") as solver:

@@ -137,7 +137,7 @@ def _env_number(name: str, default, kind=int):
 
 def main() -> int:
     logs.configure()
-    # Models and tokenizers come from local paths only (ARCHITECTURE.md "Offline rules"), and the training
+    # Models and tokenizers come from local paths only (docs/architecture.md "Offline rules"), and the training
     # libraries' progress bars would interleave with the JSON log lines on stderr.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers.utils import logging as hf_logging

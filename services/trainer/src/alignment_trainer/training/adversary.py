@@ -1,4 +1,4 @@
-"""The adversary of the W-DRO objectives (ALGORITHM.md §4): what the objectives ask of it and what it answers.
+"""The adversary of the W-DRO objectives (docs/algorithm.md §4): what the objectives ask of it and what it answers.
 
 The objectives (objectives.py) depend on this interface only. Two implementations exist:
   * api/dro_client.py ``DroSolverClient``: the alignment.v1.DroSolver gRPC service (services/dro-solver), which

@@ -1,6 +1,6 @@
 """Training data for the trainer: JSONL loading with validation, and length-grouped, seeded batching.
 
-Two record shapes (trainer.proto: SftJob, PreferenceJob; ALGORITHM.md §1-§2):
+Two record shapes (trainer.proto: SftJob, PreferenceJob; docs/algorithm.md §1-§2):
 
     SFT    {"prompt": str, "response": str}
     pairs  {"prompt": str, "chosen": str, "rejected": str}        (TRL's "standard, explicit prompt" format)
@@ -96,7 +96,7 @@ def load_pairs(path: str | Path) -> list[PreferencePair]:
     """Loads ``{"prompt", "chosen", "rejected"}`` JSONL; raises DatasetError naming file:line and field.
 
     A pair whose chosen and rejected responses are identical carries no preference (its DPO gradient is exactly
-    zero) and is refused rather than silently trained on: the judge drops such pairs (ALGORITHM.md §2), so one
+    zero) and is refused rather than silently trained on: the judge drops such pairs (docs/algorithm.md §2), so one
     here means the file did not come from it.
     """
     pairs = []

@@ -1,4 +1,4 @@
-"""The exact worst case of ALGORITHM.md §4 computed in this process: an ``Adversary`` (adversary.py) that needs
+"""The exact worst case of docs/algorithm.md §4 computed in this process: an ``Adversary`` (adversary.py) that needs
 no DroSolver, for tests. A port of services/dro-solver/src/solver/exact.ts (with problem.ts and assemble.ts),
 which the production adversary (api/dro_client.py) runs behind gRPC; docs/algorithm.md has the mathematics.
 

@@ -1,6 +1,6 @@
 """What a finished job leaves behind, and how it is checked: Hugging Face checkpoint, ONNX export, manifests.
 
-Output directory of a job (ARCHITECTURE.md "Model formats"; common.proto ArtifactRef/ModelRef):
+Output directory of a job (docs/architecture.md "Model formats"; common.proto ArtifactRef/ModelRef):
 
     checkpoint/      model.safetensors, config.json, generation_config.json, tokenizer.json, tokenizer_config.json,
                      chat_template.jinja, manifest.json              (read by the trainer's next round and the judge)
@@ -276,7 +276,7 @@ def export_onnx(checkpoint_dir: Path, dest: Path) -> ArtifactInfo:
     tokenizer files, and a manifest), atomically.
 
     The model is reloaded from the written checkpoint in float32 on the CPU, so the ONNX file is exactly what the
-    checkpoint holds (the judge's log-probs must agree with the trainer's, ARCHITECTURE.md) and consumers on CPU get
+    checkpoint holds (the judge's log-probs must agree with the trainer's, docs/architecture.md) and consumers on CPU get
     float32 weights. Exported with torch.export (dynamo) and symbolic batch/sequence/past dimensions.
     """
     from transformers import AutoModelForCausalLM

@@ -1,4 +1,4 @@
-"""Response log-probabilities of a causal LM: the logp(y|x) of ALGORITHM.md's notation, and the de-coupled logp̃ of
+"""Response log-probabilities of a causal LM: the logp(y|x) of docs/algorithm.md's notation, and the de-coupled logp̃ of
 §3 (SPA Eq. 11-12).
 
 logp(y|x) is the SUM of the log-probabilities of the response tokens only (prompt and padding masked, no length
@@ -82,7 +82,7 @@ def tokenize_pair(tokenizer, prompt: Prompt, chosen: str, rejected: str) -> Toke
     prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
     if eos is None:
-        raise ValueError("the tokenizer has no eos_token: responses must end with EOS (ALGORITHM.md §1 notation)")
+        raise ValueError("the tokenizer has no eos_token: responses must end with EOS (docs/algorithm.md §1 notation)")
 
     def response(text: str) -> tuple[int, ...]:
         return (*tokenizer(text, add_special_tokens=False)["input_ids"], eos)
@@ -219,7 +219,7 @@ def sequence_logps(
     *,
     chunk_size: int | None = None,
 ) -> torch.Tensor:
-    """[N] float32 logp(y|x): sum of the response tokens' log-probs (ALGORITHM.md §1 notation). Differentiable."""
+    """[N] float32 logp(y|x): sum of the response tokens' log-probs (docs/algorithm.md §1 notation). Differentiable."""
     per_token = token_logps(logits, input_ids, chunk_size=chunk_size)
     # A response token at position t is scored by the logits at t - 1; position 0 is always prompt.
     return (per_token * response_mask[:, 1:]).sum(-1)
@@ -235,7 +235,7 @@ def decoupled_sequence_logps(
     *,
     chunk_size: int | None = None,
 ) -> torch.Tensor:
-    """[N] float32 logp̃: de-coupled noise detection, token level (ALGORITHM.md §3, SPA Eq. 11-12).
+    """[N] float32 logp̃: de-coupled noise detection, token level (docs/algorithm.md §3, SPA Eq. 11-12).
 
     h̃ = (1 + λ)·logits_θ − λ·logits_ref per position, then log-softmax, then the sum over response tokens. It only
     decides which pairs are flagged (a hard threshold), so it carries no gradient. λ = 0 gives ordinary logp; callers

@@ -1,4 +1,4 @@
-"""Preference losses of ALGORITHM.md §1 and §3-§6, one small function each, on float32/float64 margins.
+"""Preference losses of docs/algorithm.md §1 and §3-§6, one small function each, on float32/float64 margins.
 
 Every loss takes the DPO margin h of §1 (``margin``): h = [logp_θ(y_w) − logp_ref(y_w)] − [logp_θ(y_l) − logp_ref(y_l)].
 
@@ -69,7 +69,7 @@ def ipo(h: torch.Tensor, beta: float) -> torch.Tensor:
     """IPO (Azar et al. 2023; §5 "welcome, not required"): (h − 1/(2β))², per pair, with β as IPO's τ.
 
     The paper's form on summed log-ratios (TRL ≤ 0.28). TRL ≥ 0.29 divides the log-ratios by token counts first;
-    this module keeps logp a sum everywhere (ALGORITHM.md notation).
+    this module keeps logp a sum everywhere (docs/algorithm.md notation).
     """
     return (h - 1 / (2 * beta)) ** 2
 

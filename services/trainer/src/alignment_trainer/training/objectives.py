@@ -1,5 +1,5 @@
 """One optimizer step's forward and backward passes: the SFT objective and the preference objectives of
-ALGORITHM.md §1 and §3-§5. No optimizer, scheduler, files or gRPC here (runner.py owns those; the W-DRO adversary is
+docs/algorithm.md §1 and §3-§5. No optimizer, scheduler, files or gRPC here (runner.py owns those; the W-DRO adversary is
 an adversary.Adversary, docs/algorithm.md), so each objective can be tested on a tiny model directly.
 
 A step is a list of micro-batches (gradient accumulation). Each ``step`` call leaves the step's gradient in the
@@ -156,7 +156,7 @@ class _Scored:
 
 
 class PreferenceObjective:
-    """DPO and its variants over (policy, reference) with one configured loss (ALGORITHM.md §1, §3-§5)."""
+    """DPO and its variants over (policy, reference) with one configured loss (docs/algorithm.md §1, §3-§5)."""
 
     def __init__(self, model, ref_model, task: PreferenceTask, *, total_steps: int, device: torch.device,
                  bf16: bool, adversary: Adversary | None = None, backward=None) -> None:

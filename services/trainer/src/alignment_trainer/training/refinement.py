@@ -1,4 +1,4 @@
-"""SPA self-refinement, ALGORITHM.md §3 (Kim et al. 2025, Eq. 9-12): which pairs are flagged as likely mislabelled.
+"""SPA self-refinement, docs/algorithm.md §3 (Kim et al. 2025, Eq. 9-12): which pairs are flagged as likely mislabelled.
 
 Per training call, for the B pairs of a (micro-)batch:
 
@@ -31,7 +31,7 @@ import torch
 
 @dataclass(frozen=True)
 class RefinementConfig:
-    """SpaParams of alignment.v1 with the paper's defaults (ALGORITHM.md §3)."""
+    """SpaParams of alignment.v1 with the paper's defaults (docs/algorithm.md §3)."""
 
     alpha: float = 0.1
     """Refinement strength α in [0, 1]: weight of the flipped label for flagged pairs."""

@@ -1,4 +1,4 @@
-"""The training loop of one job: SFT (ALGORITHM.md §2, the π_init of the rounds) or preference optimisation with
+"""The training loop of one job: SFT (docs/algorithm.md §2, the π_init of the rounds) or preference optimisation with
 one of the losses of §1 and §3-§5, from a config.JobConfig. No gRPC here: jobs/manager.py drives ``run_job`` in a
 worker thread through RunHooks, jobs/cli.py under ``accelerate launch``, and tests call it directly. The job itself is
 job.py's TrainingJob; this module is the training package's entry point and names everything its callers use.
