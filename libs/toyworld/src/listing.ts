@@ -74,9 +74,18 @@ function joinItems(items: readonly string[]): string {
   return `${items.slice(0, -1).join(' , ')} and ${items[items.length - 1]}`;
 }
 
+/**
+ * `count` distinct items of a kind, in the kind's own order (apple before pear before plum): a list in a fixed order
+ * is one a tiny model can write without repeating itself, so repeats stay a rare slip rather than a missing skill
+ * (BENCHMARK.md's pilot lesson: preference learning barely moves skill failures).
+ */
 function drawItems(rng: WorldRng, kind: number, count: number): string[] {
   const items = KINDS[kind].items;
-  return rng.permutation(items.length).slice(0, count).map((i) => items[i]);
+  return rng
+    .permutation(items.length)
+    .slice(0, count)
+    .sort((a, b) => a - b)
+    .map((i) => items[i]);
 }
 
 /** The five styles of the SFT corpus: each returns a response to the request. */

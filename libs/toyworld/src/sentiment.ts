@@ -21,7 +21,8 @@ const TIMES = ['morning', 'evening', 'weekend', 'lunchtime', 'late night', 'firs
 const STREETS = ['main', 'oak', 'river', 'market', 'king', 'mill', 'park', 'bridge', 'church', 'station'] as const;
 const COMPANIONS = ['my sister', 'my parents', 'a friend', 'my team', 'the kids', 'my partner', 'my cousin', 'a colleague'] as const;
 
-// Every template has the place (the cell's slot) and two other slots, so the prompt space has thousands of prompts.
+// Every template has the place (the cell's slot) and two other slots, and a prompt may end with one of four short
+// asks, so the prompt space has about 21,000 prompts (enough distinct training prompts for the 15K budget).
 const TEMPLATES: readonly string[] = [
   'write a short review of the {place} in {city} after your {time} visit .',
   'how was your {time} visit to the {place} on {street} street ?',
@@ -32,6 +33,8 @@ const TEMPLATES: readonly string[] = [
 ];
 const PATTERNS = TEMPLATES.map(templatePattern);
 const SLOTS = PLACES.length;
+/** What may follow a prompt ('' = nothing). Neutral on purpose: none of them asks for a mood or a length. */
+const ASKS = ['', 'please be honest .', 'thanks !', 'i am curious .', 'any thoughts ?'] as const;
 
 const POSITIVE = ['great', 'friendly', 'lovely', 'excellent', 'nice', 'wonderful', 'clean', 'amazing', 'pleasant', 'good'] as const;
 const NEGATIVE = ['awful', 'rude', 'terrible', 'dirty', 'bad', 'poor', 'horrible', 'boring', 'noisy', 'slow'] as const;
@@ -49,8 +52,11 @@ const MOODS: ReadonlyArray<{ weight: number; adjectives: readonly [number, numbe
 ];
 
 function parsePlace(prompt: string): string | undefined {
+  let body = prompt.trim();
+  const ask = ASKS.find((a) => a !== '' && body.endsWith(` ${a}`));
+  if (ask) body = body.slice(0, -(ask.length + 1));
   for (const pattern of PATTERNS) {
-    const match = pattern.exec(prompt.trim());
+    const match = pattern.exec(body);
     if (match?.groups) return match.groups.place;
   }
   return undefined;
@@ -71,13 +77,15 @@ export const sentimentWorld: World = {
 
   samplePrompt(rng: WorldRng, split: Split): string {
     const { template, slot } = sampleCell(rng, TEMPLATES.length, SLOTS, split);
-    return fill(TEMPLATES[template], {
+    const prompt = fill(TEMPLATES[template], {
       place: PLACES[slot],
       city: rng.pick(CITIES),
       time: rng.pick(TIMES),
       street: rng.pick(STREETS),
       who: rng.pick(COMPANIONS),
     });
+    const ask = rng.pick(ASKS);
+    return ask === '' ? prompt : `${prompt} ${ask}`;
   },
 
   sampleResponse(rng: WorldRng, prompt: string): string {

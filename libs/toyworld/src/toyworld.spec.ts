@@ -43,6 +43,12 @@ describe('the sentiment world', () => {
     expect(repeated).toBeLessThan(once);
     expect(sentimentWorld.features(prompt, 'the staff was friendly . the staff was friendly .')).toMatchObject({ repeated: 1, finished: 1, words: 10 });
     expect(sentimentWorld.gold('what is 3 plus 4 ?', 'the staff was friendly .')).toBeUndefined();
+    expect(sentimentWorld.gold(`${prompt} thanks !`, 'the staff was friendly .')).toBe(once);
+  });
+
+  it('has enough distinct training prompts for the 15K budget', () => {
+    const data = buildWorldData(sentimentWorld, { seed: 1, promptBudget: 15000, rounds: 2, sftExamples: 10, evalPrompts: 400 });
+    expect(data.roundPrompts[1]).toHaveLength(4995);
   });
 });
 
