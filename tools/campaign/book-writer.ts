@@ -97,7 +97,7 @@ export async function writeBook(
   const resultsMd = path.join(bookDir, 'RESULTS.md');
   await writeFileAtomic(
     resultsMd,
-    renderBook({ plan: plan.name, planFile, createdAt, totalCells: cells.length, finishedCells: done.length, sections, plots }),
+    renderBook({ plan: plan.name, planFile, createdAt, totalCells: cells.length, finishedCells: done.length, sections, plots, findings: plan.findings }),
   );
   return { resultsMd, resultsJson, plots: [...plots.values()].flat().map((p) => path.join(bookDir, p)), warnings };
 }

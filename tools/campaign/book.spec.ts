@@ -51,6 +51,13 @@ describe('the results book', () => {
     sections.find((s) => s.name === section)!.rows.find((r) => r.variant === variant && r.noise === noise && r.budget === budget)!;
   const line = (start: string, after = '') => book.slice(book.indexOf(after)).split('\n').find((l) => l.startsWith(start))!;
 
+  it('prints the plan\'s findings between the introduction and the first section', () => {
+    const withFindings = renderBook({ plan: 'test', planFile: 'experiments/test.yaml', createdAt: '2026-01-02T03:04:05Z', totalCells: 1, finishedCells: 1, sections, plots, findings: '### What moved\n\nwdro rose.\n' });
+    expect(withFindings.indexOf('### What moved\n\nwdro rose.')).toBeGreaterThan(withFindings.indexOf('Raw figures'));
+    expect(withFindings.indexOf('### What moved')).toBeLessThan(withFindings.indexOf('## Main'));
+    expect(book).not.toContain('### What moved');
+  });
+
   it('has the five sections, headed exactly as issue 11 asks, in order', () => {
     const headings = book.split('\n').filter((l) => l.startsWith('## '));
     expect(headings).toEqual(['## Main', '## Judges', '## Seed size', '## Ablation', '## Noise']);

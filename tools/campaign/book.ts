@@ -26,6 +26,8 @@ export interface BookInput {
   sections: SectionSummary[];
   /** Plot files per table (tableKey), relative to the book's directory. */
   plots: ReadonlyMap<string, string[]>;
+  /** The plan's findings (Markdown, no '#'/'##' headings), printed before the sections. */
+  findings?: string;
 }
 
 const DASH = '—';
@@ -205,6 +207,7 @@ export function renderBook(input: BookInput): string {
       '★ marks the recommended configuration. KL: KL(π‖π_init), nats per response; lengths in characters.',
     '',
   );
+  if (input.findings?.trim()) out.push(input.findings.trim(), '');
   for (const section of input.sections) {
     out.push(`## ${SECTION_TITLES[section.name]}`, '');
     if (section.rows.length === 0) out.push(NOT_MEASURED, '');

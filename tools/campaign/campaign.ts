@@ -16,7 +16,7 @@ import { writeBook } from './book-writer';
 import { CellStore, expandCells, partition } from './cells';
 import { parseCampaignOptions, UsageError, USAGE, type CampaignOptions } from './cli-options';
 import { CampaignEta } from './eta';
-import { parsePlan, PlanError, type Plan } from './plan';
+import { checkFindings, parsePlan, PlanError, type Plan } from './plan';
 import { runCells } from './runner';
 
 function readPlan(file: string): Plan {
@@ -26,7 +26,17 @@ function readPlan(file: string): Plan {
   } catch (error) {
     throw new UsageError(`--plan: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  return parsePlan(text, path.basename(file).replace(/\.ya?ml$/i, ''));
+  const plan = parsePlan(text, path.basename(file).replace(/\.ya?ml$/i, ''));
+  if (plan.findingsFile !== undefined) {
+    const findingsPath = path.resolve(path.dirname(file), plan.findingsFile);
+    try {
+      plan.findings = fs.readFileSync(findingsPath, 'utf8');
+    } catch (error) {
+      throw new PlanError(`findings: cannot read ${findingsPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    checkFindings(plan.findings, plan.findingsFile);
+  }
+  return plan;
 }
 
 async function runCampaign(options: CampaignOptions, plan: Plan, progress: Progress): Promise<{ book: string; failures: string[] }> {

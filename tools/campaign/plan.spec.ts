@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parsePlan, PlanError, type Plan } from './plan';
+import { checkFindings, parsePlan, PlanError, type Plan } from './plan';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -27,6 +27,13 @@ function errorOf(text: string): string {
 const withMain = (key: string, value: string) => MINIMAL.replace(new RegExp(`    ${key}: .*`), `    ${key}: ${value}`);
 
 describe('campaign plans', () => {
+  it('takes a findings file (Markdown) whose headings stay below the book sections', () => {
+    expect(parsePlan(`findings: main-findings.md\n${MINIMAL}`, 'x').findingsFile).toBe('main-findings.md');
+    expect(() => parsePlan(`findings: notes.txt\n${MINIMAL}`, 'x')).toThrow('findings: expected the path of a Markdown (.md) file, got "notes.txt"');
+    expect(() => checkFindings('### What moved\ntext\n', 'f.md')).not.toThrow();
+    expect(() => checkFindings('text\n## Main\n', 'f.md')).toThrow("findings: line 2 of f.md is a '#' or '##' heading");
+  });
+
   it('reads a minimal plan, with the demo-like defaults for what it leaves out', () => {
     const plan = parsePlan(MINIMAL, 'ci');
     expect(plan.name).toBe('ci');

@@ -43,6 +43,10 @@ export interface Plan {
   /** Variant names whose rows results.json marks `"recommended": true`. */
   recommended: string[];
   sections: Partial<Record<SectionName, Section>>;
+  /** `findings:` as written: a Markdown file, relative to the plan's folder, that the book prints before its tables. */
+  findingsFile?: string;
+  /** That file's text, once read (campaign.ts readPlan). */
+  findings?: string;
 }
 
 export class PlanError extends Error {}
@@ -167,6 +171,12 @@ function section(value: unknown, where: string, named: ReadonlyMap<string, Varia
 }
 
 /** Parses and validates a plan's YAML text; `fallbackName` (the file's base name) names a plan without `name`. */
+/** The findings file may not open a section of its own: the book's five sections are its only `#`/`##` headings. */
+export function checkFindings(text: string, file: string): void {
+  const heading = text.split('\n').findIndex((line) => /^#{1,2} /.test(line));
+  if (heading >= 0) throw new PlanError(`findings: line ${heading + 1} of ${file} is a '#' or '##' heading; the book's sections are its only ones (use ###)`);
+}
+
 export function parsePlan(text: string, fallbackName: string): Plan {
   let doc: unknown;
   try {
@@ -174,7 +184,7 @@ export function parsePlan(text: string, fallbackName: string): Plan {
   } catch (error) {
     throw new PlanError(`not valid YAML: ${(error as Error).message}`);
   }
-  const raw = object(doc, 'plan', ['name', 'recommended', 'settings', 'variants', 'sections']);
+  const raw = object(doc, 'plan', ['name', 'recommended', 'settings', 'variants', 'sections', 'findings']);
   const name = raw.name === undefined ? fallbackName : variantName(raw.name, 'name');
   const base = settings(raw.settings, 'settings', DEFAULT_SETTINGS);
   const named = new Map<string, Variant>();
@@ -198,5 +208,8 @@ export function parsePlan(text: string, fallbackName: string): Plan {
       throw new PlanError(`recommended${Array.isArray(raw.recommended) ? `[${i}]` : ''}: ${JSON.stringify(r)} is not a configuration of any section (${[...known].join(', ')})`);
     }
   }
-  return { name, recommended: recommended as string[], sections };
+  if (raw.findings !== undefined && (typeof raw.findings !== 'string' || !/\.md$/.test(raw.findings))) {
+    throw new PlanError(`findings: expected the path of a Markdown (.md) file, got ${JSON.stringify(raw.findings)}`);
+  }
+  return { name, recommended: recommended as string[], sections, findingsFile: raw.findings as string | undefined };
 }
