@@ -82,7 +82,9 @@ def _wdro_spec(world, loss=common_pb2.PREFERENCE_LOSS_WDRO, **fields):
 
 def test_adversary_schedule_defaults_to_per_step_and_per_round_to_groups_of_100(world, tmp_path):
     """docs/algorithm.md §7 (per-round adversary): unset = per step; PER_ROUND without a size = SSAPO's G = 100."""
-    parse = lambda spec: parse_job_spec(spec, default_output_dir=tmp_path, default_dro_address="x:1").task.wdro  # noqa: E731
+    def parse(spec):
+        return parse_job_spec(spec, default_output_dir=tmp_path, default_dro_address="x:1").task.wdro
+
     assert parse(_wdro_spec(world)).schedule == config.ADVERSARY_PER_STEP
     assert parse(_wdro_spec(world, adversary_schedule=common_pb2.ADVERSARY_SCHEDULE_PER_STEP)).schedule == "per-step"
     per_round = parse(_wdro_spec(world, adversary_schedule=common_pb2.ADVERSARY_SCHEDULE_PER_ROUND))

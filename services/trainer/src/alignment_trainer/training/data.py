@@ -7,8 +7,8 @@ Two record shapes (trainer.proto: SftJob, PreferenceJob; docs/algorithm.md §1-�
 
 Extra keys are kept out of the way (the judge writes scores and margins beside each pair), so a labelled-pairs
 artifact can be trained on as it is; the one read is the SPA judge's margin (a "margin" beside "method":
-"spa_implicit", formats.proto LabelledPair), which the per-round adversary starts from (docs/algorithm.md §7). Every problem is reported as ``path:line: field: reason`` so a user can open
-the file at the offending line.
+"spa_implicit", formats.proto LabelledPair), which the per-round adversary starts from (docs/algorithm.md §7).
+Every problem is reported as ``path:line: field: reason`` so a user can open the file at the offending line.
 
 Batching groups examples of similar length so a micro-batch pads little: the order is a seeded shuffle, cut into
 mega-batches that are sorted by length, cut into batches, and the batches shuffled again (the scheme of
