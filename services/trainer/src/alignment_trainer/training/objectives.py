@@ -212,6 +212,8 @@ class PreferenceObjective:
                              "pair_indices")
         indices = list(pair_indices) if pair_indices is not None else None
         n_pairs = sum(mb.n_pairs for mb in micro_batches)
+        if indices is not None and len(indices) != n_pairs:
+            raise ValueError(f"{len(indices)} pair_indices for a step of {n_pairs} pairs")
         tokens = sum(int(mb.attention_mask.sum()) for mb in micro_batches)
         scored: list[_Scored] = []
         extra: list[tuple[dict[str, float], int]] = []  # (metrics of one loss evaluation, its number of pairs)
