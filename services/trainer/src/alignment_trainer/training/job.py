@@ -139,6 +139,9 @@ class TrainingJob:
                 # docs/algorithm.md §7: the round's worst case, once, from the judge's margins in the pairs file
                 # (so a resumed job recomputes the same weights).
                 self.objective.solve_per_round(judge_margins)
+                if not self.objective.per_round.groups:
+                    log.warning("per-round adversary: no pair has a SPA-judge margin, every pair trains as DPO",
+                                extra={"fields": {"pairs": len(self.examples)}})
 
         decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
