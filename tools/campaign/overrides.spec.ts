@@ -1,4 +1,4 @@
-import { RunSpec } from '@alignment/contracts';
+import { AdversarySchedule, RunSpec } from '@alignment/contracts';
 import { applyOverrides, checkOverrides } from './overrides';
 
 const BASE = RunSpec.fromPartial({
@@ -21,6 +21,18 @@ describe('RunSpec overrides of a variant', () => {
     expect(spec.loss).toEqual({ ...BASE.loss, wdro: { radius: { $case: 'rho', value: 0.05 }, delta: 0.1 }, dndLambdaSchedule: [1] });
     expect(spec.evaluation).toEqual({ ...BASE.evaluation, samplesPerPrompt: 2 });
     expect({ ...spec, loss: BASE.loss, evaluation: BASE.evaluation }).toEqual(BASE);
+  });
+
+  it('express the W-DRO sweeps of issue 11: δ and the per-round adversary (docs/algorithm.md §7)', () => {
+    const overrides = { loss: { wdro: { delta: 0.01 }, adversary_schedule: 'ADVERSARY_SCHEDULE_PER_ROUND', adversary_group_size: 50 } };
+    expect(() => checkOverrides(overrides, 'o', Error)).not.toThrow();
+    const spec = applyOverrides(BASE, overrides);
+    expect(spec.loss).toEqual({
+      ...BASE.loss,
+      wdro: { radius: { $case: 'rho', value: 0.1 }, delta: 0.01 },
+      adversarySchedule: AdversarySchedule.ADVERSARY_SCHEDULE_PER_ROUND,
+      adversaryGroupSize: 50,
+    });
   });
 
   it('accept any RunSpec field, including ones the campaign does not know about', () => {

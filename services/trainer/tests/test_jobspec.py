@@ -69,3 +69,40 @@ def test_every_proto_loss_has_a_name_and_an_implementation():
     declared = {v for v in common_pb2.PreferenceLoss.values() if v != common_pb2.PREFERENCE_LOSS_UNSPECIFIED}
     assert set(LOSS_NAMES) == declared
     assert sorted(LOSS_NAMES.values()) == sorted(config.LOSSES)
+
+
+def _wdro_spec(world, loss=common_pb2.PREFERENCE_LOSS_WDRO, **fields):
+    wdro = common_pb2.WdroBudget(rho=0.3, delta=0.01) if loss == common_pb2.PREFERENCE_LOSS_WDRO else None
+    return trainer_pb2.JobSpec(
+        preference=trainer_pb2.PreferenceJob(
+            init=common_pb2.ArtifactRef(uri=str(world.checkpoint)), pairs=common_pb2.ArtifactRef(uri=str(world.pairs)),
+            loss=loss, wdro=wdro, **fields),
+        hparams=trainer_pb2.TrainingHyperparams(learning_rate=1e-6))
+
+
+def test_adversary_schedule_defaults_to_per_step_and_per_round_to_groups_of_100(world, tmp_path):
+    """docs/algorithm.md §7 (per-round adversary): unset = per step; PER_ROUND without a size = SSAPO's G = 100."""
+    def parse(spec):
+        return parse_job_spec(spec, default_output_dir=tmp_path, default_dro_address="x:1").task.wdro
+
+    assert parse(_wdro_spec(world)).schedule == config.ADVERSARY_PER_STEP
+    assert parse(_wdro_spec(world, adversary_schedule=common_pb2.ADVERSARY_SCHEDULE_PER_STEP)).schedule == "per-step"
+    per_round = parse(_wdro_spec(world, adversary_schedule=common_pb2.ADVERSARY_SCHEDULE_PER_ROUND))
+    assert (per_round.schedule, per_round.group_size) == (config.ADVERSARY_PER_ROUND, 100)
+    sized = parse(_wdro_spec(world, adversary_schedule=common_pb2.ADVERSARY_SCHEDULE_PER_ROUND, adversary_group_size=2))
+    assert (sized.schedule, sized.group_size, sized.rho, sized.delta) == ("per-round", 2, 0.3, 0.01)
+
+
+@pytest.mark.parametrize("loss, fields, field", [
+    (common_pb2.PREFERENCE_LOSS_WDRO, {"adversary_schedule": common_pb2.ADVERSARY_SCHEDULE_PER_ROUND,
+                                       "adversary_group_size": 1}, "spec.preference.adversary_group_size"),
+    (common_pb2.PREFERENCE_LOSS_WDRO, {"adversary_group_size": 50}, "spec.preference.adversary_group_size"),
+    (common_pb2.PREFERENCE_LOSS_WDRO, {"adversary_schedule": 9}, "spec.preference.adversary_schedule"),
+    (common_pb2.PREFERENCE_LOSS_DPO, {"adversary_schedule": common_pb2.ADVERSARY_SCHEDULE_PER_ROUND},
+     "spec.preference.adversary_schedule"),
+    (common_pb2.PREFERENCE_LOSS_SPA, {"adversary_group_size": 100}, "spec.preference.adversary_group_size"),
+])
+def test_adversary_schedule_refusals_name_the_field(world, tmp_path, loss, fields, field):
+    with pytest.raises(InvalidSpec) as err:
+        parse_job_spec(_wdro_spec(world, loss, **fields), default_output_dir=tmp_path, default_dro_address="x:1")
+    assert err.value.field == field

@@ -42,7 +42,11 @@ export function preferenceJobSpec(args: {
       dndLambda: plan.dnd === 'schedule' ? dndLambda(loss?.dndLambdaSchedule ?? [], round) : 0,
     };
   }
-  if (round > 0 && plan.wdro) preference.wdro = loss?.wdro;
+  if (round > 0 && plan.wdro) {
+    preference.wdro = loss?.wdro;
+    preference.adversarySchedule = loss?.adversarySchedule;
+    preference.adversaryGroupSize = loss?.adversaryGroupSize;
+  }
   if (round === 0 && plan.labelSmoothing) preference.labelSmoothing = loss?.labelSmoothing;
   if (round === 0 && plan.drdpoBetaPrime) preference.drdpoBetaPrime = loss?.drdpoBetaPrime;
   const hparams = round === 0 ? spec.seedTraining! : spec.roundTraining!;

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { Configuration, JudgeMethod, Pairing, RunSpec } from '@alignment/contracts';
+import { AdversarySchedule, Configuration, JudgeMethod, Pairing, RunSpec } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { makeWorkspace, validSpec, type Workspace } from '../../testing/run-fixtures';
 import { validateSpec } from './run-spec';
@@ -266,6 +266,41 @@ describe('an invalid field is named', () => {
       },
       'spec.loss.drdpo_beta_prime',
     ],
+    // The per-round adversary (LossParams fields 7-8, docs/algorithm.md §7).
+    [
+      'an adversary schedule for spa',
+      (s) => (s.loss = { dndLambdaSchedule: [], adversarySchedule: AdversarySchedule.ADVERSARY_SCHEDULE_PER_ROUND }),
+      'spec.loss.adversary_schedule',
+    ],
+    [
+      'an unknown adversary schedule',
+      (s) => {
+        s.configuration = Configuration.CONFIGURATION_WDRO;
+        s.loss = { dndLambdaSchedule: [], wdro: { delta: 0.01, radius: { $case: 'rho', value: 0.3 } }, adversarySchedule: 7 as AdversarySchedule };
+      },
+      'spec.loss.adversary_schedule',
+    ],
+    [
+      'a group size per step',
+      (s) => {
+        s.configuration = Configuration.CONFIGURATION_WDRO;
+        s.loss = { dndLambdaSchedule: [], wdro: { delta: 0.01, radius: { $case: 'rho', value: 0.3 } }, adversaryGroupSize: 50 };
+      },
+      'spec.loss.adversary_group_size',
+    ],
+    [
+      'a per-round group of one pair',
+      (s) => {
+        s.configuration = Configuration.CONFIGURATION_WDRO_SR;
+        s.loss = {
+          dndLambdaSchedule: [],
+          wdro: { delta: 0.01, radius: { $case: 'rho', value: 0.3 } },
+          adversarySchedule: AdversarySchedule.ADVERSARY_SCHEDULE_PER_ROUND,
+          adversaryGroupSize: 1,
+        };
+      },
+      'spec.loss.adversary_group_size',
+    ],
     ['no seed training', (s) => (s.seedTraining = undefined), 'spec.seed_training'],
     ['no round training', (s) => (s.roundTraining = undefined), 'spec.round_training'],
     ['learning rate 0', (s) => (s.seedTraining!.learningRate = 0), 'spec.seed_training.learning_rate'],
@@ -324,6 +359,17 @@ describe('an invalid field is named', () => {
     expect(await fieldOf((s) => Object.assign(s, levers, { generation: { ...s.generation!, n: 4 } }))).toBe('valid');
     const defaults = { judgeTieMargin: 0, frozenJudge: false, seedReplayFraction: 0, confidenceKeepFraction: 1, pairing: Pairing.PAIRING_UNSPECIFIED };
     expect(await fieldOf((s) => Object.assign(s, defaults))).toBe('valid');
+  });
+
+  it('takes the per-round adversary for wdro and wdro-sr, with and without a group size', async () => {
+    const wdro = { delta: 0.01, radius: { $case: 'rho' as const, value: 0.3 } };
+    const perRound = AdversarySchedule.ADVERSARY_SCHEDULE_PER_ROUND;
+    for (const configuration of [Configuration.CONFIGURATION_WDRO, Configuration.CONFIGURATION_WDRO_SR]) {
+      expect(await fieldOf((s) => Object.assign(s, { configuration, loss: { dndLambdaSchedule: [], wdro, adversarySchedule: perRound } }))).toBe('valid');
+      expect(await fieldOf((s) => Object.assign(s, { configuration, loss: { dndLambdaSchedule: [], wdro, adversarySchedule: perRound, adversaryGroupSize: 2 } }))).toBe('valid');
+      const perStep = AdversarySchedule.ADVERSARY_SCHEDULE_PER_STEP;
+      expect(await fieldOf((s) => Object.assign(s, { configuration, loss: { dndLambdaSchedule: [], wdro, adversarySchedule: perStep } }))).toBe('valid');
+    }
   });
 
   it('says which line of the seed pairs is broken', async () => {

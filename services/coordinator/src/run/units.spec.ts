@@ -1,6 +1,6 @@
 // The small pure pieces of the domain: seeds, label noise, the prompt split, the win rate and its interval, and the
 // configuration -> trainer loss mapping.
-import { Configuration, PreferenceLoss, RunSpec, type PreferenceJob } from '@alignment/contracts';
+import { AdversarySchedule, Configuration, PreferenceLoss, RunSpec, type PreferenceJob } from '@alignment/contracts';
 import { CONFIGURATIONS, dndLambda } from './configurations';
 import { preferenceJobSpec } from './job-spec';
 import { flipCount, flipLabels } from './label-noise';
@@ -187,6 +187,20 @@ describe('configuration -> trainer loss (one table, configurations.ts)', () => {
   it('passes the robust-DPO parameters to round 0 only for their losses', () => {
     expect(job(spec(Configuration.CONFIGURATION_CDPO, { dndLambdaSchedule: [], labelSmoothing: 0.2 }), 0).labelSmoothing).toBe(0.2);
     expect(job(spec(Configuration.CONFIGURATION_DRDPO, { dndLambdaSchedule: [], drdpoBetaPrime: 2 }), 0).drdpoBetaPrime).toBe(2);
+  });
+
+  it('passes the adversary schedule and group size to the W-DRO rounds only', () => {
+    const perRound = { dndLambdaSchedule: [], wdro, adversarySchedule: AdversarySchedule.ADVERSARY_SCHEDULE_PER_ROUND, adversaryGroupSize: 50 };
+    for (const configuration of [Configuration.CONFIGURATION_WDRO, Configuration.CONFIGURATION_WDRO_SR]) {
+      const s = spec(configuration, perRound);
+      expect(job(s, 1)).toMatchObject({ adversarySchedule: AdversarySchedule.ADVERSARY_SCHEDULE_PER_ROUND, adversaryGroupSize: 50, wdro });
+      expect(job(s, 0).adversarySchedule).toBeUndefined();
+      expect(job(s, 0).adversaryGroupSize).toBeUndefined();
+    }
+    const perStep = job(spec(Configuration.CONFIGURATION_WDRO, { dndLambdaSchedule: [], wdro }), 2);
+    expect(perStep.adversarySchedule).toBeUndefined();
+    expect(perStep.adversaryGroupSize).toBeUndefined();
+    expect(job(spec(Configuration.CONFIGURATION_SPA), 2).adversarySchedule).toBeUndefined();
   });
 
   it("λ_t follows the schedule (the paper's by default) and keeps its last value past its end", () => {

@@ -24,6 +24,7 @@ DEFAULT_MAX_LENGTH = 1024          # TRL DPOConfig.max_length
 DEFAULT_WARMUP_RATIO = 0.1         # TrainingHyperparams.warmup_ratio (§2: 10% warm-up)
 DEFAULT_MAX_GRAD_NORM = 1.0        # TRL / transformers TrainingArguments.max_grad_norm
 DEFAULT_MAX_POSITION_EMBEDDINGS = 2048
+DEFAULT_ADVERSARY_GROUP_SIZE = 100  # PreferenceJob.adversary_group_size: SSAPO's G (docs/algorithm.md §7)
 # The DroSolver W-DRO jobs use when neither the spec nor $DRO_SOLVER_ADDRESS names one (the server and the CLI).
 DEFAULT_DRO_SOLVER_ADDRESS = "localhost:50054"
 
@@ -34,6 +35,9 @@ LOSSES = ("dpo", "spa", "wdro", "wdro-sr", "cdpo", "rdpo", "drdpo", "ipo")
 SPA_LOSSES = frozenset({"spa", "wdro-sr"})
 WDRO_LOSSES = frozenset({"wdro", "wdro-sr"})
 LABEL_SMOOTHING_LOSSES = frozenset({"cdpo", "rdpo"})
+# When the W-DRO adversary is solved (common.proto AdversarySchedule; docs/algorithm.md §4 and §7).
+ADVERSARY_PER_STEP = "per-step"
+ADVERSARY_PER_ROUND = "per-round"
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,15 @@ class SpaSettings:
 
 @dataclass(frozen=True)
 class WdroSettings:
-    """The Wasserstein ball on ξ, docs/algorithm.md §4: exactly one of epsilon / rho, and the support margin delta."""
+    """The Wasserstein ball on ξ, docs/algorithm.md §4: exactly one of epsilon / rho, and the support margin delta;
+    and when the adversary is solved: every optimizer step, or once per round on groups of ``group_size`` judged
+    pairs (docs/algorithm.md §7, per-round adversary)."""
 
     delta: float
     epsilon: float | None = None
     rho: float | None = None
+    schedule: str = ADVERSARY_PER_STEP
+    group_size: int = DEFAULT_ADVERSARY_GROUP_SIZE
 
 
 @dataclass(frozen=True)

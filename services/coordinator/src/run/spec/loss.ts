@@ -1,4 +1,4 @@
-import type { Configuration, LossParams, WdroBudget } from '@alignment/contracts';
+import { AdversarySchedule, type Configuration, type LossParams, type WdroBudget } from '@alignment/contracts';
 import type { ConfigurationPlan } from '../configurations';
 import { check, configName, finite } from './fields';
 
@@ -50,6 +50,7 @@ export function checkLoss(loss: LossParams | undefined, plan: ConfigurationPlan,
     );
   }
   checkWdro(loss.wdro, plan, name);
+  checkAdversarySchedule(loss, plan, name);
   if (loss.labelSmoothing !== undefined) {
     check(plan.labelSmoothing, 'loss.label_smoothing', `is only used by cdpo and rdpo, not ${name}`);
     finite(loss.labelSmoothing, 'loss.label_smoothing');
@@ -81,6 +82,26 @@ function checkWdro(wdro: WdroBudget | undefined, plan: ConfigurationPlan, name: 
     check(w.radius!.value >= 0, 'loss.wdro.epsilon', `must be >= 0, got ${w.radius!.value}`);
   } else {
     checkRho(w.radius!.value, 'loss.wdro.rho');
+  }
+}
+
+/**
+ * When the adversary is solved (docs/algorithm.md §7, per-round adversary): only for the W-DRO configurations, and
+ * a group size only with the per-round schedule, of at least 2 pairs (one pair alone has nothing to re-weight).
+ */
+function checkAdversarySchedule(loss: LossParams, plan: ConfigurationPlan, name: string): void {
+  if (loss.adversarySchedule !== undefined) {
+    check(plan.wdro, 'loss.adversary_schedule', `is only used by wdro and wdro-sr, not ${name}`);
+    const known = [AdversarySchedule.ADVERSARY_SCHEDULE_UNSPECIFIED, AdversarySchedule.ADVERSARY_SCHEDULE_PER_STEP, AdversarySchedule.ADVERSARY_SCHEDULE_PER_ROUND];
+    check(known.includes(loss.adversarySchedule), 'loss.adversary_schedule', `must be ADVERSARY_SCHEDULE_PER_STEP (the default) or ADVERSARY_SCHEDULE_PER_ROUND, got ${loss.adversarySchedule}`);
+  }
+  if (loss.adversaryGroupSize !== undefined) {
+    check(
+      loss.adversarySchedule === AdversarySchedule.ADVERSARY_SCHEDULE_PER_ROUND,
+      'loss.adversary_group_size',
+      'is only used with adversary_schedule ADVERSARY_SCHEDULE_PER_ROUND',
+    );
+    check(loss.adversaryGroupSize >= 2, 'loss.adversary_group_size', `must be >= 2, got ${loss.adversaryGroupSize}`);
   }
 }
 

@@ -14,6 +14,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from alignment_trainer.config import (
+    ADVERSARY_PER_ROUND,
+    ADVERSARY_PER_STEP,
+    DEFAULT_ADVERSARY_GROUP_SIZE,
     DEFAULT_BATCH_SIZE,
     DEFAULT_BETA,
     DEFAULT_DRDPO_BETA_PRIME,
@@ -189,15 +192,17 @@ def _preference(p: trainer_pb2.PreferenceJob, default_dro_address: str) -> Prefe
         if radius == "epsilon":
             eps = _finite(w.epsilon, f"{f}.wdro.epsilon")
             _check(eps >= 0, f"{f}.wdro.epsilon", f"must be >= 0, got {eps:g}")
-            wdro = WdroSettings(delta=delta, epsilon=eps)
+            wdro = WdroSettings(delta=delta, epsilon=eps, **_adversary_schedule(p, f))
         else:
             rho = _finite(w.rho, f"{f}.wdro.rho")
             _check(0 <= rho < 1, f"{f}.wdro.rho", f"must be in [0, 1), got {rho:g}")
-            wdro = WdroSettings(delta=delta, rho=rho)
+            wdro = WdroSettings(delta=delta, rho=rho, **_adversary_schedule(p, f))
     else:
         _check(not p.HasField("wdro"), f"{f}.wdro", f"only used by the WDRO and WDRO_SR losses, not {loss!r}")
         _check(not p.dro_solver_address, f"{f}.dro_solver_address",
                f"only used by the WDRO and WDRO_SR losses, not {loss!r}")
+        for name in ("adversary_schedule", "adversary_group_size"):
+            _check(not p.HasField(name), f"{f}.{name}", f"only used by the WDRO and WDRO_SR losses, not {loss!r}")
 
     ls = DEFAULT_LABEL_SMOOTHING
     if p.HasField("label_smoothing"):
@@ -215,6 +220,27 @@ def _preference(p: trainer_pb2.PreferenceJob, default_dro_address: str) -> Prefe
     address = p.dro_solver_address or (default_dro_address if loss in WDRO_LOSSES else "")
     return PreferenceTask(init=init, reference=reference, pairs=pairs, loss=loss, beta=beta, spa=spa, wdro=wdro,
                           dro_solver_address=address, label_smoothing=ls, drdpo_beta_prime=bp)
+
+
+_SCHEDULES = {
+    common_pb2.ADVERSARY_SCHEDULE_UNSPECIFIED: ADVERSARY_PER_STEP,
+    common_pb2.ADVERSARY_SCHEDULE_PER_STEP: ADVERSARY_PER_STEP,
+    common_pb2.ADVERSARY_SCHEDULE_PER_ROUND: ADVERSARY_PER_ROUND,
+}
+
+
+def _adversary_schedule(p: trainer_pb2.PreferenceJob, f: str) -> dict:
+    """WdroSettings' schedule and group_size (docs/algorithm.md §7): a group size only with the per-round
+    schedule, of at least 2 pairs."""
+    _check(p.adversary_schedule in _SCHEDULES, f"{f}.adversary_schedule",
+           f"must be ADVERSARY_SCHEDULE_PER_STEP or ADVERSARY_SCHEDULE_PER_ROUND, got {p.adversary_schedule}")
+    schedule = _SCHEDULES[p.adversary_schedule]
+    if p.HasField("adversary_group_size"):
+        _check(schedule == ADVERSARY_PER_ROUND, f"{f}.adversary_group_size",
+               "only used with adversary_schedule ADVERSARY_SCHEDULE_PER_ROUND")
+        _check(p.adversary_group_size >= 2, f"{f}.adversary_group_size",
+               f"must be >= 2, got {p.adversary_group_size}")
+    return {"schedule": schedule, "group_size": p.adversary_group_size or DEFAULT_ADVERSARY_GROUP_SIZE}
 
 
 def _hparams(h: trainer_pb2.TrainingHyperparams, present: bool) -> Hyperparams:

@@ -6,8 +6,9 @@ Two record shapes (trainer.proto: SftJob, PreferenceJob; docs/algorithm.md §1-�
     pairs  {"prompt": str, "chosen": str, "rejected": str}        (TRL's "standard, explicit prompt" format)
 
 Extra keys are kept out of the way (the judge writes scores and margins beside each pair), so a labelled-pairs
-artifact can be trained on as it is. Every problem is reported as ``path:line: field: reason`` so a user can open
-the file at the offending line.
+artifact can be trained on as it is; the one read is the SPA judge's margin (a "margin" beside "method":
+"spa_implicit", formats.proto LabelledPair), which the per-round adversary starts from (docs/algorithm.md §7).
+Every problem is reported as ``path:line: field: reason`` so a user can open the file at the offending line.
 
 Batching groups examples of similar length so a micro-batch pads little: the order is a seeded shuffle, cut into
 mega-batches that are sorted by length, cut into batches, and the batches shuffled again (the scheme of
@@ -47,11 +48,18 @@ class SftExample:
     response: str
 
 
+# LabelledPair.method of the SPA judge, whose margin is the implicit-reward margin h of docs/algorithm.md §1.
+SPA_IMPLICIT_METHOD = "spa_implicit"
+
+
 @dataclass(frozen=True)
 class PreferencePair:
     prompt: str
     chosen: str
     rejected: str
+    # The SPA judge's margin s(chosen) − s(rejected) (π_{t−1} or π_0 against π_init; no β) when the SPA judge
+    # labelled this pair; None for other pairs (human seed pairs, other judges).
+    judge_margin: float | None = None
 
 
 def _records(path: str | Path, fields: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
@@ -103,8 +111,19 @@ def load_pairs(path: str | Path) -> list[PreferencePair]:
     for lineno, r in _records(path, ("prompt", "chosen", "rejected")):
         if r["chosen"] == r["rejected"]:
             raise DatasetError(path, lineno, "rejected: identical to chosen (the pair carries no preference)")
-        pairs.append(PreferencePair(r["prompt"], r["chosen"], r["rejected"]))
+        pairs.append(PreferencePair(r["prompt"], r["chosen"], r["rejected"], _judge_margin(path, lineno, r)))
     return pairs
+
+
+def _judge_margin(path: str | Path, lineno: int, record: dict) -> float | None:
+    """The SPA judge's margin of a labelled pair: a finite number when "method" is "spa_implicit", else None."""
+    if record.get("method") != SPA_IMPLICIT_METHOD:
+        return None
+    value = record.get("margin")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DatasetError(path, lineno, f"margin: must be a finite number for method {SPA_IMPLICIT_METHOD!r}, "
+                                         f"got {value!r}")
+    return float(value)
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, seed: int, epoch: int,
@@ -142,6 +161,7 @@ __all__ = [
     "DatasetError",
     "MEGABATCH_MULTIPLIER",
     "PreferencePair",
+    "SPA_IMPLICIT_METHOD",
     "SftExample",
     "length_grouped_batches",
     "load_pairs",

@@ -96,7 +96,8 @@ class TrainingJob:
         model, tokenizer = job_inputs.load_policy(self.config, resume_dir)
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.examples, self.lengths, self.n_dropped = job_inputs.tokenize_examples(self.config, tokenizer)
+        self.examples, self.lengths, self.n_dropped, judge_margins = job_inputs.tokenize_examples(self.config,
+                                                                                                tokenizer)
 
         self.steps_per_epoch = data.steps_per_epoch(len(self.examples), self.h.batch_size)
         total = math.ceil(self.h.epochs * self.steps_per_epoch)
@@ -134,6 +135,13 @@ class TrainingJob:
                 self.adversary = self.connect_adversary(task.dro_solver_address)
             self.objective = PreferenceObjective(model, ref, task, total_steps=self.total_steps, device=self.device,
                                                  bf16=self.h.bf16, adversary=self.adversary, backward=backward)
+            if self.objective.per_round_schedule:
+                # docs/algorithm.md §7: the round's worst case, once, from the judge's margins in the pairs file
+                # (so a resumed job recomputes the same weights).
+                self.objective.solve_per_round(judge_margins)
+                if not self.objective.per_round.groups:
+                    log.warning("per-round adversary: no pair has a SPA-judge margin, every pair trains as DPO",
+                                extra={"fields": {"pairs": len(self.examples)}})
 
         decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
@@ -250,7 +258,11 @@ class TrainingJob:
             traced = every and (step + 1) % every == 0
             with (tracing.tracer().start_as_current_span("trainer.step", attributes={"trainer.step": step + 1})
                   if traced else nullcontext()):
-                result = self.objective.step(self._micro_batches(step), step)
+                micro_batches = self._micro_batches(step)
+                if isinstance(self.objective, PreferenceObjective):
+                    result = self.objective.step(micro_batches, step, pair_indices=self.step_indices)
+                else:
+                    result = self.objective.step(micro_batches, step)
             if self.acc is not None:
                 grad_norm = float(self.acc.clip_grad_norm_(self.model.parameters(), self.h.max_grad_norm))
                 result = self._gather(result)

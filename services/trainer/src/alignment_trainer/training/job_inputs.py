@@ -85,12 +85,14 @@ def load_reference(task: PreferenceTask, policy, resumed: bool, device: torch.de
     return ref
 
 
-def tokenize_examples(config: JobConfig, tokenizer) -> tuple[list, list[int], int]:
-    """Tokenises the dataset once: (examples, their lengths in tokens, how many were dropped). An example is a
+def tokenize_examples(config: JobConfig, tokenizer) -> tuple[list, list[int], int, list[float | None]]:
+    """Tokenises the dataset once: (examples, their lengths in tokens, how many were dropped, and for preference
+    jobs each kept pair's SPA-judge margin or None, data.PreferencePair.judge_margin). An example is a
     (prompt_ids, response_ids) pair for SFT, a TokenizedPair for preference jobs."""
     task = config.task
     max_length = config.hparams.max_length
     examples, lengths, dropped = [], [], 0
+    judge_margins: list[float | None] = []
     if isinstance(task, SftTask):
         path = task.dataset.path
         for ex in data.load_sft(path):
@@ -111,13 +113,14 @@ def tokenize_examples(config: JobConfig, tokenizer) -> tuple[list, list[int], in
                 continue
             examples.append(t)
             lengths.append(min(max_length, len(t.prompt_ids) + max(len(t.chosen_ids), len(t.rejected_ids))))
+            judge_margins.append(pair.judge_margin)
     if not examples:
         raise data.DatasetError(path, 0, f"every example's prompt fills max_length ({max_length} tokens) "
                                          "after the chat template; raise spec.hparams.max_length")
     if dropped:
         log.warning("dropped examples whose prompt fills max_length",
                     extra={"fields": {"dropped": dropped, "max_length": max_length}})
-    return examples, lengths, dropped
+    return examples, lengths, dropped, judge_margins
 
 
 __all__ = ["load_policy", "load_reference", "tokenize_examples", "verify_inputs"]

@@ -16,6 +16,8 @@ Preference losses come in two kinds (losses.py):
     without gradient, the step's loss L(h) and its derivative g_i = ∂L/∂h_i (solver coefficients and SR flags are
     constants of L, so this is exact); a second pass back-propagates Σ_i g_i·h_i micro-batch by micro-batch, whose
     gradient is Σ_i g_i·∇h_i = ∇L. The extra cost is one policy forward per step without gradient.
+    With the per-round adversary (docs/algorithm.md §7; per_round_adversary.py) the W-DRO losses take fixed
+    per-pair coefficients, solved once before the first step (``solve_per_round``), and call no adversary in a step.
 The reference model is run once per micro-batch, under no_grad, and its log-probs are reused by the second pass.
 """
 
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from alignment_trainer.config import SPA_LOSSES, WDRO_LOSSES, PreferenceTask
+from alignment_trainer.config import ADVERSARY_PER_ROUND, SPA_LOSSES, WDRO_LOSSES, PreferenceTask
 from alignment_trainer.training import losses
 from alignment_trainer.training.adversary import Adversary
 from alignment_trainer.training.logprobs import (
@@ -38,6 +40,7 @@ from alignment_trainer.training.logprobs import (
     split_pairs,
     token_logps,
 )
+from alignment_trainer.training.per_round_adversary import PerRoundWeights, solve_per_round
 from alignment_trainer.training.refinement import Flags, RefinementConfig, SelfRefinement, detection_margin
 
 COUPLED_LOSSES = frozenset({"wdro", "wdro-sr", "drdpo"})
@@ -169,6 +172,9 @@ class PreferenceObjective:
         self.adversary = adversary
         if task.loss in WDRO_LOSSES and adversary is None:
             raise ValueError(f"the {task.loss!r} loss needs an adversary (a DroSolver client)")
+        self.per_round_schedule = (task.loss in WDRO_LOSSES and task.wdro is not None
+                                   and task.wdro.schedule == ADVERSARY_PER_ROUND)
+        self.per_round: PerRoundWeights | None = None
         self.refinement = None
         if task.loss in SPA_LOSSES:
             s = task.spa
@@ -186,22 +192,43 @@ class PreferenceObjective:
         if self.refinement is not None:
             self.refinement.load_state_dict(state["refinement"])
 
+    # -- the per-round adversary --------------------------------------------------------------------------------
+
+    def solve_per_round(self, judge_margins: Sequence[float | None]) -> None:
+        """Per-round schedule only: one adversary call per group of the judged pairs (per_round_adversary.py), before
+        the first step; ``judge_margins`` are indexed like the job's examples (None: not judged)."""
+        if not self.per_round_schedule:
+            raise ValueError(f"the {self.task.loss!r} job does not use the per-round adversary schedule")
+        self.per_round = solve_per_round(judge_margins, self.adversary, beta=self.task.beta, wdro=self.task.wdro)
+
     # -- the step -----------------------------------------------------------------------------------------------
 
-    def step(self, micro_batches: Sequence[PairBatch], step: int) -> StepResult:
+    def step(self, micro_batches: Sequence[PairBatch], step: int,
+             pair_indices: Sequence[int] | None = None) -> StepResult:
+        """One optimizer step's passes; ``pair_indices`` (the example index of every pair, micro-batch after
+        micro-batch) are needed by the per-round schedule, whose weights are per example."""
+        if self.per_round_schedule and (self.per_round is None or pair_indices is None):
+            raise ValueError("the per-round adversary needs solve_per_round before the first step and the step's "
+                             "pair_indices")
+        indices = list(pair_indices) if pair_indices is not None else None
         n_pairs = sum(mb.n_pairs for mb in micro_batches)
+        if indices is not None and len(indices) != n_pairs:
+            raise ValueError(f"{len(indices)} pair_indices for a step of {n_pairs} pairs")
         tokens = sum(int(mb.attention_mask.sum()) for mb in micro_batches)
         scored: list[_Scored] = []
         extra: list[tuple[dict[str, float], int]] = []  # (metrics of one loss evaluation, its number of pairs)
         if self.task.loss in COUPLED_LOSSES and len(micro_batches) > 1:
-            loss = self._two_pass(micro_batches, step, scored, extra)
+            loss = self._two_pass(micro_batches, step, scored, extra, indices)
         else:
             # One micro-batch, or a per-pair loss: each micro-batch is its own forward/backward.
             loss = 0.0
+            offset = 0
             for mb in micro_batches:
                 mb = mb.to(self.device)
                 s = self._score(mb, with_grad=True)
-                value, metrics = self._loss(s.h(), s.detection, step)
+                mb_indices = indices[offset: offset + mb.n_pairs] if indices is not None else None
+                offset += mb.n_pairs
+                value, metrics = self._loss(s.h(), s.detection, step, mb_indices)
                 weight = mb.n_pairs / n_pairs
                 self._backward(value * weight)
                 loss += value.item() * weight
@@ -210,13 +237,13 @@ class PreferenceObjective:
         return StepResult(loss=loss, metrics=self._metrics(scored, extra), tokens=tokens)
 
     def _two_pass(self, micro_batches: Sequence[PairBatch], step: int, scored: list[_Scored],
-                  extra: list[tuple[dict[str, float], int]]) -> float:
+                  extra: list[tuple[dict[str, float], int]], indices: list[int] | None) -> float:
         with torch.no_grad():
             for mb in micro_batches:
                 scored.append(self._score(mb.to(self.device), with_grad=False))
         h = torch.cat([s.h() for s in scored]).detach().requires_grad_(True)
         detection = torch.cat([s.detection for s in scored]) if scored[0].detection is not None else None
-        value, metrics = self._loss(h, detection, step)
+        value, metrics = self._loss(h, detection, step, indices)
         (g,) = torch.autograd.grad(value, h)
         extra.append((metrics, h.numel()))
         offset = 0
@@ -260,8 +287,10 @@ class PreferenceObjective:
             nc, nr = int(pos[:n].sum()), int(pos[n:].sum())
         return _Scored(pc, pr, rc, rr, detection, lc, lr, nc, nr)
 
-    def _loss(self, h: torch.Tensor, detection: torch.Tensor | None, step: int) -> tuple[torch.Tensor, dict]:
-        """The configured loss of these pairs as a scalar (a mean over them, or their coupled batch loss)."""
+    def _loss(self, h: torch.Tensor, detection: torch.Tensor | None, step: int,
+              indices: list[int] | None) -> tuple[torch.Tensor, dict]:
+        """The configured loss of these pairs (example ``indices``, for the per-round weights) as a scalar (a mean
+        over them, or their coupled batch loss)."""
         t = self.task
         metrics: dict[str, float] = {}
         flags: Flags | None = None
@@ -281,6 +310,9 @@ class PreferenceObjective:
         if t.loss == "spa":
             return losses.spa_refined(h, t.beta, flags.z, flags.alpha).mean(), metrics
         w = t.wdro
+        if t.loss == "wdro" and self.per_round is not None:
+            a, b = self.per_round.coefficients(indices, h)
+            return losses.wdro_surrogate(h, t.beta, a, b, w.delta), metrics
         if t.loss == "wdro":
             sol = self.adversary.solve(losses.wdro_log_xi(h, t.beta), delta=w.delta, rho=w.rho, epsilon=w.epsilon)
             metrics.update(sol.metrics())
@@ -290,7 +322,11 @@ class PreferenceObjective:
             z = flags.z.to(h.device)
             empty = torch.zeros(0, dtype=h.dtype, device=h.device)
             a = b = empty
-            if bool((~z).any()):
+            if bool((~z).any()) and self.per_round is not None:
+                # Per round: the unflagged pairs keep their fixed weights, solved before any flag existed.
+                unflagged = [i for i, flagged in zip(indices, z.tolist()) if not flagged]
+                a, b = self.per_round.coefficients(unflagged, h)
+            elif bool((~z).any()):
                 # §6 wdro-sr: the adversary's ball is around the pairs refinement did not flag.
                 sol = self.adversary.solve(losses.wdro_log_xi(h[~z], t.beta), delta=w.delta, rho=w.rho,
                                      epsilon=w.epsilon)
@@ -313,6 +349,8 @@ class PreferenceObjective:
         # the latest τ. The solver is called at most once per step, so its metrics pass through unchanged.
         for m, _ in extra:
             metrics.update(m)
+        if self.per_round is not None:
+            metrics.update(self.per_round.metrics())
         flagged = [(m["spa/flagged_frac"], n) for m, n in extra if "spa/flagged_frac" in m]
         if flagged:
             metrics["spa/flagged_frac"] = sum(f * n for f, n in flagged) / sum(n for _, n in flagged)

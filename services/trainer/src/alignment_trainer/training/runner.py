@@ -13,8 +13,9 @@ What a run does:
      accumulation, AdamW (no weight decay on norms, as transformers' Trainer), gradient clipping, a
      cosine/linear/constant schedule with linear warm-up, bf16 autocast on CUDA only. After every step: one line in
      ``metrics.jsonl`` (TRL's names: loss, grad_norm, learning_rate, epoch, num_tokens, rewards/*, logps/*,
-     logits/*; spa/flagged_frac, spa/tau; dro/value, dro/lambda_star, dro/moved_frac, …) and a StepReport to the
-     hooks; cancellation is checked before every step.
+     logits/*; spa/flagged_frac, spa/tau; dro/value, dro/lambda_star, dro/moved_frac, …; dro/per_round_* with the
+     per-round adversary of docs/algorithm.md §7) and a StepReport to the hooks; cancellation is checked before
+     every step.
   4. Every ``checkpoint_every_steps`` steps writes a resumable checkpoint (model, optimizer, scheduler, RNG, step,
      self-refinement window, counters, metrics.jsonl length) to ``<work_dir>/resume/step-N`` through a temp dir and
      a rename, keeping only the newest. ``run_job`` resumes from it when one exists: the batch order depends only on
