@@ -4,6 +4,8 @@ Two record shapes (trainer.proto: SftJob, PreferenceJob; docs/algorithm.md ยง1-ย
 
     SFT    {"prompt": str, "response": str}
     pairs  {"prompt": str, "chosen": str, "rejected": str}        (TRL's "standard, explicit prompt" format)
+           + optional "chosen_finished" / "rejected_finished": bool  (false: cut at max_new_tokens, trained without
+                                                                       EOS; absent or null: finished)
 
 Extra keys are kept out of the way (the judge writes scores and margins beside each pair), so a labelled-pairs
 artifact can be trained on as it is. Every problem is reported as ``path:line: field: reason`` so a user can open
@@ -52,6 +54,9 @@ class PreferencePair:
     prompt: str
     chosen: str
     rejected: str
+    # False when the generator cut the response at max_new_tokens: it is tokenised without EOS (logprobs.py).
+    chosen_finished: bool = True
+    rejected_finished: bool = True
 
 
 def _records(path: str | Path, fields: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
@@ -103,8 +108,21 @@ def load_pairs(path: str | Path) -> list[PreferencePair]:
     for lineno, r in _records(path, ("prompt", "chosen", "rejected")):
         if r["chosen"] == r["rejected"]:
             raise DatasetError(path, lineno, "rejected: identical to chosen (the pair carries no preference)")
-        pairs.append(PreferencePair(r["prompt"], r["chosen"], r["rejected"]))
+        chosen_finished = _finished_flag(path, lineno, r, "chosen_finished")
+        rejected_finished = _finished_flag(path, lineno, r, "rejected_finished")
+        pairs.append(PreferencePair(r["prompt"], r["chosen"], r["rejected"], chosen_finished, rejected_finished))
     return pairs
+
+
+def _finished_flag(path: str | Path, lineno: int, record: dict, field: str) -> bool:
+    """A pair's optional ``chosen_finished`` / ``rejected_finished`` (formats.proto LabelledPair): absent or null
+    means finished (seed pairs and TRL-style pairs have none)."""
+    value = record.get(field)
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise DatasetError(path, lineno, f"{field}: must be true or false, got {type(value).__name__}")
+    return value
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, seed: int, epoch: int,
