@@ -91,7 +91,8 @@ def test_last_short_batch_kept_or_dropped():
 
 def test_pairs_carry_the_finished_flags_absent_meaning_finished(tmp_path):
     p = _write(tmp_path, "pairs.jsonl", [
-        json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b", "chosen_finished": False, "rejected_finished": True}),
+        json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b", "chosen_finished": False,
+                    "rejected_finished": True}),
         json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b", "chosen_finished": None}),
         json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b"}),
     ])
