@@ -1,5 +1,4 @@
 export * from './errors';
-export { availableCores, cgroupCpuLimit, parseCfsQuota, parseCpuMax } from './cpu-cores';
 export * from './model-dir';
 export * from './tokenizer';
 export { OnnxCausalLM, type SessionSettings, type ForwardInput, type ForwardOutput } from './causal-lm';
