@@ -247,7 +247,7 @@ export async function evaluateRun(clients: StackClients, world: World, dataDir: 
           rejected: world.features(p.prompt as string, p.rejected as string),
         })),
       );
-      dropped = (metrics['judge/dropped_ties'] ?? 0) + (metrics['judge/dropped_identical'] ?? 0);
+      dropped = (metrics['judge/dropped_ties'] ?? 0) + (metrics['judge/dropped_identical'] ?? 0) + (metrics['judge/dropped_unfinished'] ?? 0);
     }
     const accuracy = metrics['judge/self_label_accuracy'];
     evaluations.push({
