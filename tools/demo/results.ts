@@ -27,7 +27,7 @@ export interface RoundEvaluation {
   kl: number;
   /** Rounds ≥ 1 of self-annotating configurations: how often the round's self-labels agree with gold; else null. */
   self_label_accuracy: number | null;
-  /** Pairs the round's judge dropped (ties, identical), when the round judged any. */
+  /** Pairs the round's judge dropped (ties, identical, with a response cut at max_new_tokens), when the round judged any. */
   dropped_pairs: number | null;
   /** The judge's systematic leanings in this round: for each world feature, P(chosen has the larger value | differ). */
   leanings: Record<string, number>;

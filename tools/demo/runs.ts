@@ -7,6 +7,7 @@ import {
   JudgeMethod,
   RunSpec,
   Stage,
+  UnfinishedPairs,
   type ArtifactRef,
   type GenerateResult,
   type JudgePairsResult,
@@ -69,7 +70,8 @@ export interface GoldPairs {
 
 /**
  * On-policy gold pairs (docs/benchmark.md: off-policy pairs taught almost nothing): two samples of π_init per prompt,
- * labelled by the world's gold annotator through the judge's `rule` method; identical or tied pairs are dropped.
+ * labelled by the world's gold annotator through the judge's `rule` method; identical or tied pairs are dropped, pairs
+ * with a response cut at max_new_tokens are kept (UNFINISHED_PAIRS_KEEP; docs/algorithm.md §7).
  */
 export async function goldPairs(
   clients: StackClients,
@@ -98,6 +100,9 @@ export async function goldPairs(
       method: JudgeMethod.JUDGE_METHOD_RULE,
       responses: generated.responses!,
       rule: { rule: world.rule, tieTolerance: 0 },
+      // The gold annotator stands in for the human labels, which judge every pair, cut responses included (the rule
+      // scores them on their text); the pairs carry the finished flags, so the trainer learns a cut one without EOS.
+      unfinishedPairs: UnfinishedPairs.UNFINISHED_PAIRS_KEEP,
       outputUri: path.join(outDir, 'pairs.jsonl'),
     }),
     undefined,
@@ -242,7 +247,7 @@ export async function evaluateRun(clients: StackClients, world: World, dataDir: 
           rejected: world.features(p.prompt as string, p.rejected as string),
         })),
       );
-      dropped = (metrics['judge/dropped_ties'] ?? 0) + (metrics['judge/dropped_identical'] ?? 0);
+      dropped = (metrics['judge/dropped_ties'] ?? 0) + (metrics['judge/dropped_identical'] ?? 0) + (metrics['judge/dropped_unfinished'] ?? 0);
     }
     const accuracy = metrics['judge/self_label_accuracy'];
     evaluations.push({

@@ -56,6 +56,8 @@ export interface ReferenceValues {
   templates: TemplateReference[];
   encode: { text: string; ids: number[] }[];
   scores: { policy: ScoreReference[]; reference: ScoreReference[] };
+  /** The first score items as responses cut at max_new_tokens: tokenised and scored without EOS. */
+  scores_unfinished: { policy: ScoreReference[] };
   greedy: { prompt: string; ids: number[]; max_new_tokens: number }[];
   rewards: { prompt: string; response: string; ids: number[]; score: number }[];
 }

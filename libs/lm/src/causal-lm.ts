@@ -1,19 +1,20 @@
 import * as fs from 'node:fs';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { availableCores } from './cpu-cores';
 import { ModelDirectoryError } from './errors';
 import { emptyKvCache, type KvCache, type KvShape } from './kv-cache';
 import type { ModelDirectory } from './model-dir';
 import { ARGMAX_GATE, INV_TEMPERATURE, LOGIT_POSITIONS, NEXT_ARGMAX, NEXT_PROBS, TARGET_IDS, TARGET_LOGPROBS, augmentCausalLmGraph } from './onnx-graph';
 
 export interface SessionSettings {
-  /** onnxruntime intra-op threads; default: $LM_THREADS, else onnxruntime's own default (one per core). */
+  /** onnxruntime intra-op threads; default: $LM_THREADS, else the cores this process may use (cpu-cores.ts). */
   threads?: number;
 }
 
 export function sessionOptions(settings: SessionSettings = {}): InferenceSession.SessionOptions {
   const fromEnv = Number(process.env.LM_THREADS);
-  const threads = settings.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined);
-  return { graphOptimizationLevel: 'all', executionProviders: ['cpu'], ...(threads ? { intraOpNumThreads: threads } : {}) };
+  const threads = settings.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableCores());
+  return { graphOptimizationLevel: 'all', executionProviders: ['cpu'], intraOpNumThreads: threads };
 }
 
 /**

@@ -48,6 +48,21 @@ describe('sequence log-probs', () => {
     },
   );
 
+  it('of unfinished responses (no EOS) equal PyTorch’s within 1e-3 nats: the trainer’s chosen_finished = false', async () => {
+    const refs = models.values.scores_unfinished.policy;
+    expect(refs.length).toBeGreaterThan(0);
+    const batch = refs.map((ref) => ({
+      promptIds: policy.tokenizer.encodePrompt(ref.prompt),
+      responseIds: policy.tokenizer.encodeResponse(ref.response, { finished: false }),
+    }));
+    batch.forEach((item, i) => expect(item.responseIds).toEqual(refs[i].response_ids));
+    const scores = await scoreSequences(policy, batch);
+    scores.forEach((score, i) => {
+      expect(Math.abs(score.logp - refs[i].logp)).toBeLessThan(PARITY_NATS);
+      expect(score.tokenLogps).toHaveLength(refs[i].token_logps.length);
+    });
+  });
+
   it('do not depend on batching or on how positions are chunked (a logits budget of one position per call)', async () => {
     const batch = items(policy, 'policy');
     const batched = await scoreSequences(policy, batch);

@@ -5,7 +5,7 @@ import type { LanguageModel } from './language-model';
 export interface ScoreItem {
   /** The prompt's token ids (ChatTokenizer.encodePrompt). */
   promptIds: readonly number[];
-  /** The response's token ids as the trainer scores them (ChatTokenizer.encodeResponse: text, then EOS). */
+  /** The response's token ids as the trainer scores them (ChatTokenizer.encodeResponse: text, then EOS if finished). */
   responseIds: readonly number[];
 }
 

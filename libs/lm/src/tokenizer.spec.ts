@@ -30,6 +30,14 @@ describe('chat template and tokenizer, against transformers', () => {
     expect(tokenizer.padTokenId).toBe(models.values.pad_token_id);
   });
 
+  it('encodes an unfinished response (cut at max_new_tokens) without EOS, as the trainer tokenises it', () => {
+    for (const ref of models.values.scores_unfinished.policy) {
+      expect(tokenizer.encodeResponse(ref.response, { finished: false })).toEqual(ref.response_ids);
+      expect(tokenizer.encodeResponse(ref.response, { finished: false })).toEqual(tokenizer.encodeText(ref.response));
+      expect(tokenizer.encodeResponse(ref.response, { finished: true })).toEqual([...ref.response_ids, tokenizer.eosTokenId]);
+    }
+  });
+
   it('decodes what it encodes, skipping special tokens and ids beyond the vocabulary', () => {
     const ids = tokenizer.encodeText('Ça va — très bien!');
     expect(tokenizer.decode([...ids, tokenizer.eosTokenId, 100_000])).toBe('Ça va — très bien!');

@@ -59,7 +59,7 @@ export class ChatTemplate {
  * The model's tokenizer and chat template, used exactly as the trainer uses them
  * (services/trainer/src/alignment_trainer/training/logprobs.py `tokenize_pair`): a prompt is rendered through the chat
  * template with the generation prompt and encoded without added special tokens (templates write their own BOS);
- * a response is encoded without special tokens and EOS is appended.
+ * a response is encoded without special tokens and EOS is appended (none to an unfinished one).
  */
 export class ChatTokenizer {
   readonly eosTokenId: number;
@@ -116,9 +116,14 @@ export class ChatTokenizer {
     return this.encodeText(this.applyChatTemplate(messages, { addGenerationPrompt: true, field }));
   }
 
-  /** Token ids of a response as the trainer scores it: the text without special tokens, then EOS. */
-  encodeResponse(text: string): number[] {
-    return [...this.encodeText(text), this.eosTokenId];
+  /**
+   * Token ids of a response as the trainer scores it: the text without special tokens, then EOS, unless the response
+   * is unfinished (`finished: false`: the generator cut it at max_new_tokens), which never ended and so gets no EOS
+   * (logprobs.py tokenize_pair's chosen_finished / rejected_finished).
+   */
+  encodeResponse(text: string, options: { finished?: boolean } = {}): number[] {
+    const ids = this.encodeText(text);
+    return options.finished === false ? ids : [...ids, this.eosTokenId];
   }
 
   /** Token ids of text, without added special tokens (special-token strings inside it still match). */

@@ -3,6 +3,7 @@ import {
   JudgeMethod,
   JudgeService,
   Pairing,
+  UnfinishedPairs,
   type JudgePairsRequest,
   type JudgePairsResponse,
   type ModelRef,
@@ -15,6 +16,7 @@ import { InvalidArgumentError } from '@alignment/errors';
 import { judgePairs, type JudgeDeps, type JudgeJob, type JudgeMethodName } from './judging/judge-pairs';
 import type { PairingName } from './judging/pairing';
 import { scoreItems } from './judging/score-sequences';
+import type { UnfinishedPolicyName } from './judging/unfinished';
 
 const METHODS: Record<number, JudgeMethodName> = {
   [JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT]: 'spa_implicit',
@@ -26,6 +28,13 @@ const METHODS: Record<number, JudgeMethodName> = {
 const PAIRINGS: Record<number, PairingName> = {
   [Pairing.PAIRING_UNSPECIFIED]: 'first_two',
   [Pairing.PAIRING_BEST_WORST]: 'best_worst',
+};
+
+const UNFINISHED_POLICIES: Record<number, UnfinishedPolicyName> = {
+  [UnfinishedPairs.UNFINISHED_PAIRS_UNSPECIFIED]: 'drop',
+  [UnfinishedPairs.UNFINISHED_PAIRS_DROP]: 'drop',
+  [UnfinishedPairs.UNFINISHED_PAIRS_PENALIZE]: 'penalize',
+  [UnfinishedPairs.UNFINISHED_PAIRS_KEEP]: 'keep',
 };
 
 function onnx(ref: ModelRef | undefined): ModelLocation | undefined {
@@ -51,7 +60,13 @@ export function toJudgeJob(request: JudgePairsRequest): JudgeJob {
     shard: request.shard,
     outputUri: request.outputUri,
     pairing: PAIRINGS[request.pairing ?? Pairing.PAIRING_UNSPECIFIED] ?? unknownPairing(request.pairing!),
+    ...(request.unfinishedPairs !== undefined ? { unfinishedPairs: UNFINISHED_POLICIES[request.unfinishedPairs] ?? unknownUnfinished(request.unfinishedPairs) } : {}),
+    ...(request.unfinishedPenalty !== undefined ? { unfinishedPenalty: request.unfinishedPenalty } : {}),
   };
+}
+
+function unknownUnfinished(policy: number): never {
+  throw new InvalidArgumentError('unfinished_pairs', `unknown policy ${policy}: UNFINISHED_PAIRS_DROP, _PENALIZE or _KEEP`);
 }
 
 function unknownPairing(pairing: number): never {
@@ -86,7 +101,11 @@ export function judgeBinding(deps: JudgeDeps): ServiceBinding {
     call.write({
       event: {
         $case: 'result',
-        value: { pairs: { uri: outcome.pairs.uri, sha256: outcome.pairs.sha256, sizeBytes: outcome.pairs.sizeBytes }, counts: outcome.counts },
+        value: {
+          pairs: { uri: outcome.pairs.uri, sha256: outcome.pairs.sha256, sizeBytes: outcome.pairs.sizeBytes },
+          counts: outcome.counts,
+          unfinished: outcome.unfinished,
+        },
       },
     });
   };

@@ -64,6 +64,19 @@ def test_cgroup_quota_caps_the_cores(tmp_path):
     assert cpu_env._cgroup_cpu_limit(str(tmp_path / "absent")) is None
 
 
+def test_cgroup_v1_cfs_quota_caps_the_cores(tmp_path):
+    v1 = tmp_path / "cpu"
+    v1.mkdir()
+    (v1 / "cpu.cfs_quota_us").write_text("250000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpu_env._cgroup_v1_cpu_limit((str(tmp_path / "absent"), str(v1))) == 2.5
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")  # no quota
+    assert cpu_env._cgroup_v1_cpu_limit((str(v1),)) is None
+    (v1 / "cpu.cfs_quota_us").write_text("garbage\n")
+    assert cpu_env._cgroup_v1_cpu_limit((str(v1),)) is None
+    assert cpu_env._cgroup_v1_cpu_limit((str(tmp_path / "absent"),)) is None
+
+
 def _run_job(tmp_path: Path, name: str, world, extra_env: dict[str, str]) -> tuple[str, dict]:
     """A short DPO job through the CLI in a fresh process; returns the checkpoint's sha256 and its cpu log line."""
     pref = trainer_pb2.PreferenceJob(init=common_pb2.ArtifactRef(uri=world.checkpoint.as_uri()),

@@ -87,3 +87,18 @@ def test_last_short_batch_kept_or_dropped():
     dropped = data.length_grouped_batches([3] * 10, 4, seed=0, epoch=0, drop_last=True)
     assert [len(b) for b in dropped] == [4, 4]
     assert data.steps_per_epoch(10, 4) == 3 and data.steps_per_epoch(10, 4, drop_last=True) == 2
+
+
+def test_pairs_carry_the_finished_flags_absent_meaning_finished(tmp_path):
+    p = _write(tmp_path, "pairs.jsonl", [
+        json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b", "chosen_finished": False,
+                    "rejected_finished": True}),
+        json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b", "chosen_finished": None}),
+        json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b"}),
+    ])
+    pairs = data.load_pairs(p)
+    assert [(x.chosen_finished, x.rejected_finished) for x in pairs] == [(False, True), (True, True), (True, True)]
+    bad = _write(tmp_path, "bad.jsonl", [json.dumps({"prompt": "Q", "chosen": "a", "rejected": "b",
+                                                     "rejected_finished": "no"})])
+    with pytest.raises(data.DatasetError, match="bad.jsonl:1: rejected_finished: must be true or false, got str"):
+        data.load_pairs(bad)

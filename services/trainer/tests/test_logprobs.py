@@ -36,6 +36,19 @@ def batch(tok):
     return build_pair_batch(tok, PROMPTS, CHOSEN, REJECTED, max_length=256)
 
 
+def test_an_unfinished_response_is_tokenised_without_eos(tok):
+    """A response cut at max_new_tokens (LabelledPair chosen_finished false) never ended: no EOS is appended, so it
+    is not learned as "stop here" (docs/algorithm.md §7); a finished one keeps its EOS."""
+    pair = logprobs.tokenize_pair(tok, "Q?", "cut off mid", "done.", chosen_finished=False)
+    text_ids = tuple(tok("cut off mid", add_special_tokens=False)["input_ids"])
+    assert pair.chosen_ids == text_ids and tok.eos_token_id not in pair.chosen_ids
+    assert pair.rejected_ids[-1] == tok.eos_token_id
+    batch = build_pair_batch(tok, ["Q?"], ["cut off mid"], ["done."], max_length=64, chosen_finished=[False],
+                             rejected_finished=[True])
+    assert batch.input_ids[0][batch.response_mask[0]].tolist() == list(text_ids)
+    assert batch.input_ids[1][batch.response_mask[1]].tolist()[-1] == tok.eos_token_id
+
+
 def explicit_logp(logits_row, ids_row, mask_row) -> float:
     """Σ over response tokens t of log softmax(logits[t-1])[ids[t]], with an explicit softmax in Python floats."""
     total = 0.0

@@ -9,6 +9,7 @@ import { checkLoss } from './spec/loss';
 import { pinFile, pinModel } from './spec/pinning';
 import { pinEvaluationPrompts, pinRoundPrompts } from './spec/prompt-sets';
 import { checkSelfAnnotationLevers } from './spec/self-annotation-levers';
+import { checkUnfinishedPairs } from './spec/unfinished-pairs';
 
 // RunSpec validation, up front: everything a run will need is checked before it starts, and every error names the
 // field as `spec.<path in snake_case>` with the reason (InvalidArgumentError -> INVALID_ARGUMENT). One module per
@@ -77,6 +78,7 @@ export async function validateSpec(input: RunSpec): Promise<ValidatedSpec> {
     check(spec.judgeRule === '', 'judge_rule', `is not used by ${JudgeMethod[method]} (rules judge only evaluations: evaluation.rule)`);
   }
   checkSelfAnnotationLevers(spec, plan);
+  checkUnfinishedPairs(spec, plan);
 
   // Evaluation (optional): who decides wins, and with what.
   const evaluation = spec.evaluation;

@@ -188,6 +188,8 @@ export interface JudgeTotals {
   /** Merged pairs in item order, each with its item's `prompt_index` (the item index in the responses file). */
   lines: JsonObject[];
   counts: JudgeCounts;
+  /** Pairs with a response cut at max_new_tokens, summed over the shards (judge.proto UnfinishedCounts). */
+  unfinished: { dropped: number; inPairs: number };
 }
 
 function pairKey(prompt: unknown, a: unknown, b: unknown): string {
@@ -236,6 +238,7 @@ export async function judgeSharded(job: ShardedJudge, ctx: CallContext): Promise
   });
   const lines = [...byIndex.keys()].sort((a, b) => a - b).map((i) => byIndex.get(i)!);
   const counts: JudgeCounts = { numPrompts: 0, numPairs: 0, droppedIdentical: 0, droppedTies: 0, droppedInvalid: 0 };
+  const unfinished = { dropped: 0, inPairs: 0 };
   for (const { result } of results) {
     const c = result.counts;
     counts.numPrompts += c?.numPrompts ?? 0;
@@ -243,10 +246,12 @@ export async function judgeSharded(job: ShardedJudge, ctx: CallContext): Promise
     counts.droppedIdentical += c?.droppedIdentical ?? 0;
     counts.droppedTies += c?.droppedTies ?? 0;
     counts.droppedInvalid += c?.droppedInvalid ?? 0;
+    unfinished.dropped += result.unfinished?.dropped ?? 0;
+    unfinished.inPairs += result.unfinished?.inPairs ?? 0;
   }
   if (counts.numPairs !== lines.length) {
     throw new StageFailedError(`${ctx.label}: the judge reported ${counts.numPairs} pairs but wrote ${lines.length}`);
   }
   const info = await writeJsonl(job.destination, lines);
-  return { pairs: { uri: info.uri, sha256: info.sha256, sizeBytes: info.sizeBytes }, lines, counts };
+  return { pairs: { uri: info.uri, sha256: info.sha256, sizeBytes: info.sizeBytes }, lines, counts, unfinished };
 }

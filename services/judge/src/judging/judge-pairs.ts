@@ -6,6 +6,7 @@ import { readResponses, responsesPath, type ResponsesRecord } from './responses'
 import { getRule, listRules } from './rules';
 import { LlmJudgeScorer, RewardModelScorer, RuleScorer, SpaImplicitScorer, type Candidate, type PairScorer } from './pair-scorers';
 import { responsesToScore, selectPair, type PairingName } from './pairing';
+import { dropsPair, finishedFlags, penalizedScores, resolveUnfinishedPolicy, type UnfinishedPolicyName } from './unfinished';
 
 export type JudgeMethodName = 'spa_implicit' | 'reward_model' | 'llm_as_judge' | 'rule';
 
@@ -24,6 +25,10 @@ export interface JudgeJob {
   outputUri: string;
   /** Which two responses form a prompt's pair (pairing.ts); unset = first_two. */
   pairing?: PairingName;
+  /** What becomes of a pair with a response cut at max_new_tokens (unfinished.ts); unset = drop. */
+  unfinishedPairs?: UnfinishedPolicyName;
+  /** Subtracted from an unfinished response's score with unfinishedPairs = penalize; unset = 1. */
+  unfinishedPenalty?: number;
 }
 
 export interface JudgeDeps {
@@ -43,9 +48,18 @@ export interface JudgeCounts {
   droppedInvalid: number;
 }
 
+/** judge.proto UnfinishedCounts: pairs with a response cut at max_new_tokens. */
+export interface UnfinishedCounts {
+  /** Dropped for it (policy drop). */
+  dropped: number;
+  /** Written with at least one unfinished response (penalize, keep). */
+  inPairs: number;
+}
+
 export interface JudgeOutcome {
   pairs: ArtifactInfo;
   counts: JudgeCounts;
+  unfinished: UnfinishedCounts;
 }
 
 export interface JudgeProgress {
@@ -67,6 +81,9 @@ export interface LabelledPair {
   /** chosen_score − rejected_score (> 0). */
   margin: number;
   method: JudgeMethodName;
+  /** Whether each side ended by itself (false: cut at max_new_tokens); written when the responses carried finish reasons. */
+  chosen_finished?: boolean;
+  rejected_finished?: boolean;
 }
 
 const CONFIG_FIELDS = { spa_implicit: 'spaImplicit', reward_model: 'rewardModel', llm_as_judge: 'llmAsJudge', rule: 'rule' } as const;
@@ -217,7 +234,8 @@ function outputPath(job: JudgeJob, store: ArtifactStore): string {
  * Labels one pair of responses of each prompt of the job's shard (the first two, or the best and worst: pairing.ts)
  * by the job's method and writes the labelled pairs, in prompt order, as a JSONL artifact (atomically, with its
  * sha256). Identical responses, ties and pairs that cannot be scored (an empty response, fewer than two, longer
- * than a model's context) are dropped and counted. Progress is reported after every chunk of pairs; aborting the signal stops the work and writes nothing.
+ * than a model's context) are dropped and counted, and so are pairs with a response cut at max_new_tokens under the
+ * default unfinished-pairs policy (unfinished.ts). Progress is reported after every chunk of pairs; aborting the signal stops the work and writes nothing.
  */
 export async function judgePairs(
   job: JudgeJob,
@@ -226,6 +244,7 @@ export async function judgePairs(
 ): Promise<JudgeOutcome> {
   const method = resolveMethod(job);
   const pairing = resolvePairing(job, method);
+  const unfinishedPolicy = resolveUnfinishedPolicy(job.unfinishedPairs, job.unfinishedPenalty);
   const shard = requireShard('shard', job.shard);
   const destination = outputPath(job, deps.store);
   const path = await responsesPath(job.responses);
@@ -234,6 +253,7 @@ export async function judgePairs(
 
   const { scorer, release } = await method.open(deps);
   const counts: JudgeCounts = { numPrompts: 0, numPairs: 0, droppedIdentical: 0, droppedTies: 0, droppedInvalid: 0 };
+  const unfinished: UnfinishedCounts = { dropped: 0, inPairs: 0 };
   const writer = await JsonlWriter.open(destination);
   const started = Date.now();
   try {
@@ -247,12 +267,24 @@ export async function judgePairs(
           counts.droppedInvalid += 1;
           continue;
         }
-        const selected = selectPair(candidate.responses, result.scores, pairing);
+        const finished = finishedFlags(record, candidate.responses);
+        const selected = selectPair(candidate.responses, penalizedScores(unfinishedPolicy, result.scores, finished), pairing);
+        const selectedFinished = finishedFlags(record, selected.responses);
+        if (dropsPair(unfinishedPolicy, selectedFinished)) {
+          unfinished.dropped += 1;
+          continue;
+        }
         const pair = labelPair(record, selected.responses, selected.scores, method.name, scorer.tieScale, method.tolerance);
         if (pair === 'tie') counts.droppedTies += 1;
         else {
+          if (record.finished) {
+            const firstChosen = pair.chosen === selected.responses[0];
+            pair.chosen_finished = firstChosen ? selectedFinished[0] : selectedFinished[1];
+            pair.rejected_finished = firstChosen ? selectedFinished[1] : selectedFinished[0];
+          }
           await writer.append(pair);
           counts.numPairs += 1;
+          if (selectedFinished.some((f) => !f)) unfinished.inPairs += 1;
         }
       }
       chunk = [];
@@ -265,12 +297,17 @@ export async function judgePairs(
       const responses = responsesToScore(record.responses, pairing);
       if (responses === 'invalid') counts.droppedInvalid += 1;
       else if (responses === 'identical') counts.droppedIdentical += 1;
-      else chunk.push({ record, candidate: { promptIndex: record.promptIndex, prompt: record.prompt, responses } });
+      // The first two need no scores to be chosen, so a pair the policy drops is not scored at all.
+      else if (pairing === 'first_two' && dropsPair(unfinishedPolicy, finishedFlags(record, responses))) unfinished.dropped += 1;
+      else {
+        const finished = finishedFlags(record, responses);
+        chunk.push({ record, candidate: { promptIndex: record.promptIndex, prompt: record.prompt, responses, finished } });
+      }
       if (chunk.length >= chunkSize) await flush();
     }
     if (!hooks.signal?.aborted) await flush();
     if (hooks.signal?.aborted) throw new CancelledError();
-    return { pairs: await writer.commit(), counts };
+    return { pairs: await writer.commit(), counts, unfinished };
   } catch (error) {
     await writer.abort();
     throw error;

@@ -16,6 +16,8 @@ export interface Candidate {
   prompt: string;
   /** Two or more responses: the first two of the record, or all its distinct ones (pairing.ts). */
   responses: string[];
+  /** Whether each response ended by itself (false: cut at max_new_tokens, scored without EOS); undefined = all did. */
+  finished?: boolean[];
 }
 
 /** Scores of a candidate's responses, one per response in order (higher is better), or why it could not be scored. */
@@ -61,7 +63,8 @@ async function scoreAll(model: LanguageModel, prepared: readonly Prepared[], opt
 
 /**
  * SPA Eq. 7-8 with the optional length penalty of Eq. 13: s(y) = logp_policy(y|x) − logp_reference(y|x)
- * − α_len·|y|, |y| the response's tokens (EOS included, as the trainer scores it).
+ * − α_len·|y|, |y| the response's tokens (EOS included, as the trainer scores it; an unfinished response, cut at
+ * max_new_tokens, has no EOS: unfinished.ts).
  */
 export class SpaImplicitScorer implements PairScorer {
   readonly method = 'spa_implicit';
@@ -77,7 +80,7 @@ export class SpaImplicitScorer implements PairScorer {
   async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<CandidateScores[]> {
     const build = (model: LanguageModel) => (c: Candidate) => {
       const promptIds = model.tokenizer.encodePrompt(c.prompt);
-      return c.responses.map((r) => ({ promptIds, responseIds: model.tokenizer.encodeResponse(r) }));
+      return c.responses.map((r, k) => ({ promptIds, responseIds: model.tokenizer.encodeResponse(r, { finished: c.finished?.[k] ?? true }) }));
     };
     // A pair either model cannot score is invalid for both, so the two passes score the same pairs.
     const onPolicy = prepare(this.policy, candidates, build(this.policy));

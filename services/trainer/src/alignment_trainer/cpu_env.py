@@ -17,9 +17,9 @@ applied only where the environment does not already set the variable (so a user 
 ALIGNMENT_CPU_PINS=off applies none of them (native kernels: faster on AVX-512, not comparable across machines).
 
 Threads: TRAINER_THREADS, else OMP_NUM_THREADS, else the cores this process may use (its CPU affinity and cgroup v2
-quota), less one in the server, whose gRPC threads need a core (on 2 cores, two torch threads beside the server ran
-DPO 6.5x slower than one). Results do not depend on the thread count (measured for 1 and 2; MKL's STRICT mode
-covers GEMM).
+quota, else cgroup v1's CFS quota), less one in the server, whose gRPC threads need a core (on 2 cores, two torch
+threads beside the server ran DPO 6.5x slower than one). Results do not depend on the thread count (measured for 1
+and 2; MKL's STRICT mode covers GEMM).
 
 apply_pins() must run before torch computes anything (the package's __init__ calls it); PyTorch reads the
 capability at its first vectorised kernel, MKL its mode at its first call.
@@ -81,10 +81,31 @@ def _cgroup_cpu_limit(path: str = "/sys/fs/cgroup/cpu.max") -> float | None:
         return None
 
 
+CGROUP_V1_DIRECTORIES = ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct")
+
+
+def _cgroup_v1_cpu_limit(directories: tuple[str, ...] = CGROUP_V1_DIRECTORIES) -> float | None:
+    """Cores allowed by a cgroup v1 CFS quota (cpu.cfs_quota_us / cpu.cfs_period_us; a quota of -1 = none), from the
+    first directory that has both files, or None. libs/lm/src/cpu-cores.ts reads the same files for onnxruntime."""
+    for directory in directories:
+        try:
+            with open(os.path.join(directory, "cpu.cfs_quota_us")) as fh:
+                quota = int(fh.read().strip())
+            with open(os.path.join(directory, "cpu.cfs_period_us")) as fh:
+                period = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        return quota / period if quota > 0 and period > 0 else None
+    return None
+
+
 def available_cores() -> int:
-    """Cores this process may run on: its affinity mask, capped by a cgroup quota (rounded up), at least 1."""
+    """Cores this process may run on: its affinity mask, capped by a cgroup quota (v2 cpu.max, else v1's CFS quota;
+    rounded up), at least 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     limit = _cgroup_cpu_limit()
+    if limit is None:
+        limit = _cgroup_v1_cpu_limit()
     if limit is not None:
         cores = min(cores, max(1, math.ceil(limit)))
     return max(1, cores)

@@ -6,8 +6,8 @@ definition, proto/alignment/v1/formats.proto (docs/formats.md); libs/contracts/s
     SpanRecord        a finished span (tracing.span_record)
     LogLine           a structured log line (logs.JsonFormatter)
     ResponsesRecord   a line of the generator's responses JSONL
-    LabelledPair      a line of the judge's labelled-pairs JSONL (data.load_pairs reads prompt, chosen, rejected;
-                      margin when method is "spa_implicit")
+    LabelledPair      a line of the judge's labelled-pairs JSONL (data.load_pairs reads prompt, chosen, rejected, the
+                      optional chosen_finished, rejected_finished, and margin when method is "spa_implicit")
     ArtifactManifest  a directory artifact's manifest.json (export.write_manifest)
 
 The messages are schemas of the JSON on disk, not protobuf's JSON mapping: keys are the proto field names, 64-bit

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { JudgeMethod, Pairing, Stage, type ArtifactRef, type JudgePairsRequest, type ModelRef } from '@alignment/contracts';
+import { JudgeMethod, Pairing, Stage, UnfinishedPairs, type ArtifactRef, type JudgePairsRequest, type ModelRef } from '@alignment/contracts';
 import { configurationPlan, roundJudgeMethod } from '../configurations';
 import { readObjects, writeJsonl } from '../data';
 import { readPinned } from '../evaluate';
@@ -7,6 +7,7 @@ import { StageFailedError } from '../executors';
 import { mean } from '../metrics';
 import { confidenceKeepFraction, keepMostConfident, marginScale } from '../self-label-levers';
 import { judgeSharded } from '../shards';
+import { DEFAULT_UNFINISHED_PENALTY, unfinishedPairsPolicy } from '../spec/unfinished-pairs';
 import { fileOutput, learnedModel, settingInput, type StageDefinition, type StageInput, type StageResult } from './stage';
 
 type JudgeInputs = {
@@ -20,6 +21,10 @@ type JudgeInputs = {
   confidenceKeepFraction?: StageInput<number>;
   /** spec.pairing, when best-vs-worst. */
   pairing?: StageInput<Pairing>;
+  /** spec.unfinished_pairs, when not the default UNFINISHED_PAIRS_DROP. */
+  unfinishedPairs?: StageInput<UnfinishedPairs>;
+  /** spec.unfinished_penalty (default 1), with UNFINISHED_PAIRS_PENALIZE. */
+  unfinishedPenalty?: StageInput<number>;
 };
 
 /** The round whose model judges round `round` (docs/algorithm.md §7: frozen judge). */
@@ -27,7 +32,8 @@ const judgeRound = (frozen: boolean | undefined, round: number) => (frozen ? 0 :
 
 /**
  * JUDGE (round t ≥ 1): the configuration's judge labels one pair of responses per prompt (the first two, or the best
- * and worst with spec.pairing), then the confidence filter keeps the most confident pairs when the spec asks.
+ * and worst with spec.pairing), applying spec.unfinished_pairs to pairs with a response cut at max_new_tokens (drop
+ * them by default), then the confidence filter keeps the most confident pairs when the spec asks.
  */
 export const judgeStage: StageDefinition<JudgeInputs> = {
   stage: Stage.STAGE_JUDGE,
@@ -40,6 +46,9 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
     if (spec.judgeTieMargin) inputs.tieMargin = settingInput(spec.judgeTieMargin);
     if (confidenceKeepFraction(spec) < 1) inputs.confidenceKeepFraction = settingInput(confidenceKeepFraction(spec));
     if (spec.pairing === Pairing.PAIRING_BEST_WORST) inputs.pairing = settingInput(spec.pairing);
+    const unfinished = unfinishedPairsPolicy(spec);
+    if (unfinished !== UnfinishedPairs.UNFINISHED_PAIRS_DROP) inputs.unfinishedPairs = settingInput(unfinished);
+    if (unfinished === UnfinishedPairs.UNFINISHED_PAIRS_PENALIZE) inputs.unfinishedPenalty = settingInput(spec.unfinishedPenalty ?? DEFAULT_UNFINISHED_PENALTY);
     return inputs;
   },
 
@@ -51,6 +60,9 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
     const tieTolerance = inputs.tieMargin?.value ?? 0;
     const request: Omit<JudgePairsRequest, 'shard' | 'outputUri'> = { method, responses };
     if (inputs.pairing) request.pairing = inputs.pairing.value;
+    // Unset, the judge drops pairs with a response cut at max_new_tokens (judge.proto JudgePairsRequest.unfinished_pairs).
+    if (inputs.unfinishedPairs) request.unfinishedPairs = inputs.unfinishedPairs.value;
+    if (inputs.unfinishedPenalty) request.unfinishedPenalty = inputs.unfinishedPenalty.value;
     if (method === JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT) {
       // SPA Eq. 7-8: s(y) = logp_{t-1}(y) - logp_init(y).
       const policy = learnedModel(inputs.policy, judgeRound(spec.frozenJudge, round));
@@ -79,7 +91,8 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
     const c = judged.counts;
     if (c.numPairs === 0) {
       throw new StageFailedError(
-        `the judge kept no pair out of ${items.length} (identical ${c.droppedIdentical}, ties ${c.droppedTies}, invalid ${c.droppedInvalid}); nothing to learn from`,
+        `the judge kept no pair out of ${items.length} (identical ${c.droppedIdentical}, ties ${c.droppedTies}, invalid ${c.droppedInvalid}, ` +
+          `unfinished ${judged.unfinished.dropped}); nothing to learn from`,
       );
     }
     const length = (s: unknown) => String(s).length;
@@ -92,6 +105,9 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
         'judge/dropped_identical': c.droppedIdentical,
         'judge/dropped_ties': c.droppedTies,
         'judge/dropped_invalid': c.droppedInvalid,
+        // Pairs with a response cut at max_new_tokens: dropped (UNFINISHED_PAIRS_DROP), or kept (PENALIZE, KEEP).
+        'judge/dropped_unfinished': judged.unfinished.dropped,
+        'judge/unfinished_in_pairs': judged.unfinished.inPairs,
         // The judge's leaning towards length (docs/benchmark.md: print the judge's systematic leanings).
         'judge/chosen_longer_rate': mean(judged.lines.map((p) => (length(p.chosen) > length(p.rejected) ? 1 : 0))),
         // In implicit-reward units β·(s1 − s2) for the SPA judge (the pairs' margin is the raw s1 − s2), the units

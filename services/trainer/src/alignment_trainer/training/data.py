@@ -4,6 +4,8 @@ Two record shapes (trainer.proto: SftJob, PreferenceJob; docs/algorithm.md §1-�
 
     SFT    {"prompt": str, "response": str}
     pairs  {"prompt": str, "chosen": str, "rejected": str}        (TRL's "standard, explicit prompt" format)
+           + optional "chosen_finished" / "rejected_finished": bool  (false: cut at max_new_tokens, trained without
+                                                                       EOS; absent or null: finished)
 
 Extra keys are kept out of the way (the judge writes scores and margins beside each pair), so a labelled-pairs
 artifact can be trained on as it is; the one read is the SPA judge's margin (a "margin" beside "method":
@@ -60,6 +62,9 @@ class PreferencePair:
     # The SPA judge's margin s(chosen) − s(rejected) (π_{t−1} or π_0 against π_init; no β) when the SPA judge
     # labelled this pair; None for other pairs (human seed pairs, other judges).
     judge_margin: float | None = None
+    # False when the generator cut the response at max_new_tokens: it is tokenised without EOS (logprobs.py).
+    chosen_finished: bool = True
+    rejected_finished: bool = True
 
 
 def _records(path: str | Path, fields: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
@@ -111,7 +116,10 @@ def load_pairs(path: str | Path) -> list[PreferencePair]:
     for lineno, r in _records(path, ("prompt", "chosen", "rejected")):
         if r["chosen"] == r["rejected"]:
             raise DatasetError(path, lineno, "rejected: identical to chosen (the pair carries no preference)")
-        pairs.append(PreferencePair(r["prompt"], r["chosen"], r["rejected"], _judge_margin(path, lineno, r)))
+        chosen_finished = _finished_flag(path, lineno, r, "chosen_finished")
+        rejected_finished = _finished_flag(path, lineno, r, "rejected_finished")
+        pairs.append(PreferencePair(r["prompt"], r["chosen"], r["rejected"], judge_margin=_judge_margin(path, lineno, r),
+                                    chosen_finished=chosen_finished, rejected_finished=rejected_finished))
     return pairs
 
 
@@ -124,6 +132,17 @@ def _judge_margin(path: str | Path, lineno: int, record: dict) -> float | None:
         raise DatasetError(path, lineno, f"margin: must be a finite number for method {SPA_IMPLICIT_METHOD!r}, "
                                          f"got {value!r}")
     return float(value)
+
+
+def _finished_flag(path: str | Path, lineno: int, record: dict, field: str) -> bool:
+    """A pair's optional ``chosen_finished`` / ``rejected_finished`` (formats.proto LabelledPair): absent or null
+    means finished (seed pairs and TRL-style pairs have none)."""
+    value = record.get(field)
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise DatasetError(path, lineno, f"{field}: must be true or false, got {type(value).__name__}")
+    return value
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, seed: int, epoch: int,

@@ -107,7 +107,8 @@ def tokenize_examples(config: JobConfig, tokenizer) -> tuple[list, list[int], in
     else:
         path = task.pairs.path
         for pair in data.load_pairs(path):
-            t = tokenize_pair(tokenizer, pair.prompt, pair.chosen, pair.rejected)
+            t = tokenize_pair(tokenizer, pair.prompt, pair.chosen, pair.rejected,
+                              chosen_finished=pair.chosen_finished, rejected_finished=pair.rejected_finished)
             if len(t.prompt_ids) >= max_length:
                 dropped += 1
                 continue

@@ -40,7 +40,8 @@ Prompt = str | Sequence[Mapping[str, str]]
 
 @dataclass(frozen=True)
 class TokenizedPair:
-    """Token ids of one preference pair: the chat-templated prompt and the two responses, each ending with EOS."""
+    """Token ids of one preference pair: the chat-templated prompt and the two responses, each ending with EOS unless
+    it was unfinished (cut at max_new_tokens)."""
 
     prompt_ids: tuple[int, ...]
     chosen_ids: tuple[int, ...]
@@ -53,7 +54,7 @@ class PairBatch:
 
     input_ids: torch.Tensor  # [2B, T] long
     attention_mask: torch.Tensor  # [2B, T] long, 1 on prompt and response tokens
-    response_mask: torch.Tensor  # [2B, T] bool, True on response tokens (EOS included) only
+    response_mask: torch.Tensor  # [2B, T] bool, True on response tokens (EOS included, if any) only
     n_truncated: int  # pairs with at least one response cut at max_length
 
     @property
@@ -69,13 +70,16 @@ class PairBatch:
         )
 
 
-def tokenize_pair(tokenizer, prompt: Prompt, chosen: str, rejected: str) -> TokenizedPair:
+def tokenize_pair(tokenizer, prompt: Prompt, chosen: str, rejected: str, *, chosen_finished: bool = True,
+                  rejected_finished: bool = True) -> TokenizedPair:
     """Prompt through the chat template with the generation prompt; each response as plain text plus EOS.
 
     The prompt is rendered to text and then encoded without added special tokens, because chat templates already
     write their BOS/header tokens (encoding with add_special_tokens=True would double a BOS). Responses are encoded
     separately and EOS is appended, so the response tokens are exactly what generation would have produced up to and
-    including the stop token (SPA and TRL append EOS the same way).
+    including the stop token (SPA and TRL append EOS the same way). A response marked unfinished (the generator cut
+    it at max_new_tokens: LabelledPair chosen_finished / rejected_finished false) gets no EOS, so it is never
+    learned as "stop here" (docs/algorithm.md §7); the judge's ChatTokenizer.encodeResponse does the same.
     """
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -84,10 +88,11 @@ def tokenize_pair(tokenizer, prompt: Prompt, chosen: str, rejected: str) -> Toke
     if eos is None:
         raise ValueError("the tokenizer has no eos_token: responses must end with EOS (docs/algorithm.md §1 notation)")
 
-    def response(text: str) -> tuple[int, ...]:
-        return (*tokenizer(text, add_special_tokens=False)["input_ids"], eos)
+    def response(text: str, finished: bool) -> tuple[int, ...]:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return (*ids, eos) if finished else tuple(ids)
 
-    return TokenizedPair(tuple(prompt_ids), response(chosen), response(rejected))
+    return TokenizedPair(tuple(prompt_ids), response(chosen, chosen_finished), response(rejected, rejected_finished))
 
 
 def collate_pairs(pairs: Sequence[TokenizedPair], *, pad_token_id: int, max_length: int) -> PairBatch:
@@ -134,11 +139,17 @@ def build_pair_batch(
     rejected: Sequence[str],
     *,
     max_length: int,
+    chosen_finished: Sequence[bool] | None = None,
+    rejected_finished: Sequence[bool] | None = None,
 ) -> PairBatch:
-    """tokenize_pair for each pair, then collate_pairs (padding with the tokenizer's pad token, else EOS)."""
+    """tokenize_pair for each pair, then collate_pairs (padding with the tokenizer's pad token, else EOS). The
+    finished flags (default: all finished) say which responses get EOS."""
     if not len(prompts) == len(chosen) == len(rejected):
         raise ValueError(f"lengths differ: {len(prompts)} prompts, {len(chosen)} chosen, {len(rejected)} rejected")
-    pairs = [tokenize_pair(tokenizer, p, c, r) for p, c, r in zip(prompts, chosen, rejected, strict=True)]
+    c_done = [True] * len(chosen) if chosen_finished is None else list(chosen_finished)
+    r_done = [True] * len(rejected) if rejected_finished is None else list(rejected_finished)
+    pairs = [tokenize_pair(tokenizer, p, c, r, chosen_finished=cf, rejected_finished=rf)
+             for p, c, r, cf, rf in zip(prompts, chosen, rejected, c_done, r_done, strict=True)]
     # The pad id only fills masked positions, so any valid id will do when a tokenizer defines none.
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return collate_pairs(pairs, pad_token_id=pad, max_length=max_length)
