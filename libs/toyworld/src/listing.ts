@@ -36,17 +36,18 @@ const KINDS: ReadonlyArray<{ name: string; items: readonly string[] }> = [
 const KIND_OF_ITEM: ReadonlyMap<string, number> = new Map(KINDS.flatMap((k, i) => k.items.map((item) => [item, i] as const)));
 const COUNTS = ['two', 'three', 'four', 'five'] as const;
 const COUNT_VALUE: ReadonlyMap<string, number> = new Map(COUNTS.map((c, i) => [c, i + 2]));
-const WHO = ['sister', 'class', 'team', 'parents', 'friend', 'neighbour', 'boss', 'cousin'] as const;
-const OCCASIONS = ['party', 'picnic', 'quiz', 'lesson', 'story', 'game', 'poster', 'song', 'trip', 'market'] as const;
+const WHO = ['sister', 'class', 'team', 'parents', 'friend', 'neighbour', 'boss', 'cousin', 'uncle', 'aunt'] as const;
+const OCCASIONS = ['party', 'picnic', 'quiz', 'lesson', 'story', 'game', 'poster', 'song', 'trip', 'market', 'fair', 'show'] as const;
 const GLUE: ReadonlySet<string> = new Set([',', 'and', '.']);
 
-// The kind is the cell's slot; every template has two more slots, so there are tens of thousands of prompts.
+// The kind is the cell's slot; every template also has the count, who and the occasion: 6 · 4 · 10 · 10 · 12 = 28,800
+// prompts, about 23,000 of them in training cells (the 15K budget draws 15,000 distinct ones over three rounds).
 const TEMPLATES: readonly string[] = [
-  'list {n} {kind} for my {who} .',
-  'name {n} {kind} for a {occasion} .',
+  'list {n} {kind} for my {who} and our {occasion} .',
+  'name {n} {kind} for a {occasion} with my {who} .',
   'my {who} needs {n} {kind} for a {occasion} . which ones ?',
   'can you suggest {n} {kind} for my {who} and our {occasion} ?',
-  'give me {n} {kind} for the {occasion} , just the names .',
+  'give me {n} {kind} for the {occasion} with my {who} , just the names .',
   'for a {occasion} with my {who} , tell me {n} {kind} .',
 ];
 const PATTERNS = TEMPLATES.map(templatePattern);

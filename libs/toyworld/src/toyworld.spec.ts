@@ -47,14 +47,14 @@ describe('the sentiment world', () => {
   });
 
   it('has enough distinct training prompts for the 15K budget', () => {
-    const data = buildWorldData(sentimentWorld, { seed: 1, promptBudget: 15000, rounds: 2, sftExamples: 10, evalPrompts: 400 });
-    expect(data.roundPrompts[1]).toHaveLength(4995);
+    const data = buildWorldData(sentimentWorld, { seed: 1, promptBudget: 15000, rounds: 3, sftExamples: 10, evalPrompts: 400 });
+    expect(data.roundPrompts[2]).toHaveLength(7500);
   });
 });
 
 describe('the listing world', () => {
   const gold = (prompt: string, response: string) => listingWorld.gold(prompt, response)!;
-  const prompt = 'name three fruits for a picnic .';
+  const prompt = 'name three fruits for a picnic with my aunt .';
 
   it('scores count, kind, chatter, length and repeats as documented', () => {
     expect(gold(prompt, 'apple , pear and plum .')).toBeCloseTo(1 + 0.5 - 0.004 * 23, 10);
@@ -75,8 +75,10 @@ describe('the listing world', () => {
   });
 
   it('has enough distinct training prompts for the 15K budget', () => {
-    const data = buildWorldData(listingWorld, { seed: 1, promptBudget: 15000, rounds: 2, sftExamples: 10, evalPrompts: 400 });
-    expect(data.roundPrompts[1]).toHaveLength(4995);
+    // The demo and the campaign draw all three rounds' prompt sets whatever the rounds they run (the world's data is
+    // fixed): 495 + 1,995 + 4,995 + 7,500 distinct training prompts.
+    const data = buildWorldData(listingWorld, { seed: 1, promptBudget: 15000, rounds: 3, sftExamples: 10, evalPrompts: 400 });
+    expect(data.roundPrompts[2]).toHaveLength(7500);
   });
 });
 
