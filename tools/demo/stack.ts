@@ -57,9 +57,21 @@ function listening(port: number): Promise<boolean> {
  * `npm run stack` (tools/stack/stack.ts) as a child process group on the given ports and data directory; its logs go
  * to `logFile`. Refuses to start when one of the ports is taken (a stack left over from another demo, say), naming it.
  */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 export class DemoStack {
   private child?: ChildProcess;
   private exited = false;
+  /**
+   * The stack runs in its own process group (detached), so a Ctrl-C or a SIGTERM to the demo or the campaign would
+   * not reach it: these handlers pass the signal on to the stack's group and exit, so no service is left holding the
+   * ports. The runs stay resumable (the coordinator's state is durable); rerunning the command picks them up.
+   */
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    this.signalGroup('SIGTERM');
+    process.exit(signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143);
+  };
+  private readonly onExit = (): void => this.signalGroup('SIGTERM');
 
   constructor(
     readonly ports: StackPorts,
@@ -90,6 +102,8 @@ export class DemoStack {
     };
     this.child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['tools/stack/stack.ts'], { cwd: ROOT, env, stdio: ['ignore', log, log], detached: true });
     this.child.once('exit', () => (this.exited = true));
+    for (const signal of STOP_SIGNALS) process.once(signal, this.onSignal);
+    process.once('exit', this.onExit);
     fs.closeSync(log);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -100,8 +114,19 @@ export class DemoStack {
     }
   }
 
+  private signalGroup(signal: NodeJS.Signals): void {
+    if (!this.child?.pid || this.exited) return;
+    try {
+      process.kill(-this.child.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+
   /** SIGTERM to the stack's process group (it stops every service), SIGKILL after a grace period. */
   async stop(graceMs = 20_000): Promise<void> {
+    for (const signal of STOP_SIGNALS) process.removeListener(signal, this.onSignal);
+    process.removeListener('exit', this.onExit);
     const child = this.child;
     if (!child?.pid || this.exited) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
