@@ -107,4 +107,21 @@ describe('npm run campaign on the CI plan', () => {
     const rerun = JSON.parse(fs.readFileSync(path.join(bookDir, 'results.json'), 'utf8')) as typeof results;
     expect(rerun.sections).toEqual(results.sections);
   }, TIMEOUT_MS);
+
+  it('--book-only writes the book from the finished cells and runs none of the pending ones', async () => {
+    const removed = results.cell_results[0].id;
+    const kept = path.join(dataDir, `${removed}.json.kept`);
+    fs.renameSync(path.join(dataDir, 'cells', `${removed}.json`), kept);
+    try {
+      const only = await campaign([...args, '--book-only']);
+      expect(only.code).toBe(0);
+      expect(only.stderr).toContain('--book-only: 1 cells not run');
+      expect(only.stderr).not.toContain('starting the services');
+      const partial = JSON.parse(fs.readFileSync(path.join(bookDir, 'results.json'), 'utf8')) as typeof results;
+      expect(partial.cells).toEqual({ total: 4, finished: 3, pending: [removed] });
+      expect(fs.readFileSync(path.join(bookDir, 'RESULTS.md'), 'utf8')).toContain('from 3 of 4 cells');
+    } finally {
+      fs.renameSync(kept, path.join(dataDir, 'cells', `${removed}.json`));
+    }
+  }, TIMEOUT_MS);
 });

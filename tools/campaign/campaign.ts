@@ -49,7 +49,8 @@ async function runCampaign(options: CampaignOptions, plan: Plan, progress: Progr
   const eta = new CampaignEta(cells.length, finished.size);
   const python = venvPython();
   const failures: string[] = [];
-  if (pending.length > 0) {
+  if (pending.length > 0 && options.bookOnly) progress.log(`--book-only: ${pending.length} cells not run`);
+  if (pending.length > 0 && !options.bookOnly) {
     const ports = defaultPorts(options.portBase);
     const stack = new DemoStack(ports, dataDir, path.join(dataDir, 'stack.log'), options.stackEnv);
     let clients: StackClients | undefined;
@@ -73,7 +74,9 @@ async function runCampaign(options: CampaignOptions, plan: Plan, progress: Progr
   progress.log(`writing the results book into ${options.bookDir} (${now.size} of ${cells.length} cells finished)`);
   const book = await writeBook(options.bookDir, plan, path.relative(path.resolve(__dirname, '../..'), options.plan), cells, now, python);
   for (const warning of book.warnings) progress.log(`WARNING ${warning}`);
-  if (now.size < cells.length) failures.push(`${cells.length - now.size} of ${cells.length} cells have not finished; rerun the same command to resume`);
+  if (now.size < cells.length && !options.bookOnly) {
+    failures.push(`${cells.length - now.size} of ${cells.length} cells have not finished; rerun the same command to resume`);
+  }
   return { book: book.resultsMd, failures };
 }
 

@@ -16,6 +16,7 @@ describe('campaign options', () => {
       portBase: 50251,
       cpuCapability: 'avx2',
       stackEnv: { ATEN_CPU_CAPABILITY: 'avx2' },
+      bookOnly: false,
     });
     expect(parseCampaignOptions(['--help'])).toBe('help');
   });
@@ -24,6 +25,7 @@ describe('campaign options', () => {
     const options = parse(['--plan=/p.yaml', '--data-dir', '/d', '--book', '/b', '--world-cache=/w', '--port-base', '52000', '--cpu-capability', 'default']);
     expect(options).toMatchObject({ plan: '/p.yaml', dataDir: '/d', bookDir: '/b', worldCache: '/w', portBase: 52000, cpuCapability: 'default' });
     expect(parse(['--plan', 'p'], { ALIGNMENT_WORLD_CACHE: '/cache', ATEN_CPU_CAPABILITY: 'avx512' })).toMatchObject({ worldCache: '/cache', cpuCapability: 'avx512' });
+    expect(parse(['--book-only', '--plan', 'p'])).toMatchObject({ bookOnly: true, plan: path.join(ROOT, 'p') });
   });
 
   it('rejects unknown options and bad values, naming them', () => {

@@ -12,6 +12,7 @@ export const USAGE = `npm run campaign -- --plan FILE [options]
   --world-cache DIR    base models, cached by content hash (default $ALIGNMENT_WORLD_CACHE, else ~/.cache/alignment/worlds)
   --port-base P        the stack's five ports are P..P+4 (default 50251)
   --cpu-capability L   the trainer's PyTorch kernel level: ${CPU_CAPABILITIES.join(' | ')} (default: $ATEN_CPU_CAPABILITY, else avx2)
+  --book-only          run nothing: write the book from the cells that have finished (the others are listed as pending)
   --help`;
 
 export interface CampaignOptions {
@@ -24,15 +25,22 @@ export interface CampaignOptions {
   cpuCapability: string;
   /** Environment the stack gets: the trainer's kernel level (none when pins are off). */
   stackEnv: Record<string, string>;
+  /** Write the book from the finished cells without running the pending ones. */
+  bookOnly: boolean;
 }
 
 export class UsageError extends Error {}
 
 export function parseCampaignOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): CampaignOptions | 'help' {
   const values = new Map<string, string>();
+  let bookOnly = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--help' || arg === '-h') return 'help';
+    if (arg === '--book-only') {
+      bookOnly = true;
+      continue;
+    }
     const [flag, inline] = arg.split(/=(.*)/s, 2);
     if (!USAGE.includes(`${flag} `) || !flag.startsWith('--')) throw new UsageError(`unknown option '${arg}' (see --help)`);
     const value = inline ?? argv[++i];
@@ -59,5 +67,6 @@ export function parseCampaignOptions(argv: string[], env: NodeJS.ProcessEnv = pr
     portBase,
     cpuCapability,
     stackEnv: cpuCapability === 'native' ? {} : { ATEN_CPU_CAPABILITY: cpuCapability },
+    bookOnly,
   };
 }
