@@ -58,6 +58,7 @@ function listening(port: number): Promise<boolean> {
  * to `logFile`. Refuses to start when one of the ports is taken (a stack left over from another demo, say), naming it.
  */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const PORT_RELEASE_WAIT_MS = 15_000;
 
 export class DemoStack {
   private child?: ChildProcess;
@@ -81,9 +82,15 @@ export class DemoStack {
   ) {}
 
   async start(timeoutMs = 10 * 60_000): Promise<void> {
+    // A stack stopped just before (the previous command of a script) may still be letting go of its ports: wait a
+    // little before calling a port taken.
+    const portDeadline = Date.now() + PORT_RELEASE_WAIT_MS;
     for (const name of SERVICE_NAMES) {
-      if (await listening(this.ports[name])) {
-        throw new Error(`port ${this.ports[name]} (${name}) is already in use: stop what listens there or pass --port-base`);
+      while (await listening(this.ports[name])) {
+        if (Date.now() > portDeadline) {
+          throw new Error(`port ${this.ports[name]} (${name}) is already in use: stop what listens there or pass --port-base`);
+        }
+        await new Promise((r) => setTimeout(r, 250));
       }
     }
     fs.mkdirSync(path.dirname(this.logFile), { recursive: true });
