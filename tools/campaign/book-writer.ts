@@ -61,7 +61,7 @@ async function drawPlots(
   return { plots, warnings };
 }
 
-/** Writes `<bookDir>/results.json`, `<bookDir>/plots/<table>/*.png` and `<bookDir>/RESULTS.md`. */
+/** Writes results.json, plots/<table>/*.png and RESULTS.md into the book directory. */
 export async function writeBook(
   bookDir: string,
   plan: Plan,

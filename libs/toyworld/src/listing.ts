@@ -13,7 +13,7 @@ import { fill, isFinished, sampleCell, templatePattern, words, type Split, type 
  *
  * It differs in kind from the other two worlds: what the gold human rewards is obedience to the literal request
  * (how many, of what, no chatter), not correctness of a computation or a tone. It is the world where a judge that has
- * learned "more content is better" goes wrong (docs/benchmark.md's third pilot world: the judge preferred the response
+ * learned "more content is better" goes wrong (docs/benchmark.md §4: in a third world the judge preferred the response
  * that added content beyond the request in 96 of 101 pairs).
  *
  * The SFT distribution mixes five styles: the bare list (the preferred behaviour, about a fifth of the samples),
@@ -78,7 +78,7 @@ function joinItems(items: readonly string[]): string {
 /**
  * `count` distinct items of a kind, in the kind's own order (apple before pear before plum): a list in a fixed order
  * is one a tiny model can write without repeating itself, so repeats stay a rare slip rather than a missing skill
- * (BENCHMARK.md's pilot lesson: preference learning barely moves skill failures).
+ * (docs/benchmark.md §4, the pilot's lesson: preference learning barely moves skill failures).
  */
 function drawItems(rng: WorldRng, kind: number, count: number): string[] {
   const items = KINDS[kind].items;
