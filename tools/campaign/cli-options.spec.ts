@@ -33,5 +33,7 @@ describe('campaign options', () => {
     expect(() => parse(['--plan', 'p', '--port-base', '70000'])).toThrow('--port-base: expected an integer in 1..65530');
     expect(() => parse(['--plan', 'p', '--cpu-capability', 'sse'])).toThrow('--cpu-capability: expected one of default, avx2, avx512');
     expect(() => parse(['--plan'])).toThrow('--plan: needs a value');
+    expect(() => parse(['--plan', 'p', 'experiments/main.yaml'])).toThrow("unexpected argument 'experiments/main.yaml'");
+    expect(() => parse(['--plan', 'p', '--book-only=yes'])).toThrow('--book-only: takes no value');
   });
 });

@@ -1,5 +1,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseFlags, UsageError } from '../demo/cli-flags';
 import { CPU_CAPABILITIES, trainerCpuLevel } from '../demo/cpu-level';
 import { ROOT } from '../demo/stack';
 
@@ -29,24 +30,15 @@ export interface CampaignOptions {
   bookOnly: boolean;
 }
 
-export class UsageError extends Error {}
+export { UsageError };
+
+/** The options USAGE lists with a value. */
+const VALUED_OPTIONS = [...USAGE.matchAll(/^ {2}(--[a-z-]+) [A-Z]/gm)].map((m) => m[1]);
 
 export function parseCampaignOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): CampaignOptions | 'help' {
-  const values = new Map<string, string>();
-  let bookOnly = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--help' || arg === '-h') return 'help';
-    if (arg === '--book-only') {
-      bookOnly = true;
-      continue;
-    }
-    const [flag, inline] = arg.split(/=(.*)/s, 2);
-    if (!USAGE.includes(`${flag} `) || !flag.startsWith('--')) throw new UsageError(`unknown option '${arg}' (see --help)`);
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new UsageError(`${flag}: needs a value`);
-    values.set(flag, value);
-  }
+  const { values, switches, help } = parseFlags(argv, VALUED_OPTIONS, ['--book-only']);
+  if (help) return 'help';
+  const bookOnly = switches.has('--book-only');
   const plan = values.get('--plan');
   if (!plan) throw new UsageError('--plan: give the plan file, e.g. --plan experiments/main.yaml');
   const portRaw = values.get('--port-base') ?? '50251';

@@ -14,7 +14,8 @@ describe('demo options', () => {
     expect(parse().run).toMatchObject({ beta: 0.25, seedTraining: { learningRate: 1e-4 }, roundTraining: { learningRate: 1e-4 } });
     expect(parse('--world', 'sentiment').run).toMatchObject({ beta: 0.5, seedTraining: { learningRate: 3e-4 } });
     expect(parse('--lr', '2e-5', '--beta', '1').run).toMatchObject({ beta: 1, seedTraining: { learningRate: 2e-5 }, roundTraining: { learningRate: 2e-5 } });
-    expect(() => parseOptions(['--lr', '-1'])).toThrow("--lr: expected a positive number, got '-1'");
+    expect(() => parseOptions(['--lr=-1'])).toThrow("--lr: expected a positive number, got '-1'");
+    expect(() => parseOptions(['--lr', '-1'])).toThrow("--lr: needs a value (write a value that starts with '-' as --lr=VALUE)");
   });
 
   it('reads every option, as --flag value and --flag=value', () => {
@@ -22,6 +23,7 @@ describe('demo options', () => {
     expect(options).toMatchObject({ world: 'sentiment', configs: ['dpo-gold', 'wdro-sr'], rounds: 3, seeds: [1, 2, 3], scale: 'paper', portBase: 52000 });
     expect(options.base).toMatchObject({ promptBudget: 3000, evalPrompts: 50, sftExamples: SCALES.paper.sftExamples });
     expect(parseOptions(['--help'])).toBe('help');
+    expect(parseOptions(['-h'])).toBe('help');
   });
 
   it("runs the trainer at its pinned kernel level unless --cpu-capability or ATEN_CPU_CAPABILITY names another", () => {
@@ -51,6 +53,11 @@ describe('demo options', () => {
     [['--prompt-budget', '50'], '--prompt-budget: at least 100 prompts'],
     [['--frobnicate', '1'], "unknown option '--frobnicate'"],
     [['--world'], '--world: needs a value'],
+    // Issue 13: words that are no option's value used to be ignored, and the demo ran its defaults.
+    [['arithmetic', 'sentiment'], "unexpected argument 'arithmetic': options are written --name value"],
+    [['--world', 'sentiment', 'listing'], "unexpected argument 'listing'"],
+    [['--toy'], "unknown option '--toy'"],
+    [['-x'], "unknown option '-x'"],
   ])('rejects %j naming the option', (argv, message) => {
     expect(() => parseOptions(argv)).toThrow(UsageError);
     expect(() => parseOptions(argv)).toThrow(message);

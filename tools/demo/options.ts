@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { WORLDS } from '@alignment/toyworld';
+import { parseFlags, UsageError } from './cli-flags';
 import { CPU_CAPABILITIES, trainerCpuLevel } from './cpu-level';
 import { DEMO_CONFIGURATIONS, type RunSettings } from './runs';
 import { ROOT } from './stack';
@@ -24,6 +25,11 @@ export const USAGE = `npm run demo -- [options]
                        else avx2, the trainer's reproducibility pin; each level builds and caches its own base model)
   --help`;
 
+export { UsageError };
+
+/** The options USAGE lists, each taking a value. */
+const VALUED_OPTIONS = [...USAGE.matchAll(/^ {2}(--[a-z-]+) [A-Z]/gm)].map((m) => m[1]);
+
 export interface DemoOptions {
   world: string;
   configs: string[];
@@ -40,8 +46,6 @@ export interface DemoOptions {
   /** Generation of the on-policy gold pairs (the seed set and dpo-gold's pairs). */
   pairGeneration: { temperature: number; maxNewTokens: number };
 }
-
-export class UsageError extends Error {}
 
 interface Scale {
   promptBudget: number;
@@ -131,16 +135,8 @@ function positiveNumber(flag: string, raw: string): number {
 }
 
 export function parseOptions(argv: string[]): DemoOptions | 'help' {
-  const values = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--help' || arg === '-h') return 'help';
-    const [flag, inline] = arg.split(/=(.*)/s, 2);
-    if (!USAGE.includes(`${flag} `)) throw new UsageError(`unknown option '${arg}' (see --help)`);
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new UsageError(`${flag}: needs a value`);
-    values.set(flag, value);
-  }
+  const { values, help } = parseFlags(argv, VALUED_OPTIONS);
+  if (help) return 'help';
   const world = values.get('--world') ?? 'arithmetic';
   if (!WORLDS.has(world)) throw new UsageError(`--world: unknown world '${world}' (known: ${[...WORLDS.keys()].join(', ')})`);
   const configs = (values.get('--configs') ?? 'dpo-seed,spa,wdro').split(',').map((c) => c.trim()).filter(Boolean);
