@@ -89,7 +89,33 @@ describe('startServer', () => {
   it('maps unexpected errors to INTERNAL without crashing', async () => {
     const error = await unaryCall(client, client.solve, request({ logXi: [-1], delta: 0.25 })).catch((e) => e);
     expect(error.code).toBe(grpc.status.INTERNAL);
-    expect(error.details).toContain('boom');
+    expect(error.details).toMatch(/^internal error: boom \(correlation id [0-9a-f-]{36}\)$/);
+  });
+
+  // Issue 12: grpc-js answers bytes that do not decode with INTERNAL "Error deserializing request".
+  it('answers request bytes that are not a valid message with INVALID_ARGUMENT naming the method, unary and streaming', async () => {
+    const raw = new grpc.Client(running.address, grpc.credentials.createInsecure());
+    const identity = (b: Buffer) => b;
+    const garbage = Buffer.from([0xff, 0xff, 0xff]); // a varint that never ends
+    try {
+      const unary = await new Promise<grpc.ServiceError>((resolve) =>
+        raw.makeUnaryRequest('/alignment.v1.DroSolver/Solve', identity, identity, garbage, (err) => resolve(err!)),
+      );
+      expect(unary.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(unary.details).toMatch(/^invalid request: is not a valid alignment.v1.DroSolver\/Solve request message/);
+      expect(unary.metadata.get('invalid-field')).toEqual(['request']);
+      const stream = raw.makeServerStreamRequest('/alignment.v1.Generator/Generate', identity, identity, garbage);
+      const streamed = await new Promise<grpc.ServiceError>((resolve) => {
+        stream.on('data', () => undefined);
+        stream.on('error', resolve);
+      });
+      expect(streamed.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(streamed.details).toContain('alignment.v1.Generator/Generate');
+    } finally {
+      raw.close();
+    }
+    const ok = await unaryCall(client, client.solve, request({ logXi: [-1], delta: 0.1 }));
+    expect(ok.value).toBe(1);
   });
 
   it('accepts messages far above grpc-js default 4 MiB limit on both ends', async () => {

@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { createLogger, type Logger } from './logger';
+import { InvalidArgumentError } from '@alignment/errors';
 import { toServiceError } from './error-status';
 import { extractContext, flushTracing, initTracing, shutdownTracing, tracer } from './tracing';
 import { addReflection } from './reflection';
@@ -53,6 +55,29 @@ function serviceNameOf(definition: Record<string, MethodDefinition>): string {
   return first.path.split('/')[1];
 }
 
+/**
+ * What a method's request deserializer returns for bytes that do not decode as its message. grpc-js answers a
+ * deserializer that throws with INTERNAL; this marker lets the handler wrapper answer INVALID_ARGUMENT instead.
+ */
+class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+/** The method with a deserializer that returns MalformedRequest instead of throwing. */
+function tolerantMethod(method: MethodDefinition): MethodDefinition {
+  const decode = method.requestDeserialize;
+  return {
+    ...method,
+    requestDeserialize: (bytes: Buffer) => {
+      try {
+        return decode(bytes);
+      } catch (error) {
+        return new MalformedRequest(error instanceof Error ? error.message : String(error));
+      }
+    },
+  };
+}
+
 function wrap(method: MethodDefinition, handler: ServiceBinding['handlers'][string], logger: Logger): grpc.UntypedHandleCall {
   const rpc = method.path.slice(1);
   const startSpan = (metadata: grpc.Metadata) => {
@@ -60,33 +85,46 @@ function wrap(method: MethodDefinition, handler: ServiceBinding['handlers'][stri
     const span = tracer().startSpan(rpc, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.method': rpc } }, parent);
     return { span, ctx: trace.setSpan(parent, span) };
   };
-  const finish = (span: ReturnType<typeof startSpan>['span'], error?: unknown) => {
+  /** Ends the span; for a failed call, the status the client gets (INTERNAL ones carry a correlation id, also logged). */
+  const finish = (span: ReturnType<typeof startSpan>['span'], error?: unknown): Partial<grpc.ServiceError> | undefined => {
+    let serviceError: Partial<grpc.ServiceError> | undefined;
     if (error) {
-      const serviceError = toServiceError(error);
+      serviceError = toServiceError(error);
+      if (serviceError.code === grpc.status.INTERNAL) {
+        const correlationId = randomUUID();
+        serviceError = { ...serviceError, details: `${serviceError.details} (correlation id ${correlationId})` };
+        logger.error({ err: error, rpc, correlation_id: correlationId }, 'request failed');
+      } else {
+        logger.info({ rpc, code: grpc.status[serviceError.code ?? 2], details: serviceError.details }, 'request rejected');
+      }
       span.setAttribute('rpc.grpc.status_code', serviceError.code ?? grpc.status.UNKNOWN);
       span.setStatus({ code: SpanStatusCode.ERROR, message: serviceError.details });
-      if (serviceError.code === grpc.status.INTERNAL) logger.error({ err: error, rpc }, 'request failed');
-      else logger.info({ rpc, code: grpc.status[serviceError.code ?? 2], details: serviceError.details }, 'request rejected');
     } else {
       span.setAttribute('rpc.grpc.status_code', grpc.status.OK);
     }
     span.end();
+    return serviceError;
   };
+  /** Runs the handler, unless the request's bytes did not decode. */
+  const handle = <R>(run: (request: unknown) => Promise<R>, request: unknown): Promise<R> =>
+    request instanceof MalformedRequest
+      ? Promise.reject(new InvalidArgumentError('request', `is not a valid ${rpc} request message (${request.reason})`))
+      : run(request);
 
   if (method.responseStream && !method.requestStream) {
     const streamHandler = handler as ServerStreamHandler<unknown, unknown>;
     return ((call: grpc.ServerWritableStream<unknown, unknown>) => {
       const { span, ctx } = startSpan(call.metadata);
-      context.with(ctx, () => streamHandler(call.request, call)).then(
+      context.with(ctx, () => handle((r) => streamHandler(r, call), call.request)).then(
         () => {
           finish(span);
           call.end();
         },
         (error) => {
-          finish(span, error);
+          const serviceError = finish(span, error)!;
           // 'error' is how a grpc-js server stream ends with a status: its listener records the status and ends
           // the stream. destroy() would tear the stream down without ever sending one, and the client would hang.
-          if (!call.cancelled) call.emit('error', toServiceError(error));
+          if (!call.cancelled) call.emit('error', serviceError);
         },
       );
     }) as grpc.UntypedHandleCall;
@@ -95,14 +133,13 @@ function wrap(method: MethodDefinition, handler: ServiceBinding['handlers'][stri
     const unaryHandler = handler as UnaryHandler<unknown, unknown>;
     return ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       const { span, ctx } = startSpan(call.metadata);
-      context.with(ctx, () => unaryHandler(call.request, call)).then(
+      context.with(ctx, () => handle((r) => unaryHandler(r, call), call.request)).then(
         (response) => {
           finish(span);
           callback(null, response);
         },
         (error) => {
-          finish(span, error);
-          callback(toServiceError(error) as grpc.ServiceError);
+          callback(finish(span, error) as grpc.ServiceError);
         },
       );
     }) as grpc.UntypedHandleCall;
@@ -134,12 +171,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   for (const binding of options.bindings) {
     const implementation: grpc.UntypedServiceImplementation = {};
+    const definition: Record<string, MethodDefinition> = {};
     for (const [key, method] of Object.entries(binding.definition)) {
       const handler = binding.handlers[key];
       if (!handler) throw new Error(`${method.path}: no handler bound for '${key}'`);
       implementation[key] = wrap(method, handler, logger);
+      definition[key] = tolerantMethod(method);
     }
-    server.addService(binding.definition as unknown as grpc.ServiceDefinition, implementation);
+    server.addService(definition as unknown as grpc.ServiceDefinition, implementation);
   }
 
   const statusMap: ServingStatusMap = { '': 'SERVING' };

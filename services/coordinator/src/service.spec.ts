@@ -210,7 +210,11 @@ describe('GetRun, ListRuns, late WatchRun, CancelRun', () => {
     const all = await unaryCall(client, client.listRuns, { pageSize: 0, pageToken: '' });
     expect(all.runs).toHaveLength(3);
     expect((await statusOf(unaryCall(client, client.listRuns, { pageSize: 5000, pageToken: '' }))).code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect((await statusOf(unaryCall(client, client.listRuns, { pageSize: 1, pageToken: 'abc' }))).code).toBe(grpc.status.INVALID_ARGUMENT);
+    // Issue 12: '1e22' and '0x10' used to be accepted (Number() reads them as integers).
+    for (const pageToken of ['abc', '1e22', '0x10', ' 1', '1.0', '-1', '9'.repeat(16)]) {
+      const status = await statusOf(unaryCall(client, client.listRuns, { pageSize: 1, pageToken }));
+      expect([pageToken, status.code, status.details]).toEqual([pageToken, grpc.status.INVALID_ARGUMENT, 'invalid page_token: not a token from a previous ListRuns response']);
+    }
     await engine.settled('third');
   }, 30_000);
 });

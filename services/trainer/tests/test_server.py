@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import pathlib
 import select
 import signal
@@ -87,6 +88,50 @@ def test_trainer_rpcs_are_served(channel):
         stub.StartJob(trainer_pb2.StartJobRequest(job_id="j1"), timeout=TIMEOUT)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details() == "spec: required"
+
+
+# Issue 12 "wrong codes": each of these got UNKNOWN, NOT_FOUND or INTERNAL before.
+@pytest.mark.parametrize("token", ["²", "1" * 40, "-1", "0x10", "1e22"])
+def test_list_jobs_rejects_a_page_token_it_did_not_issue(channel, token):
+    stub = trainer_pb2_grpc.TrainerStub(channel)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListJobs(trainer_pb2.ListJobsRequest(page_token=token), timeout=TIMEOUT)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "page_token: not a token from a previous ListJobs response"
+
+
+def test_an_empty_job_id_is_invalid_not_unknown(channel):
+    stub = trainer_pb2_grpc.TrainerStub(channel)
+    for call, req in ((stub.GetJob, trainer_pb2.GetJobRequest()), (stub.CancelJob, trainer_pb2.CancelJobRequest()),
+                      (lambda r, timeout: list(stub.WatchJob(r, timeout=timeout)), trainer_pb2.WatchJobRequest())):
+        with pytest.raises(grpc.RpcError) as err:
+            call(req, timeout=TIMEOUT)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details() == "job_id: required"
+
+
+def test_malformed_request_bytes_are_invalid_argument_naming_the_method(channel):
+    garbage = b"\xff\xff\xff"  # a varint that never ends
+    for method, streaming in (("GetJob", False), ("WatchJob", True)):
+        path = f"/alignment.v1.Trainer/{method}"
+        call = (channel.unary_stream if streaming else channel.unary_unary)(path)  # bytes in, bytes out
+        with pytest.raises(grpc.RpcError) as err:
+            result = call(garbage, timeout=TIMEOUT)
+            if streaming:
+                list(result)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+        assert err.value.details().startswith(f"request: is not a valid alignment.v1.Trainer/{method} request message")
+
+
+def test_an_unexpected_exception_is_internal_with_a_correlation_id(running, channel, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(running.manager.store, "list", broken)
+    with pytest.raises(grpc.RpcError) as err:
+        trainer_pb2_grpc.TrainerStub(channel).ListJobs(trainer_pb2.ListJobsRequest(), timeout=TIMEOUT)
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert re.fullmatch(r"internal error: RuntimeError: disk on fire \(correlation id [0-9a-f-]{36}\)",
+                        err.value.details())
 
 
 def test_solve_request_round_trips_with_its_oneof():

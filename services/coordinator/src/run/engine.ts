@@ -138,8 +138,9 @@ export class RunEngine {
 
   /** Runs in creation order after the page token (the last run's sequence number). */
   listRuns(pageSize: number, pageToken: string): { runs: Run[]; nextPageToken: string } {
-    const after = pageToken === '' ? 0 : Number(pageToken);
-    if (!Number.isInteger(after) || after < 0) throw new InvalidArgumentError('page_token', 'not a token from a previous ListRuns response');
+    // Decimal digits only (Number() would also read '1e22' and '0x10'), within a safe integer.
+    const after = pageToken === '' ? 0 : /^[0-9]{1,15}$/.test(pageToken) ? Number(pageToken) : NaN;
+    if (!Number.isInteger(after)) throw new InvalidArgumentError('page_token', 'not a token from a previous ListRuns response');
     const rows = this.store.listRuns(after, pageSize + 1);
     const page = rows.slice(0, pageSize);
     return { runs: page.map((r) => this.store.toRun(r)), nextPageToken: rows.length > pageSize ? String(page[page.length - 1].seq) : '' };

@@ -42,6 +42,7 @@ from grpc_reflection.v1alpha import reflection
 from alignment_trainer import cpu_env, logs, tracing
 from alignment_trainer.api.contracts import TRAINER_SERVICE, trainer_pb2_grpc
 from alignment_trainer.api.servicer import TrainerServicer, parse_stored_spec
+from alignment_trainer.api.status_guard import StatusGuardInterceptor
 from alignment_trainer.config import DEFAULT_DRO_SOLVER_ADDRESS
 from alignment_trainer.jobs.manager import JobManager
 
@@ -87,7 +88,8 @@ def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = 16, *
     tracing.init_tracing()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[tracing.ServerInterceptor()],
+        # Tracing outermost; the guard maps malformed bytes and unmapped exceptions (api/status_guard.py).
+        interceptors=[tracing.ServerInterceptor(), StatusGuardInterceptor()],
         # Without this, Linux lets a second server bind the same port silently and the two share the traffic.
         options=[("grpc.so_reuseport", 0)],
     )

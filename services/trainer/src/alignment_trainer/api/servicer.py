@@ -28,6 +28,7 @@ from alignment_trainer.jobs.store import JobNotFound, JobRecord
 from alignment_trainer.training import runner
 
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+PAGE_TOKEN_PATTERN = re.compile(r"[0-9]{1,18}")
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
@@ -79,6 +80,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         return trainer_pb2.StartJobResponse(job=to_proto(record))
 
     def WatchJob(self, request: trainer_pb2.WatchJobRequest, context: grpc.ServicerContext):
+        _require_job_id(request.job_id, context)
         try:
             for event in self.manager.watch(request.job_id, context.is_active):
                 if isinstance(event, runner.StepReport):
@@ -102,7 +104,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_size: must be <= {MAX_PAGE_SIZE}, got {size}")
         after = 0
         if request.page_token:
-            if not request.page_token.isdigit():
+            # ASCII digits only, at most 18 (a SQLite integer): str.isdigit() also admits '²', which int() refuses.
+            if not PAGE_TOKEN_PATTERN.fullmatch(request.page_token):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               "page_token: not a token from a previous ListJobs response")
             after = int(request.page_token)
@@ -116,10 +119,16 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         return trainer_pb2.CancelJobResponse(job=to_proto(self.manager.cancel(request.job_id)))
 
     def _get(self, job_id: str, context: grpc.ServicerContext) -> JobRecord:
+        _require_job_id(job_id, context)
         try:
             return self.manager.get(job_id)
         except JobNotFound:
             context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {job_id!r}")
+
+
+def _require_job_id(job_id: str, context: grpc.ServicerContext) -> None:
+    if not job_id:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "job_id: required")
 
 
 # ------------------------------------------------------------------------------------------------ record -> proto

@@ -1,0 +1,94 @@
+"""Status codes at the trainer's transport boundary (issue 12, "wrong codes").
+
+grpcio answers request bytes that do not decode with INTERNAL ("Exception deserializing request!") and a handler's
+unexpected exception with UNKNOWN. This interceptor makes the first INVALID_ARGUMENT naming the method, and the
+second INTERNAL with a correlation id that is also in the log line carrying the stack, as the Node services do
+(libs/service-kit/src/server.ts). Statuses a handler sets itself (``context.abort``) pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+
+from alignment_trainer import logs
+
+log = logs.get_logger("alignment_trainer.api")
+
+
+class _Malformed:
+    """What a tolerant deserializer returns for bytes that are not the method's request message."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _tolerant(deserialize):
+    if deserialize is None:
+        return None
+
+    def decode(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception as err:  # noqa: BLE001 - any decode failure is the caller's bytes
+            return _Malformed(f"{type(err).__name__}: {err}")
+
+    return decode
+
+
+def _handler_set_status(context: grpc.ServicerContext) -> bool:
+    code = context.code() if hasattr(context, "code") else None
+    return code is not None and code != grpc.StatusCode.OK
+
+
+def _fail(rpc: str, request, context: grpc.ServicerContext, err: BaseException | None) -> None:
+    if isinstance(request, _Malformed):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"request: is not a valid {rpc} request message ({request.reason})")
+    correlation_id = str(uuid.uuid4())
+    log.error("request failed", exc_info=err, extra={"fields": {"rpc": rpc, "correlation_id": correlation_id}})
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err} "
+                                            f"(correlation id {correlation_id})")
+
+
+class StatusGuardInterceptor(grpc.ServerInterceptor):
+    """Malformed request bytes → INVALID_ARGUMENT; an exception no handler mapped → INTERNAL with a correlation id."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_streaming:
+            return handler
+        rpc = (handler_call_details.method or "")[1:]
+        deserialize = _tolerant(handler.request_deserializer)
+
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            def unary_unary(request, context):
+                if isinstance(request, _Malformed):
+                    _fail(rpc, request, context, None)
+                try:
+                    return inner(request, context)
+                except Exception as err:
+                    if _handler_set_status(context):
+                        raise
+                    _fail(rpc, request, context, err)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, request_deserializer=deserialize,
+                                                       response_serializer=handler.response_serializer)
+
+        inner_stream = handler.unary_stream
+
+        def unary_stream(request, context):
+            if isinstance(request, _Malformed):
+                _fail(rpc, request, context, None)
+            try:
+                yield from inner_stream(request, context)
+            except Exception as err:
+                if _handler_set_status(context):
+                    raise
+                _fail(rpc, request, context, err)
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream, request_deserializer=deserialize,
+                                                    response_serializer=handler.response_serializer)
