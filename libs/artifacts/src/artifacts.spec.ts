@@ -9,6 +9,7 @@ import {
   JsonlWriter,
   MANIFEST_FILE,
   fileUri,
+  maxJsonlLineBytes,
   readJsonl,
   toLocalPath,
   verifyArtifact,
@@ -94,6 +95,40 @@ describe('JSONL', () => {
     await expect(read(bad)).rejects.toThrow(`${bad}:2: not valid JSON`);
     await expect(read(path.join(dir, 'missing.jsonl'))).rejects.toMatchObject({ kind: 'not-found' });
   });
+
+  it('reads lines across read chunks, CRLF endings and a last line without a newline', async () => {
+    const p = path.join(dir, 'big.jsonl');
+    const long = 'x'.repeat(3 << 20); // spans several 1 MiB reads
+    fs.writeFileSync(p, `{"a":"${long}"}\r\n\n{"b":"é"}`);
+    const records = [];
+    for await (const record of readJsonl(p)) records.push(record);
+    expect(records).toEqual([{ line: 1, value: { a: long } }, { line: 3, value: { b: 'é' } }]);
+  });
+
+  // Issue 12: an uncapped line (prompt_set.uri=/dev/zero, a 600 MB file without a newline) crashed the services,
+  // and parse errors quoted the first characters of any file (/etc/passwd).
+  it('refuses a line over the cap and a path that is not a regular file, quoting no content', async () => {
+    const read = async (p: string, cap?: number) => {
+      for await (const _ of readJsonl(p, cap));
+    };
+    const p = path.join(dir, 'long.jsonl');
+    fs.writeFileSync(p, `{"a":1}\n{"b":"${'y'.repeat(5000)}"}\n`);
+    await expect(read(p, 4096)).rejects.toThrow(`${p}:2: line longer than 4096 bytes (JSONL_MAX_LINE_BYTES)`);
+    await expect(read(p, 8192)).resolves.toBeUndefined();
+    await expect(read('/dev/zero')).rejects.toThrow('/dev/zero: not a regular file');
+    await expect(read(dir)).rejects.toMatchObject({ kind: 'format', message: `${dir}: not a regular file` });
+    const secret = path.join(dir, 'passwd');
+    fs.writeFileSync(secret, 'root:x:0:0:root:/root:/bin/bash\n');
+    const error = await read(secret).catch((e: Error) => e);
+    expect(String(error)).toContain(`${secret}:1: not valid JSON`);
+    expect(String(error)).not.toContain('root');
+  });
+
+  it('takes its cap from JSONL_MAX_LINE_BYTES, else 16 MiB', () => {
+    expect(maxJsonlLineBytes({})).toBe(16 * 1024 * 1024);
+    expect(maxJsonlLineBytes({ JSONL_MAX_LINE_BYTES: '1024' })).toBe(1024);
+    expect(maxJsonlLineBytes({ JSONL_MAX_LINE_BYTES: 'lots' })).toBe(16 * 1024 * 1024);
+  });
 });
 
 describe('verifyArtifact', () => {
@@ -102,7 +137,9 @@ describe('verifyArtifact', () => {
     fs.writeFileSync(file, 'abc');
     await expect(verifyArtifact(file, sha('abc'))).resolves.toBeUndefined();
     await expect(verifyArtifact(file, '')).resolves.toBeUndefined();
-    await expect(verifyArtifact(file, sha('abd'))).rejects.toMatchObject({ kind: 'mismatch' });
+    await expect(verifyArtifact(file, sha('abd'))).rejects.toMatchObject({ kind: 'mismatch', message: `sha256 of ${file} is not ${sha('abd')}` });
+    // Issue 12: the message used to quote the actual digest (of any readable file), and a device was hashed forever.
+    await expect(verifyArtifact('/dev/zero', sha('abd'))).rejects.toMatchObject({ kind: 'format', message: '/dev/zero: not a regular file or directory' });
     await expect(verifyArtifact(file, 'nothex')).rejects.toMatchObject({ kind: 'mismatch' });
     await expect(verifyArtifact(path.join(dir, 'nope'), '')).rejects.toMatchObject({ kind: 'not-found' });
   });

@@ -65,17 +65,18 @@ export async function verifyArtifact(artifactPath: string, expectedSha256: strin
     throw new ArtifactError('mismatch', `sha256 must be 64 lower-case hex digits, got '${expectedSha256}'`);
   }
   if (!stat.isDirectory()) {
-    const actual = await sha256File(artifactPath);
-    if (actual !== expected) throw new ArtifactError('mismatch', `sha256 of ${artifactPath} is ${actual}, expected ${expected}`);
+    // A device or FIFO would be hashed forever (issue 12: /dev/zero).
+    if (!stat.isFile()) throw new ArtifactError('format', `${artifactPath}: not a regular file or directory`);
+    // The actual digest is not quoted: it would tell any caller the sha256 of any file this process can read.
+    if ((await sha256File(artifactPath)) !== expected) throw new ArtifactError('mismatch', `sha256 of ${artifactPath} is not ${expected}`);
     return;
   }
   const manifestPath = path.join(artifactPath, MANIFEST_FILE);
   if (!(await statOrNull(manifestPath))?.isFile()) {
     throw new ArtifactError('mismatch', `sha256 given but ${artifactPath} has no ${MANIFEST_FILE} to check it against`);
   }
-  const actual = await sha256File(manifestPath);
-  if (actual !== expected) {
-    throw new ArtifactError('mismatch', `sha256 of ${manifestPath} is ${actual}, expected ${expected}`);
+  if ((await sha256File(manifestPath)) !== expected) {
+    throw new ArtifactError('mismatch', `sha256 of ${manifestPath} is not ${expected}`);
   }
   const manifest = parseManifest(artifactPath, await fs.promises.readFile(manifestPath, 'utf8'));
   const problems: string[] = [];

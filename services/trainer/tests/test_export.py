@@ -126,8 +126,11 @@ def test_tampering_is_detected(tmp_path):
     tok = tiny_tokenizer()
     info = export.save_hf_checkpoint(tiny_llama(vocab_size=len(tok)), tok, tmp_path / "ckpt")
     export.verify_artifact(info.path, info.sha256, "spec.preference.init")  # intact: no error
-    with pytest.raises(export.ArtifactMismatch, match="spec.preference.init: sha256 of .* expected 0{64}"):
+    with pytest.raises(export.ArtifactMismatch, match="spec.preference.init: sha256 of .* is not 0{64}$") as err:
         export.verify_artifact(info.path, "0" * 64, "spec.preference.init")
+    assert export.sha256_file(info.path / "manifest.json") not in str(err.value)  # issue 12: no digest leaked
+    with pytest.raises(export.ArtifactMismatch, match="/dev/zero is not a regular file or directory"):
+        export.verify_artifact(pathlib.Path("/dev/zero"), "0" * 64, "spec.preference.init")  # used to hash forever
     with open(info.path / "config.json", "a") as fh:
         fh.write(" ")
     assert export.verify_manifest(info.path) == ["config.json: content differs from the manifest"]

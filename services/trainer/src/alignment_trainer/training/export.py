@@ -141,11 +141,14 @@ def verify_artifact(path: Path, expected_sha256: str, field: str) -> None:
             raise ArtifactMismatch(f"{field}: sha256 given but {path} has no {MANIFEST} to check it against")
         actual = sha256_file(manifest)
         problems = verify_manifest(path) if actual == expected_sha256 else []
-    else:
+    elif path.is_file():
         actual = sha256_file(path)
         problems = []
+    else:  # a device or FIFO would be hashed forever (issue 12: /dev/zero)
+        raise ArtifactMismatch(f"{field}: {path} is not a regular file or directory")
     if actual != expected_sha256:
-        raise ArtifactMismatch(f"{field}: sha256 of {path} is {actual}, expected {expected_sha256}")
+        # The actual digest is not quoted: it would tell any caller the sha256 of any file this process can read.
+        raise ArtifactMismatch(f"{field}: sha256 of {path} is not {expected_sha256}")
     if problems:
         raise ArtifactMismatch(f"{field}: {path} does not match its manifest: " + "; ".join(problems))
 
