@@ -176,3 +176,25 @@ it('survives kill -9 mid-stage: same artifacts, no lost or duplicated samples, t
   expect(runSpans.filter((s) => s.name === 'alignment.v1.Trainer/StartJob').length).toBeGreaterThanOrEqual(3);
   expect(output.join('\n')).toContain('"msg":"resuming run"');
 }, 120_000);
+
+// Issue 12: two coordinators on one DATA_DIR both resumed the same run, re-ran its stages and ended it FAILED.
+it('refuses to start a second coordinator on a data directory another one serves, naming it', async () => {
+  const dataDir = path.join(ws.root, 'shared-data');
+  const first = await startCoordinator(await freePort(), dataDir, path.join(ws.root, 'spans-first.jsonl'));
+  const second = spawnProcess(
+    path.join(root, 'node_modules/.bin/tsx'),
+    ['services/coordinator/src/main.ts'],
+    { PORT: String(await freePort()), DATA_DIR: dataDir, GENERATOR_ADDRESS: generator.address, JUDGE_ADDRESS: judge.address, TRAINER_ADDRESS: trainer.address },
+    root,
+  );
+  spawned.push(second);
+  await waitFor(async () => second.child.exitCode !== null, 60_000, 'the second coordinator to exit');
+  expect(second.child.exitCode).toBe(1);
+  expect(second.output()).toMatch(new RegExp(`coordinator failed to start: another coordinator serves ${dataDir} \\(pid \\d+ on .*\\); run one coordinator per DATA_DIR`));
+  // The first one still serves, and once it is gone (SIGKILL: no cleanup) the next one starts.
+  expect((await unaryCall(first.client, first.client.listRuns, { pageSize: 1, pageToken: '' })).runs).toEqual([]);
+  await kill(first);
+  const third = await startCoordinator(await freePort(), dataDir, path.join(ws.root, 'spans-third.jsonl'));
+  third.client.close();
+  expect(await third.process.stop('SIGTERM')).toBe(0);
+}, 120_000);

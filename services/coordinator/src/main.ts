@@ -2,6 +2,7 @@ import { DESCRIPTOR_SET_PATH } from '@alignment/contracts';
 import { createLogger, shutdownTracing, startServer } from '@alignment/service-kit';
 import { grpcExecutors } from './clients/grpc-executors';
 import { configFromEnv, databasePath } from './config';
+import { DataDirLock } from './data-dir-lock';
 import { RunEngine, RunStore } from './run';
 import { coordinatorBinding } from './service';
 
@@ -10,6 +11,8 @@ import { coordinatorBinding } from './service';
 async function main(): Promise<void> {
   const config = configFromEnv();
   const logger = createLogger('coordinator');
+  // Before anything reads the database: a second coordinator on this DATA_DIR refuses to start (exit 1).
+  const lock = DataDirLock.acquire(config.dataDir);
   const store = RunStore.open(databasePath(config.dataDir));
   const executors = grpcExecutors({ ...config, logger });
   const engine = new RunEngine({ store, dataDir: config.dataDir, executors, logger });
@@ -36,6 +39,7 @@ async function main(): Promise<void> {
       .then(() => {
         executors.close();
         store.close();
+        lock.release();
         return shutdownTracing();
       })
       .finally(() => process.exit(0));

@@ -214,6 +214,8 @@ export class RunStore {
    * earlier state (FAILED, CANCELLED, or SUCCEEDED whose output no longer verifies) starts a new attempt.
    */
   startStage(runId: string, round: number, stage: Stage): number {
+    // BEGIN IMMEDIATE, as in finishStage: a read-then-write transaction that began DEFERRED would meet another
+    // writer with SQLITE_BUSY at its first write, which busy_timeout cannot wait out.
     return this.db.transaction(() => {
       const previous = this.getStage(runId, round, stage);
       const attempt = !previous ? 1 : previous.state === JobState.JOB_STATE_RUNNING ? previous.attempt : previous.attempt + 1;
@@ -226,7 +228,7 @@ export class RunStore {
         )
         .run(runId, round, stage, JobState.JOB_STATE_RUNNING, attempt, this.now());
       return attempt;
-    })();
+    }).immediate();
   }
 
   /** Ends a stage; with SUCCEEDED, its outputs, manifest and metrics are recorded in the same transaction. */
@@ -257,7 +259,7 @@ export class RunStore {
         if (Number.isFinite(value)) upsert.run(runId, round, name, value);
       }
       this.db.prepare('UPDATE runs SET updated_at = ? WHERE run_id = ?').run(now, runId);
-    })();
+    }).immediate();
   }
 
   metricsOf(runId: string): RoundMetrics[] {
