@@ -11,6 +11,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 
 import grpc
 import pytest
@@ -247,3 +248,57 @@ def test_entry_point_fails_cleanly_when_the_port_is_taken(running, tmp_path):
     assert proc.returncode == 1
     errors = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     assert errors and errors[-1]["msg"] == "failed to start" and errors[-1]["level"] == 50
+
+
+# Issue 12: 16 open WatchJob streams starved Health/Check and GetJob (DEADLINE_EXCEEDED), so 16 concurrent runs
+# could make the liveness probe restart the trainer mid-job.
+def test_64_watch_streams_leave_health_and_unary_calls_answering(tmp_path):
+    srv = trainer_server.start(host="127.0.0.1", port=0, data_dir=str(tmp_path / "data"))  # the default pool
+    try:
+        srv.manager.store.create("held", b"", str(tmp_path / "out"))  # PENDING and never queued: watchers wait
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = trainer_pb2_grpc.TrainerStub(ch)
+            watchers = [stub.WatchJob(trainer_pb2.WatchJobRequest(job_id="held"), timeout=60) for _ in range(64)]
+            try:
+                _wait_for(lambda: srv.servicer.open_watchers == 64)
+                health = health_pb2_grpc.HealthStub(ch)
+                for _ in range(5):
+                    assert health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status == \
+                        health_pb2.HealthCheckResponse.SERVING
+                    assert stub.GetJob(trainer_pb2.GetJobRequest(job_id="held"), timeout=2).job.job_id == "held"
+            finally:
+                for w in watchers:
+                    w.cancel()
+    finally:
+        srv.shutdown(grace_s=0.5)
+
+
+def test_watch_streams_beyond_the_pool_get_resource_exhausted_and_slots_come_back(tmp_path):
+    srv = trainer_server.start(host="127.0.0.1", port=0, max_workers=16, data_dir=str(tmp_path / "data"))
+    try:
+        srv.manager.store.create("held", b"", str(tmp_path / "out"))
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = trainer_pb2_grpc.TrainerStub(ch)
+            request = trainer_pb2.WatchJobRequest(job_id="held")
+            watchers = [stub.WatchJob(request, timeout=60) for _ in range(8)]  # 16 threads, 8 kept back
+            _wait_for(lambda: srv.servicer.open_watchers == 8)
+            with pytest.raises(grpc.RpcError) as err:
+                next(stub.WatchJob(request, timeout=10))
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert err.value.details().startswith("WatchJob: 8 streams are open, the most this trainer serves")
+            assert stub.GetJob(trainer_pb2.GetJobRequest(job_id="held"), timeout=2).job.job_id == "held"
+            for w in watchers:
+                w.cancel()
+            _wait_for(lambda: srv.servicer.open_watchers == 0)  # within the watch poll interval
+            again = stub.WatchJob(request, timeout=60)
+            _wait_for(lambda: srv.servicer.open_watchers == 1)
+            again.cancel()
+    finally:
+        srv.shutdown(grace_s=0.5)
+
+
+def _wait_for(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

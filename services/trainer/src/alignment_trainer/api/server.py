@@ -8,7 +8,8 @@ Configuration (environment):
     HOST                      bind address, default [::] (all interfaces, IPv4 too)
     DATA_DIR                  job database and per-job files, default ./.data/trainer
     DRO_SOLVER_ADDRESS        DroSolver for W-DRO jobs that name none, default localhost:50054
-    TRAINER_MAX_WORKERS       RPC worker threads, default 16
+    TRAINER_MAX_WORKERS       RPC worker threads, default 128; WatchJob streams may hold all but 8 of them (the rest
+                              keep Health, GetJob and the other unary RPCs answering), more get RESOURCE_EXHAUSTED
     TRAINER_THREADS           torch threads, default $OMP_NUM_THREADS, else the cores available less one (cpu_env.py)
     ALIGNMENT_CPU_PINS        on (default: the reproducibility pins of cpu_env.py) | off (native kernels)
     TRAINER_SHUTDOWN_GRACE_S  seconds in-flight RPCs and the running job get on SIGTERM/SIGINT, default 10
@@ -41,7 +42,7 @@ from grpc_reflection.v1alpha import reflection
 
 from alignment_trainer import cpu_env, logs, tracing
 from alignment_trainer.api.contracts import TRAINER_SERVICE, trainer_pb2_grpc
-from alignment_trainer.api.servicer import TrainerServicer, parse_stored_spec
+from alignment_trainer.api.servicer import TrainerServicer, parse_stored_spec, watcher_slots
 from alignment_trainer.api.status_guard import StatusGuardInterceptor
 from alignment_trainer.config import DEFAULT_DRO_SOLVER_ADDRESS
 from alignment_trainer.jobs.manager import JobManager
@@ -58,6 +59,7 @@ class RunningServer:
     port: int
     health: health.HealthServicer
     manager: JobManager
+    servicer: TrainerServicer
 
     def shutdown(self, grace_s: float) -> None:
         """NOT_SERVING for every service; the running job checkpoints and stops; new RPCs are refused and
@@ -74,7 +76,10 @@ class RunningServer:
         log.info("stopped")
 
 
-def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = 16, *, data_dir: str | None = None,
+DEFAULT_MAX_WORKERS = 128
+
+
+def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = DEFAULT_MAX_WORKERS, *, data_dir: str | None = None,
           dro_solver_address: str | None = None) -> RunningServer:
     """Builds and starts the server; port 0 picks a free port (RunningServer.port says which). data_dir and
     dro_solver_address default to $DATA_DIR and $DRO_SOLVER_ADDRESS, then to DEFAULT_DATA_DIR and
@@ -93,7 +98,8 @@ def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = 16, *
         # Without this, Linux lets a second server bind the same port silently and the two share the traffic.
         options=[("grpc.so_reuseport", 0)],
     )
-    trainer_pb2_grpc.add_TrainerServicer_to_server(TrainerServicer(manager), server)
+    servicer = TrainerServicer(manager, max_watchers=watcher_slots(max_workers))
+    trainer_pb2_grpc.add_TrainerServicer_to_server(servicer, server)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -124,7 +130,7 @@ def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = 16, *
                           "data_dir": str(manager.data_dir), "dro_solver_address": dro_solver_address,
                           "cpu": cpu_env.describe()}},
     )
-    return RunningServer(server=server, port=bound, health=health_servicer, manager=manager)
+    return RunningServer(server=server, port=bound, health=health_servicer, manager=manager, servicer=servicer)
 
 
 def _env_number(name: str, default, kind=int):
@@ -147,7 +153,7 @@ def main() -> int:
     hf_logging.disable_progress_bar()
     port = _env_number("PORT", DEFAULT_PORT)
     host = os.environ.get("HOST") or "[::]"
-    max_workers = _env_number("TRAINER_MAX_WORKERS", 16)
+    max_workers = _env_number("TRAINER_MAX_WORKERS", DEFAULT_MAX_WORKERS)
     grace_s = _env_number("TRAINER_SHUTDOWN_GRACE_S", 10.0, float)
     try:
         cpu_env.configure_torch(serving=True)

@@ -13,6 +13,7 @@ A job that fails while running is not an RPC error: it is a Job in state FAILED 
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from pathlib import Path
 
@@ -39,9 +40,34 @@ def parse_stored_spec(spec: bytes, default_output_dir: Path, default_dro_address
                                   default_dro_address=default_dro_address)
 
 
+# RPC worker threads a WatchJob stream may never take: health checks and unary calls always find one (issue 12: 16
+# open WatchJob streams starved Health/Check and GetJob, and the liveness probe restarted the trainer mid-job).
+RESERVED_WORKERS = 8
+
+
+def watcher_slots(max_workers: int) -> int:
+    """How many WatchJob streams a server with max_workers RPC threads serves at once: all but RESERVED_WORKERS
+    threads (all but half of them on a server with fewer than 2 * RESERVED_WORKERS)."""
+    return max(1, max_workers - min(RESERVED_WORKERS, max_workers // 2))
+
+
 class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
-    def __init__(self, manager: JobManager) -> None:
+    def __init__(self, manager: JobManager, max_watchers: int = watcher_slots(16)) -> None:
         self.manager = manager
+        self.max_watchers = max_watchers
+        self._watch_slots = threading.BoundedSemaphore(max_watchers)
+        self._watchers_lock = threading.Lock()
+        self._open_watchers = 0
+
+    @property
+    def open_watchers(self) -> int:
+        """WatchJob streams being served now."""
+        with self._watchers_lock:
+            return self._open_watchers
+
+    def _count_watcher(self, delta: int) -> None:
+        with self._watchers_lock:
+            self._open_watchers += delta
 
     def StartJob(self, request: trainer_pb2.StartJobRequest, context: grpc.ServicerContext):
         job_id = request.job_id or uuid.uuid4().hex
@@ -81,6 +107,11 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
 
     def WatchJob(self, request: trainer_pb2.WatchJobRequest, context: grpc.ServicerContext):
         _require_job_id(request.job_id, context)
+        if not self._watch_slots.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"WatchJob: {self.max_watchers} streams are open, the most this trainer serves "
+                          "(the RPC threads less those kept for health and unary calls); retry later, or poll GetJob")
+        self._count_watcher(+1)
         try:
             for event in self.manager.watch(request.job_id, context.is_active):
                 if isinstance(event, runner.StepReport):
@@ -94,6 +125,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {request.job_id!r}")
         except ShuttingDown as err:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+        finally:
+            self._count_watcher(-1)
+            self._watch_slots.release()
 
     def GetJob(self, request: trainer_pb2.GetJobRequest, context: grpc.ServicerContext):
         return trainer_pb2.GetJobResponse(job=to_proto(self._get(request.job_id, context)))
