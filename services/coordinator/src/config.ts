@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { DEFAULT_PORTS, portFromEnv } from '@alignment/service-kit';
 import type { RetryOptions } from './clients/grpc-executors';
+import type { AutoResumePolicy } from './run/auto-resume';
 
 /**
  * The coordinator's configuration, from the environment (all optional):
@@ -21,6 +22,11 @@ import type { RetryOptions } from './clients/grpc-executors';
  * |                          |                    | WatchJob)                                                            |
  * | UNAVAILABLE_ATTEMPTS     | 6                  | attempts at a service that answers UNAVAILABLE before the run FAILS  |
  * | RETRY_BACKOFF_MS         | 500                | first backoff between those attempts; doubles up to 10 s             |
+ * | AUTO_RESUMES             | 3                  | times a run resumes by itself after a stage was INTERRUPTED or a     |
+ * |                          |                    | service stayed UNAVAILABLE (GetRun: automatic_resumes); 0 = never    |
+ * | AUTO_RESUME_BACKOFF_MS   | 5000               | wait before the first of them; doubles up to 60 s                    |
+ * | RESUME_TICK_MS           | 15000              | how often runs left RUNNING without an execution are resumed         |
+ * | CHECKPOINT_EVERY_STEPS   | 100                | trainer checkpoint interval of LEARN jobs whose RunSpec sets none    |
  */
 export interface CoordinatorConfig {
   port: number;
@@ -31,6 +37,9 @@ export interface CoordinatorConfig {
   rpcDeadlineMs: number;
   stageDeadlineMs: number;
   retry: RetryOptions;
+  autoResume: AutoResumePolicy;
+  resumeTickMs: number;
+  checkpointEverySteps: number;
 }
 
 export const DEFAULT_ADDRESSES = {
@@ -39,11 +48,13 @@ export const DEFAULT_ADDRESSES = {
   trainer: `localhost:${DEFAULT_PORTS.trainer}`,
 } as const;
 
-function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got '${raw}'`);
+  if (!/^[0-9]+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
+    throw new Error(`${name} must be an integer >= ${min}, got '${raw}'`);
+  }
   return value;
 }
 
@@ -67,6 +78,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Coordinator
       initialBackoffMs: positiveInt(env, 'RETRY_BACKOFF_MS', 500),
       maxBackoffMs: 10_000,
     },
+    autoResume: {
+      budget: positiveInt(env, 'AUTO_RESUMES', 3, 0),
+      backoffMs: positiveInt(env, 'AUTO_RESUME_BACKOFF_MS', 5_000),
+      maxBackoffMs: 60_000,
+    },
+    resumeTickMs: positiveInt(env, 'RESUME_TICK_MS', 15_000),
+    checkpointEverySteps: positiveInt(env, 'CHECKPOINT_EVERY_STEPS', 100),
   };
 }
 

@@ -15,8 +15,17 @@ async function main(): Promise<void> {
   const lock = DataDirLock.acquire(config.dataDir);
   const store = RunStore.open(databasePath(config.dataDir));
   const executors = grpcExecutors({ ...config, logger });
-  const engine = new RunEngine({ store, dataDir: config.dataDir, executors, logger });
-  const running = await startServer({
+  let running: Awaited<ReturnType<typeof startServer>> | undefined;
+  // The database cannot be written (or another fault outside any stage): NOT_SERVING, then exit 1, so that the
+  // orchestrator restarts the coordinator, which resumes the runs, instead of leaving them RUNNING with nothing
+  // executing them.
+  const onFatal = (error: unknown) => {
+    logger.error({ err: error }, 'fatal: exiting so that the coordinator is restarted');
+    running?.health.setStatus('', 'NOT_SERVING');
+    setTimeout(() => process.exit(1), 100).unref();
+  };
+  const engine = new RunEngine({ store, dataDir: config.dataDir, executors, logger, autoResume: config.autoResume, onFatal });
+  running = await startServer({
     name: 'coordinator',
     port: config.port,
     bindings: [coordinatorBinding(engine)],
@@ -24,6 +33,7 @@ async function main(): Promise<void> {
     logger,
   });
   const resumed = engine.resumeAll();
+  engine.startTicking(config.resumeTickMs);
   logger.info(
     { data_dir: config.dataDir, generator: config.generatorAddresses, judge: config.judgeAddresses, trainer: config.trainerAddress, resumed },
     'coordinator ready',
@@ -35,7 +45,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'signal received');
     engine
       .stop()
-      .then(() => running.shutdown())
+      .then(() => running!.shutdown())
       .then(() => {
         executors.close();
         store.close();

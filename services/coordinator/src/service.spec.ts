@@ -41,6 +41,7 @@ const options = (overrides: Partial<GrpcExecutorOptions> = {}): GrpcExecutorOpti
   rpcDeadlineMs: 5_000,
   stageDeadlineMs: 30_000,
   retry: { attempts: 3, initialBackoffMs: 50, maxBackoffMs: 200 },
+  checkpointEverySteps: 25,
   logger,
   ...overrides,
 });
@@ -145,6 +146,8 @@ describe('a run over gRPC', () => {
     const jobs = trainer.createdJobs.filter((id) => id.startsWith('grpc-run-'));
     expect(jobs.map((id) => id.replace(/^grpc-run-[0-9a-f]{8}-/, ''))).toEqual(['r0-learn-a1', 'r1-learn-a1']);
     expect(run.latestModel?.onnx?.sha256).toHaveLength(64);
+    // Issue 12: without a checkpoint interval a trainer killed mid-LEARN left the run INTERRUPTED at step 0.
+    expect(jobs.map((id) => trainer.jobs.get(id)!.job.spec?.hparams?.checkpointEverySteps)).toEqual([25, 25]);
   });
 
   it('is one trace: the run span, its stage spans, and the calls to the services (both ends) share the trace id', () => {
@@ -226,7 +229,11 @@ describe('a service that stays down', () => {
     const retry = { attempts: 6, initialBackoffMs: 50, maxBackoffMs: 200 };
     const downExecutors = grpcExecutors(options({ generatorAddresses: [`127.0.0.1:${port}`], retry }));
     const downStore = RunStore.open(databasePath(path.join(ws.root, 'down-data')));
-    const downEngine = new RunEngine({ store: downStore, dataDir: path.join(ws.root, 'down-data'), executors: downExecutors, logger });
+    // Automatic resumes off: this test is about the failure a person then resumes (auto-resume.spec.ts has the rest).
+    const downEngine = new RunEngine({
+      store: downStore, dataDir: path.join(ws.root, 'down-data'), executors: downExecutors, logger,
+      autoResume: { budget: 0, backoffMs: 1, maxBackoffMs: 1 },
+    });
     let revived: GeneratorDouble | undefined;
     try {
       await downEngine.startRun({ runId: 'down', spec: validSpec(ws) });

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { JobState, Stage, type Run } from '@alignment/contracts';
 import { createLogger } from '@alignment/service-kit';
 import { databasePath } from '../src/config';
-import { RunEngine, RunStore, type RunEvent } from '../src/run';
+import { RunEngine, RunStore, type EngineOptions, type RunEvent } from '../src/run';
 import { fakeExecutors, type FakeExecutors } from './in-memory-executors';
 import { makeWorkspace, validSpec, type SpecPartial, type Workspace } from './run-fixtures';
 
@@ -30,13 +30,17 @@ export interface Harness {
   restart(): Harness;
 }
 
-export function harness(ws = makeWorkspace(), dataDir = path.join(ws.root, 'data')): Harness {
+/** Engine options a test may set; automatic resumes are off unless it sets `autoResume`. */
+export type HarnessOptions = Pick<EngineOptions, 'autoResume' | 'onFatal'>;
+
+export function harness(ws = makeWorkspace(), dataDir = path.join(ws.root, 'data'), options: HarnessOptions = {}): Harness {
   if (!workspaces.includes(ws)) workspaces.push(ws);
   const store = RunStore.open(databasePath(dataDir));
   stores.push(store);
   const fakes = fakeExecutors();
-  const engine = new RunEngine({ store, dataDir, executors: fakes, logger });
-  return { ws, dataDir, store, fakes, engine, events: [], restart: () => harness(ws, dataDir) };
+  const autoResume = options.autoResume ?? { budget: 0, backoffMs: 1, maxBackoffMs: 1 };
+  const engine = new RunEngine({ store, dataDir, executors: fakes, logger, ...options, autoResume });
+  return { ws, dataDir, store, fakes, engine, events: [], restart: () => harness(ws, dataDir, options) };
 }
 
 export async function runToEnd(h: Harness, overrides: SpecPartial = {}, runId = 'run-1'): Promise<Run> {

@@ -47,6 +47,11 @@ export interface GrpcExecutorOptions {
   /** Deadline of one streaming call (a Generate or JudgePairs shard, one WatchJob). */
   stageDeadlineMs: number;
   retry: RetryOptions;
+  /**
+   * Trainer checkpoint interval for jobs whose hyper-parameters set none (0): a trainer killed mid-LEARN then
+   * resumes its job from the last checkpoint instead of the run ending INTERRUPTED at step 0. Unset: jobs as given.
+   */
+  checkpointEverySteps?: number;
   logger: Logger;
 }
 
@@ -244,8 +249,13 @@ export class GrpcLearnExecutor implements LearnExecutor {
     }
   }
 
-  async train(jobId: string, spec: JobSpec, ctx: CallContext): Promise<Job> {
+  async train(jobId: string, requested: JobSpec, ctx: CallContext): Promise<Job> {
     const client = this.pool.get(this.options.trainerAddress);
+    // Deterministic in the request, so a restarted coordinator re-attaching to the job sends the same spec.
+    const every = this.options.checkpointEverySteps;
+    const spec: JobSpec = every && requested.hparams && !requested.hparams.checkpointEverySteps
+      ? { ...requested, hparams: { ...requested.hparams, checkpointEverySteps: every } }
+      : requested;
     const deadlineMs = this.options.rpcDeadlineMs;
     let job = (await this.unary('StartJob', () => unaryCall(client, client.startJob, { jobId, spec }, { deadlineMs }))).job!;
     let unavailable = 0;

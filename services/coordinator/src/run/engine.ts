@@ -5,6 +5,7 @@ import { ROOT_CONTEXT, SpanStatusCode, TraceFlags, trace, type Context, type Spa
 import { JobState, RunSpec, Stage, type Run } from '@alignment/contracts';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@alignment/errors';
 import { tracer, withSpan, type Logger } from '@alignment/service-kit';
+import { DEFAULT_AUTO_RESUME, backoffBefore, isResumable, sleepUnlessAborted, type AutoResumePolicy } from './auto-resume';
 import { PairwiseEvaluator } from './evaluate';
 import { StageAbortedError, StageFailedError, ServiceUnavailableError, abortReason, type CallContext, type Executors } from './executors';
 import { planStages, type PlannedStage } from './plan';
@@ -37,6 +38,13 @@ export interface EngineOptions {
   dataDir: string;
   executors: Executors;
   logger: Logger;
+  /** Automatic resumes of INTERRUPTED / UNAVAILABLE failures; default DEFAULT_AUTO_RESUME. */
+  autoResume?: AutoResumePolicy;
+  /**
+   * Called when a run's execution crashed on something other than a stage failure (the database cannot be written):
+   * main.ts turns health NOT_SERVING and exits, so the orchestrator restarts the coordinator. Default: logged only.
+   */
+  onFatal?: (error: unknown) => void;
 }
 
 const RESUMABLE: readonly JobState[] = [JobState.JOB_STATE_FAILED, JobState.JOB_STATE_INTERRUPTED, JobState.JOB_STATE_CANCELLED];
@@ -45,6 +53,9 @@ interface Execution {
   controller: AbortController;
   done: Promise<void>;
 }
+
+/** An error of SQLite itself (better-sqlite3 codes are SQLITE_*): the run's state can no longer be recorded. */
+const isDatabaseError = (error: unknown) => String((error as { code?: unknown } | null)?.code ?? '').startsWith('SQLITE_');
 
 const label = (round: number, stage: Stage) => `round ${round} ${stageName(stage)}`;
 
@@ -60,6 +71,7 @@ export class RunEngine {
   private readonly events = new RunEvents();
   private readonly executors: Required<Executors>;
   private stopping = false;
+  private ticker?: NodeJS.Timeout;
 
   constructor(private readonly options: EngineOptions) {
     if (!path.isAbsolute(options.dataDir)) throw new Error(`dataDir must be absolute, got ${options.dataDir}`);
@@ -112,6 +124,7 @@ export class RunEngine {
     if (!row.requestSpec.equals(requestSpec)) throw new RunConflictError(row.runId);
     if (RESUMABLE.includes(row.state) && !this.executions.has(row.runId)) {
       if (this.store.setRunState(row.runId, JobState.JOB_STATE_RUNNING, { allowedFrom: RESUMABLE })) {
+        this.store.setAutoResumes(row.runId, 0); // a person resumed it: a fresh budget
         this.log.info({ run_id: row.runId, from: JobState[row.state] }, 'run resumed by StartRun');
         this.launch(row.runId);
       }
@@ -119,11 +132,14 @@ export class RunEngine {
     return this.getRun(row.runId);
   }
 
-  /** Resumes every run that was RUNNING when the last coordinator stopped (or died). Returns their ids. */
+  /**
+   * Resumes every run that is RUNNING without an execution: at start, those the last coordinator left (stopped or
+   * killed); on each tick (startTicking), a run whose execution ended without recording an end. Returns their ids.
+   */
   resumeAll(): string[] {
-    const ids = this.store.runIdsInState([JobState.JOB_STATE_RUNNING, JobState.JOB_STATE_PENDING]);
+    if (this.stopping) return [];
+    const ids = this.store.runIdsInState([JobState.JOB_STATE_RUNNING, JobState.JOB_STATE_PENDING]).filter((id) => !this.executions.has(id));
     for (const runId of ids) {
-      if (this.executions.has(runId)) continue;
       this.log.info({ run_id: runId }, 'resuming run');
       this.launch(runId);
     }
@@ -176,6 +192,7 @@ export class RunEngine {
   /** Stops executing (runs stay RUNNING in the database and resume at the next start) and ends every watch. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.ticker);
     const executions = [...this.executions.values()];
     for (const execution of executions) execution.controller.abort('shutdown');
     await Promise.all(executions.map((e) => e.done));
@@ -193,10 +210,29 @@ export class RunEngine {
     this.events.emit(runId, event);
   }
 
+  /** Every `intervalMs`, resumes the runs left RUNNING without an execution (resumeAll); stopped by stop(). */
+  startTicking(intervalMs: number): void {
+    this.ticker ??= setInterval(() => {
+      try {
+        this.resumeAll();
+      } catch (error) {
+        this.fatal(error);
+      }
+    }, intervalMs).unref();
+  }
+
+  private fatal(error: unknown): void {
+    this.log.error({ err: error }, 'coordinator cannot go on');
+    this.options.onFatal?.(error);
+  }
+
   private launch(runId: string, rootSpan?: Span): void {
     const controller = new AbortController();
     const done = this.execute(runId, controller.signal, rootSpan)
-      .catch((error) => this.log.error({ err: error, run_id: runId }, 'run execution crashed'))
+      .catch((error) => {
+        this.log.error({ err: error, run_id: runId }, 'run execution crashed');
+        this.fatal(error);
+      })
       .finally(() => this.executions.delete(runId));
     this.executions.set(runId, { controller, done });
   }
@@ -212,17 +248,36 @@ export class RunEngine {
         trace.setSpanContext(ROOT_CONTEXT, { traceId: row.traceId, spanId: row.rootSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true }),
       );
     const runCtx = trace.setSpan(ROOT_CONTEXT, span);
-    const outputs = new StageOutputs();
+    const policy = this.options.autoResume ?? DEFAULT_AUTO_RESUME;
     try {
-      for (const planned of planStages(row.spec)) {
-        if (signal.aborted) throw new StageAbortedError(abortReason(signal));
-        await this.runStage(row, planned, outputs, signal, runCtx);
+      for (;;) {
+        try {
+          const outputs = new StageOutputs();
+          for (const planned of planStages(row.spec)) {
+            if (signal.aborted) throw new StageAbortedError(abortReason(signal));
+            await this.runStage(row, planned, outputs, signal, runCtx);
+          }
+          break;
+        } catch (error) {
+          const now = this.store.findRun(runId)!;
+          const used = now.autoResumes;
+          if (!isResumable(error) || used >= policy.budget) throw error;
+          const delayMs = backoffBefore(used + 1, policy);
+          this.store.setAutoResumes(runId, used + 1);
+          const message = `${(error as Error).message}; resuming by itself in ${Math.round(delayMs / 1000)} s (automatic resume ${used + 1} of ${policy.budget})`;
+          this.log.warn({ run_id: runId, auto_resume: used + 1, budget: policy.budget, delay_ms: delayMs, error: (error as Error).message }, 'run resumes by itself');
+          span.addEvent('coordinator.run.auto_resume', { 'auto_resume.count': used + 1, 'auto_resume.delay_ms': delayMs });
+          this.emit(runId, { kind: 'stage', round: now.currentRound, stage: now.currentStage, state: JobState.JOB_STATE_FAILED, message });
+          await sleepUnlessAborted(delayMs, signal);
+        }
       }
       this.store.setRunState(runId, JobState.JOB_STATE_SUCCEEDED, { allowedFrom: [JobState.JOB_STATE_RUNNING] });
       span.setStatus({ code: SpanStatusCode.OK });
       this.log.info({ run_id: runId }, 'run succeeded');
       this.emit(runId, { kind: 'ended', run: this.getRun(runId) });
     } catch (error) {
+      // The database itself failed: nothing can be recorded; launch() hands it to onFatal.
+      if (isDatabaseError(error)) throw error;
       if (error instanceof StageAbortedError && error.reason === 'shutdown') {
         span.setAttribute('run.stopped_by_shutdown', true);
         this.log.info({ run_id: runId }, 'run paused by shutdown; it resumes at the next start');
@@ -305,13 +360,14 @@ export class RunEngine {
         throw error;
       }
       const interrupted = error instanceof StageFailedError && error.interrupted;
+      const unavailable = error instanceof ServiceUnavailableError || (error instanceof StageFailedError && error.serviceUnavailable);
       const message = `${label(round, stage)}: ${(error as Error).message}`;
       this.store.finishStage(runId, round, stage, { state: JobState.JOB_STATE_FAILED, error: message });
       this.emit(runId, { kind: 'stage', round, stage, state: JobState.JOB_STATE_FAILED, message });
       if (!(error instanceof StageFailedError || error instanceof ServiceUnavailableError)) {
         this.log.error({ err: error, run_id: runId, round, stage: stageName(stage) }, 'stage failed unexpectedly');
       }
-      throw new StageFailedError(message, interrupted);
+      throw new StageFailedError(message, interrupted, unavailable);
     }
 
     const manifestSha256 = await writeStageManifest(dir, identity, {

@@ -116,12 +116,15 @@ export class ServiceUnavailableError extends Error {
 /**
  * Thrown when a stage cannot complete: a service answered with an error, a trainer job failed, or a result did not
  * match what was asked. `interrupted` marks failures a resume may fix without any change (a trainer job
- * INTERRUPTED by its own restart): the run becomes INTERRUPTED instead of FAILED.
+ * INTERRUPTED by its own restart): the run becomes INTERRUPTED instead of FAILED. `serviceUnavailable` marks a
+ * service that stayed UNAVAILABLE through every retry (ServiceUnavailableError). The coordinator resumes a run
+ * that failed either way by itself, within its budget (auto-resume.ts).
  */
 export class StageFailedError extends Error {
   constructor(
     message: string,
     readonly interrupted = false,
+    readonly serviceUnavailable = false,
   ) {
     super(message);
     this.name = 'StageFailedError';

@@ -1,5 +1,6 @@
 // The coordinator's domain: run specs, the configuration table, the durable run state machine and its stage
 // executors' interfaces. No gRPC here (src/service.ts and src/clients/ are the wiring).
+export * from './auto-resume';
 export * from './configurations';
 export * from './data';
 export * from './engine';

@@ -8,7 +8,7 @@ import { JobState, ModelRef, RunSpec, Stage, type ArtifactRef, type Run, type Ro
  * power loss). Together with the atomically written artifacts it is the whole truth a restarted coordinator
  * resumes from; nothing about a run lives only in memory.
  */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runs (
@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS runs (
   trace_id       TEXT NOT NULL,     -- the run's trace; resumed executions continue it
   root_span_id   TEXT NOT NULL,
   nonce          TEXT NOT NULL,     -- makes trainer job ids unique across coordinators reusing a run_id
+  auto_resumes   INTEGER NOT NULL DEFAULT 0,  -- automatic resumes since the last StartRun (auto-resume.ts)
   created_at     INTEGER NOT NULL,  -- ms since the epoch
   updated_at     INTEGER NOT NULL
 );
@@ -64,6 +65,7 @@ export interface RunRow {
   traceId: string;
   rootSpanId: string;
   nonce: string;
+  autoResumes: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -104,6 +106,7 @@ interface RawRun {
   trace_id: string;
   root_span_id: string;
   nonce: string;
+  auto_resumes: number;
   created_at: number;
   updated_at: number;
 }
@@ -145,6 +148,8 @@ export class RunStore {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new Error(`${file} has schema version ${version}; this coordinator knows ${SCHEMA_VERSION}`);
     db.exec(SCHEMA);
+    // Version 1 had no auto_resumes (CREATE TABLE IF NOT EXISTS leaves an existing table as it was).
+    if (version === 1) db.exec('ALTER TABLE runs ADD COLUMN auto_resumes INTEGER NOT NULL DEFAULT 0');
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return new RunStore(db, now);
   }
@@ -189,6 +194,10 @@ export class RunStore {
       .prepare(`UPDATE runs SET state = ?, error = ?, updated_at = ? WHERE run_id = ?${guard}`)
       .run(state, options.error ?? '', this.now(), runId, ...(allowed ?? []));
     return result.changes === 1;
+  }
+
+  setAutoResumes(runId: string, count: number): void {
+    this.db.prepare('UPDATE runs SET auto_resumes = ?, updated_at = ? WHERE run_id = ?').run(count, this.now(), runId);
   }
 
   setRunPosition(runId: string, round: number, stage: Stage): void {
@@ -301,6 +310,7 @@ export class RunStore {
       createdAt: new Date(row.createdAt),
       updatedAt: new Date(row.updatedAt),
       traceId: row.traceId,
+      automaticResumes: row.autoResumes,
     };
   }
 }
@@ -320,6 +330,7 @@ function toRunRow(raw: RawRun): RunRow {
     traceId: raw.trace_id,
     rootSpanId: raw.root_span_id,
     nonce: raw.nonce,
+    autoResumes: raw.auto_resumes,
     createdAt: raw.created_at,
     updatedAt: raw.updated_at,
   };
