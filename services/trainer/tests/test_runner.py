@@ -39,6 +39,21 @@ def _spa_config(world, out, **hp):
         learning_rate=5e-3, batch_size=4, gradient_accumulation_steps=2, epochs=2, max_length=64, **hp))
 
 
+def test_checkpointing_does_not_change_the_result(world, tmp_path):
+    """The coordinator now asks every LEARN job for periodic checkpoints (issue 12); saving them must leave the
+    weights and every step's metrics exactly as a job that saves none (the campaign compares cells run both ways)."""
+    plain = runner.run_job(_spa_config(world, tmp_path / "a-out"), tmp_path / "a")
+    saved = []
+    periodic = runner.run_job(_spa_config(world, tmp_path / "b-out", checkpoint_every_steps=2), tmp_path / "b",
+                              runner.RunHooks(on_checkpoint=saved.append))
+    assert saved == [2, 4, 6]
+    a = load_file(plain.hf_checkpoint.path / "model.safetensors")
+    b = load_file(periodic.hf_checkpoint.path / "model.safetensors")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert [m["loss"] for m in read_metrics(plain.metrics.path)] == [m["loss"] for m in read_metrics(periodic.metrics.path)]
+
+
 class _Crash(Exception):
     pass
 
