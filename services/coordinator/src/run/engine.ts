@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ROOT_CONTEXT, SpanStatusCode, TraceFlags, trace, type Context, type Span } from '@opentelemetry/api';
 import { JobState, RunSpec, Stage, type Run } from '@alignment/contracts';
@@ -12,7 +11,8 @@ import { planStages, type PlannedStage } from './plan';
 import { RunEvents, type RunEvent } from './run-events';
 import { deriveSeed } from './seeds';
 import { checkRunId, validateSpec } from './run-spec';
-import { STAGE_MANIFEST, stageName, verifyStage, writeStageManifest } from './stage-manifest';
+import { prepareStageDir, removeStageWork } from './stage-dir';
+import { stageName, verifyStage, writeStageManifest } from './stage-manifest';
 import { StageOutputs, artifactRef, inputIdentities, modelOf, stageDefinition, type StageResult } from './stages';
 import { type RunRow, type RunStore } from './store';
 
@@ -326,15 +326,14 @@ export class RunEngine {
         });
       }
       if (stage === Stage.STAGE_LEARN) this.store.setLatestModel(runId, modelOf(verification.outputs));
+      await removeStageWork(dir);
       this.emit(runId, { kind: 'stage', round, stage, state: JobState.JOB_STATE_SUCCEEDED, message: 'complete and verified; not executed again' });
       return;
     }
     if (recorded) this.log.info({ run_id: runId, round, stage: stageName(stage), reason: verification.reason }, 'executing stage again');
 
-    await fs.promises.rm(path.join(dir, STAGE_MANIFEST), { force: true });
-    await fs.promises.rm(path.join(dir, 'work'), { recursive: true, force: true });
-    await fs.promises.mkdir(dir, { recursive: true });
     const attempt = this.store.startStage(runId, round, stage);
+    await prepareStageDir(dir, attempt);
     this.store.setRunPosition(runId, round, stage);
     this.emit(runId, { kind: 'stage', round, stage, state: JobState.JOB_STATE_RUNNING, message: attempt > 1 ? `attempt ${attempt}` : '' });
     const ctx: CallContext = {
@@ -386,6 +385,7 @@ export class RunEngine {
     });
     outputs.set(round, stage, result.outputs);
     if (stage === Stage.STAGE_LEARN) this.store.setLatestModel(runId, modelOf(result.outputs));
+    await removeStageWork(dir);
     for (const warning of result.warnings ?? []) this.log.warn({ run_id: runId, round, stage: stageName(stage) }, warning);
     this.emit(runId, { kind: 'stage', round, stage, state: JobState.JOB_STATE_SUCCEEDED, message: (result.warnings ?? []).join('; ') });
     const metrics = this.store.metricsOf(runId).find((m) => m.round === round);
