@@ -5,10 +5,25 @@ import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFound
 // place they become gRPC status codes (docs/architecture.md).
 
 /**
+ * The longest status message sent (issue 12: an error echoing a 1 MiB run_id could not fit in the trailers, and the
+ * client waited for its deadline instead of getting INVALID_ARGUMENT).
+ */
+export const MAX_STATUS_DETAILS = 2048;
+
+function clip(details: string): string {
+  return details.length <= MAX_STATUS_DETAILS ? details : `${details.slice(0, MAX_STATUS_DETAILS)}… (${details.length - MAX_STATUS_DETAILS} more characters)`;
+}
+
+/**
  * A domain error as a grpc-js ServiceError. InvalidArgumentError (and its subclasses) becomes INVALID_ARGUMENT with
  * the field's proto name in the `invalid-field` trailer. Unknown errors become INTERNAL; their stack stays in the log.
  */
 export function toServiceError(err: unknown): Partial<ServiceError> {
+  const result = statusOf(err);
+  return typeof result.details === 'string' ? { ...result, details: clip(result.details) } : result;
+}
+
+function statusOf(err: unknown): Partial<ServiceError> {
   if (isServiceError(err)) return err;
   const metadata = new Metadata();
   if (err instanceof InvalidArgumentError) {

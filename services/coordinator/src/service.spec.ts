@@ -202,6 +202,22 @@ describe('GetRun, ListRuns, late WatchRun, CancelRun', () => {
     }
   }, 30_000);
 
+  // Issue 12: a 1 MiB run_id was echoed into the status (too big for the trailers): the client hung to its deadline.
+  it('answers a huge run_id at once, with the status message clipped', async () => {
+    const runId = 'x'.repeat(1 << 20);
+    for (const call of [
+      () => unaryCall(client, client.getRun, { runId }),
+      () => unaryCall(client, client.startRun, { runId: `-${runId}`, spec: validSpec(ws) }),
+    ]) {
+      const started = Date.now();
+      const status = await statusOf(call());
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect([grpc.status.NOT_FOUND, grpc.status.INVALID_ARGUMENT]).toContain(status.code);
+      expect(status.details.length).toBeLessThan(2_100);
+      expect(status.details).toMatch(/… \(\d+ more characters\)$/);
+    }
+  });
+
   it('ListRuns pages through the runs in creation order', async () => {
     await startRun('third', { configuration: Configuration.CONFIGURATION_DPO_SEED, prompts: undefined, rounds: 0, roundTraining: undefined });
     const first = await unaryCall(client, client.listRuns, { pageSize: 2, pageToken: '' });

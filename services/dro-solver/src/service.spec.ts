@@ -37,6 +37,27 @@ describe('DroSolver service', () => {
     expect(exact.diagnostics!.solveMicros).toBeGreaterThan(0);
   });
 
+  // Issue 12: an N = 300 LP blocked the event loop for 28 s and 12 of 13 health checks failed.
+  it('solves LP in a worker thread: health checks and EXACT solves answer meanwhile', async () => {
+    const logXi = Array.from({ length: 250 }, (_, i) => -0.05 - ((i * 7919) % 97) / 50);
+    const lp = solve({ logXi, delta: 0.1, radius: { $case: 'rho', value: 0.3 }, mode: SolveMode.SOLVE_MODE_LP });
+    const exact = await solve({ logXi, delta: 0.1, radius: { $case: 'rho', value: 0.3 } });
+    const latencies: number[] = [];
+    let done = false;
+    void lp.finally(() => (done = true));
+    while (!done) {
+      const started = Date.now();
+      await solve({ logXi: [-1, -2], delta: 0.01, radius: { $case: 'rho', value: 0.1 } });
+      latencies.push(Date.now() - started);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const answer = await lp;
+    expect(latencies.length).toBeGreaterThan(3); // the LP took a while, and calls were answered all along
+    expect(Math.max(...latencies)).toBeLessThan(500);
+    expect(Math.abs(answer.value - exact.value)).toBeLessThanOrEqual(1e-9 * Math.max(1, exact.value));
+    expect(answer.diagnostics!.solveMicros).toBeGreaterThan(0);
+  }, 60_000);
+
   it('the unspecified mode is the exact solver', async () => {
     const request = { logXi, delta: 0.01, radius: { $case: 'rho' as const, value: 0.3 } };
     const unspecified = await solve(request);
@@ -90,6 +111,8 @@ describe('DroSolver service', () => {
     ['negative weight', { logXi: [-1, -2], weights: [1, -1], delta: 0.01, radius: { $case: 'rho', value: 0.1 } }, 'weights'],
     ['LP above 300 samples', { logXi: new Array(301).fill(-1), delta: 0.01, radius: { $case: 'rho', value: 0.1 }, mode: SolveMode.SOLVE_MODE_LP }, 'log_xi'],
     ['unknown mode', { logXi: [-1], delta: 0.01, radius: { $case: 'rho', value: 0.1 }, mode: 42 as SolveMode }, 'mode'],
+    // Issue 12: N = 10^7 drove the solver to 1.8-2.9 GB RSS against a 1 Gi pod limit.
+    ['more samples than DRO_MAX_SAMPLES', { logXi: new Array(1_000_001).fill(-1), delta: 0.01, radius: { $case: 'rho', value: 0.1 } }, 'log_xi'],
   ];
 
   it.each(bad)('rejects %s with INVALID_ARGUMENT naming the field', async (_name, request, field) => {

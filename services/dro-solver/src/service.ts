@@ -6,18 +6,32 @@ import {
 } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/errors';
 import type { ServiceBinding } from '@alignment/service-kit';
+import { solveLpOffThread } from './lp-thread';
 import {
+  LP_MAX_SAMPLES,
   solveDual,
   solveExact,
-  solveLp,
   type Budget,
   type DroProblem,
   type DroSolution,
 } from './solver';
 import { serializeSolveResponse } from './wire';
 
+/**
+ * The most samples one request may carry (issue 12: N = 10^7 took 1.8-2.9 GB against the pod's 1 Gi, and kept it):
+ * DRO_MAX_SAMPLES, default 10^6, whose response (four arrays of N doubles) fits the default message size.
+ */
+export function maxSamples(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.DRO_MAX_SAMPLES?.trim();
+  return raw && /^[0-9]{1,9}$/.test(raw) && Number(raw) > 0 ? Number(raw) : 1_000_000;
+}
+
 /** SolveRequest -> solver input. Shape errors here; numeric validation is the solver's (it names the field). */
 export function toProblem(request: SolveRequest): DroProblem {
+  const limit = maxSamples();
+  if (request.logXi.length > limit) {
+    throw new InvalidArgumentError('log_xi', `has ${request.logXi.length} samples; this solver takes at most ${limit} per request (DRO_MAX_SAMPLES)`);
+  }
   if (!request.radius) {
     throw new InvalidArgumentError('radius', 'set either epsilon (absolute radius) or rho (fraction of epsilon_sat)');
   }
@@ -73,9 +87,15 @@ export async function solve(request: SolveRequest): Promise<SolveResponse> {
     case SolveMode.SOLVE_MODE_DUAL:
       solution = solveDual(problem);
       break;
-    case SolveMode.SOLVE_MODE_LP:
-      solution = await solveLp(problem);
-      break;
+    case SolveMode.SOLVE_MODE_LP: {
+      // Checked here too, so that an oversized LP never costs a worker start.
+      if (problem.logXi.length > LP_MAX_SAMPLES) {
+        throw new InvalidArgumentError('log_xi', `has ${problem.logXi.length} samples; the LP mode is a verification tool and accepts at most ${LP_MAX_SAMPLES}`);
+      }
+      const response = await solveLpOffThread(problem, request.omitAtoms);
+      response.diagnostics!.solveMicros = Number(process.hrtime.bigint() - started) / 1e3;
+      return response;
+    }
     default:
       throw new InvalidArgumentError('mode', `unknown solve mode ${String(request.mode)}`);
   }

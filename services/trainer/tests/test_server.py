@@ -4,6 +4,7 @@ handling of the real entry point. The Trainer's job RPCs are tested in test_serv
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import pathlib
@@ -302,3 +303,25 @@ def _wait_for(condition, timeout_s: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_a_huge_job_id_gets_its_status_at_once_with_the_echo_cut(channel):
+    stub = trainer_pb2_grpc.TrainerStub(channel)
+    huge = "j" * (1 << 20)
+    for call, req in ((stub.GetJob, trainer_pb2.GetJobRequest(job_id=huge)),
+                      (stub.StartJob, trainer_pb2.StartJobRequest(job_id="-" + huge, spec=trainer_pb2.JobSpec()))):
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as err:
+            call(req, timeout=TIMEOUT)
+        assert time.monotonic() - started < 3.0
+        assert err.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+        assert len(err.value.details()) < 400 and "more characters)" in err.value.details()
+
+
+def test_log_lines_clip_long_strings():
+    from alignment_trainer import logs
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "m" * 5000, None, None)
+    record.fields = {"job_id": "j" * 10_000}
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert line["msg"].endswith("… (904 more characters)") and len(line["msg"]) < 4200
+    assert line["job_id"].endswith("… (5904 more characters)")

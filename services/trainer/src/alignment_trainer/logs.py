@@ -26,6 +26,18 @@ _PINO_LEVELS = {
 }
 
 
+# The longest string a log line carries in a field (issue 12: a 1 MiB id was echoed into a 1 MiB line); the Node
+# services' logger clips at the same length (libs/service-kit/src/logger.ts).
+MAX_LOGGED_STRING = 4096
+
+
+def clip(value: object, limit: int = MAX_LOGGED_STRING) -> object:
+    """A string longer than `limit` cut there, saying how much was cut; anything else unchanged."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… ({len(value) - limit} more characters)"
+    return value
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, name: str = SERVICE_NAME) -> None:
         super().__init__()
@@ -37,12 +49,12 @@ class JsonFormatter(logging.Formatter):
             "time": int(record.created * 1000),
             **self._static,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": clip(record.getMessage()),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             for key, value in fields.items():
-                entry.setdefault(key, value)
+                entry.setdefault(key, clip(value))
         if record.exc_info:
             entry["err"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, separators=(",", ":"))

@@ -36,9 +36,9 @@ DEFAULT_INITIAL_BACKOFF_S = 0.2
 """Sleep before the 2nd attempt; doubled each time (0.2, 0.4, 0.8, 1.6 s: about 3 s in all before giving up)."""
 DEFAULT_MAX_BACKOFF_S = 2.0
 
-# The solver accepts messages up to 128 MiB (GRPC_MAX_MESSAGE_BYTES in the service kit); gRPC Python's default
+# The solver accepts messages up to 64 MiB (GRPC_MAX_MESSAGE_BYTES in the service kit); gRPC Python's default
 # 4 MiB receive limit would fail a solve of ~10^5 pairs on the response (N + 1 atoms plus four arrays of N).
-_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),

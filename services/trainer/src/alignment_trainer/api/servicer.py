@@ -74,7 +74,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         if not JOB_ID_PATTERN.fullmatch(job_id):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"job_id: must be 1-128 characters of [A-Za-z0-9._-] starting with a letter or digit, "
-                          f"got {job_id!r}")
+                          f"got {_shown(job_id)}")
         if not request.HasField("spec"):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "spec: required")
         # Idempotency first: a retried StartJob must get its job back even if, say, its output dir now has files.
@@ -85,7 +85,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         if existing is not None:
             if trainer_pb2.JobSpec.FromString(existing.spec) != request.spec:
                 context.abort(grpc.StatusCode.ALREADY_EXISTS,
-                              f"job_id: {job_id!r} already names a job with a different spec")
+                              f"job_id: {_shown(job_id)} already names a job with a different spec")
             return trainer_pb2.StartJobResponse(job=to_proto(existing))
         try:
             config = jobspec.parse_job_spec(request.spec, default_output_dir=self.manager.default_output_dir(job_id),
@@ -102,7 +102,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         if not created and trainer_pb2.JobSpec.FromString(record.spec) != request.spec:
             # A concurrent StartJob with the same job_id won the insert.
             context.abort(grpc.StatusCode.ALREADY_EXISTS,
-                          f"job_id: {job_id!r} already names a job with a different spec")
+                          f"job_id: {_shown(job_id)} already names a job with a different spec")
         return trainer_pb2.StartJobResponse(job=to_proto(record))
 
     def WatchJob(self, request: trainer_pb2.WatchJobRequest, context: grpc.ServicerContext):
@@ -122,7 +122,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
                 else:
                     yield trainer_pb2.WatchJobResponse(job=to_proto(event))
         except JobNotFound:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {request.job_id!r}")
+            context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {_shown(request.job_id)}")
         except ShuttingDown as err:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
         finally:
@@ -157,7 +157,13 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         try:
             return self.manager.get(job_id)
         except JobNotFound:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {job_id!r}")
+            context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {_shown(job_id)}")
+
+
+def _shown(value: str, limit: int = 160) -> str:
+    """A caller's value quoted in a status message, cut to `limit` characters: the whole of a 1 MiB id does not fit
+    in the trailers, and the client would wait for its deadline instead of getting the status (issue 12)."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value) - limit} more characters)"
 
 
 def _require_job_id(job_id: str, context: grpc.ServicerContext) -> None:
