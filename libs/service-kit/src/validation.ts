@@ -32,3 +32,23 @@ export function requireShard(field: string, shard: ShardSpec | undefined): Shard
 export function inShard(i: number, shard: ShardSpec): boolean {
   return i % shard.count === shard.index;
 }
+
+/** The most UTF-8 bytes of one prompt or response a service takes: MAX_TEXT_BYTES, default 256 KiB. */
+export function maxTextBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.MAX_TEXT_BYTES?.trim();
+  return raw && /^[0-9]{1,10}$/.test(raw) && Number(raw) > 0 ? Number(raw) : 256 * 1024;
+}
+
+/**
+ * A prompt or response within maxTextBytes, checked before it is tokenized or quoted (issue 12: a 10 MiB prompt
+ * stalled the generator and the judge for ~10 s, failing their health checks). InvalidArgumentError naming the field
+ * (and `where` in it: the file, line and key of a JSONL artifact's text).
+ */
+export function requireTextWithinLimit(field: string, text: string, where = '', limit = maxTextBytes()): string {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: most texts are decided without measuring.
+  if (text.length * 3 > limit) {
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > limit) throw new InvalidArgumentError(field, `${where ? `${where} ` : ''}is ${bytes} bytes; at most ${limit} are taken (MAX_TEXT_BYTES)`);
+  }
+  return text;
+}

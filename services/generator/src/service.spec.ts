@@ -88,6 +88,20 @@ describe('alignment.v1.Generator over gRPC', () => {
     expect(noModel.details).toMatch(/^invalid model.onnx.uri: is required/);
   });
 
+  // Issue 12: a 10 MiB prompt stalled the generator for ~10 s (4 of 5 health checks failed).
+  it('refuses a prompt over MAX_TEXT_BYTES at once, inline or in a prompt set, naming it', async () => {
+    const huge = 'é'.repeat(5 << 20); // 10 MiB of UTF-8
+    const params = { n: 1, topP: 1, maxNewTokens: 5, topK: 0, stop: [], seed: 0, greedy: false };
+    const started = Date.now();
+    const inline = await readAll(client.generate(request({ prompts: { $case: 'inlinePrompts', value: { prompts: ['ok', huge] } }, params }))).catch((e) => e);
+    expect([inline.code, inline.details]).toEqual([grpc.status.INVALID_ARGUMENT, `invalid inline_prompts.prompts[1]: is ${10 << 20} bytes; at most 262144 are taken (MAX_TEXT_BYTES)`]);
+    const file = path.join(dir, 'huge-prompts.jsonl');
+    fs.writeFileSync(file, `{"prompt":"ok"}\n${JSON.stringify({ prompt: huge })}\n`);
+    const set = await readAll(client.generate(request({ prompts: { $case: 'promptSet', value: { uri: file, sha256: '' } }, params }))).catch((e) => e);
+    expect([set.code, set.details]).toEqual([grpc.status.INVALID_ARGUMENT, `invalid prompt_set: ${file}:2: "prompt" is ${10 << 20} bytes; at most 262144 are taken (MAX_TEXT_BYTES)`]);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
   it.each([
     ['the client cancels', (stream: grpc.ClientReadableStream<GenerateResponse>) => firstMessage(stream).then(() => stream.cancel()), grpc.status.CANCELLED, undefined],
     ['the deadline passes', () => Promise.resolve(), grpc.status.DEADLINE_EXCEEDED, 1_500],

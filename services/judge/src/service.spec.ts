@@ -51,6 +51,21 @@ describe('alignment.v1.Judge over gRPC', () => {
     expect(error.metadata.get('invalid-field')).toEqual(['model.onnx.uri']);
   });
 
+  // Issue 12: a 10 MiB response stalled the judge for ~10 s (4 of 5 health checks failed).
+  it('refuses a prompt or response over MAX_TEXT_BYTES at once, naming it', async () => {
+    const huge = 'x'.repeat(10 << 20);
+    const scored = (await unaryCall(client, client.scoreSequences, ScoreSequencesRequest.fromPartial({ model: { onnx: { uri: models.policy } }, items: [{ prompt: 'a', response: huge }] })).catch((e) => e)) as grpc.ServiceError;
+    expect([scored.code, scored.details]).toEqual([grpc.status.INVALID_ARGUMENT, `invalid items[0].response: is ${10 << 20} bytes; at most 262144 are taken (MAX_TEXT_BYTES)`]);
+    const responses = path.join(dir, 'huge-responses.jsonl');
+    fs.writeFileSync(responses, `${JSON.stringify({ prompt_index: 0, prompt: 'p', responses: ['a', huge] })}\n`);
+    const events = await readAll(client.judgePairs(JudgePairsRequest.fromPartial({
+      method: JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT,
+      responses: { uri: responses },
+      spaImplicit: { policy: { onnx: { uri: models.policy } }, reference: { onnx: { uri: models.reference } } },
+    }))).catch((e) => e);
+    expect([events.code, events.details]).toEqual([grpc.status.INVALID_ARGUMENT, `invalid responses: ${responses}:1: "responses"[1] is ${10 << 20} bytes; at most 262144 are taken (MAX_TEXT_BYTES)`]);
+  });
+
   it('JudgePairs streams progress, then the pairs artifact and the counts', async () => {
     const responses = path.join(dir, 'responses.jsonl');
     fs.writeFileSync(

@@ -11,7 +11,7 @@ import {
   type ScoreSequencesResponse,
 } from '@alignment/contracts';
 import { LanguageModel, ModelCache, RewardModel, type ModelLocation } from '@alignment/lm';
-import { callAbortSignal, type ServiceBinding } from '@alignment/service-kit';
+import { callAbortSignal, requireTextWithinLimit, type ServiceBinding } from '@alignment/service-kit';
 import { InvalidArgumentError } from '@alignment/errors';
 import { judgePairs, type JudgeDeps, type JudgeJob, type JudgeMethodName } from './judging/judge-pairs';
 import type { PairingName } from './judging/pairing';
@@ -86,7 +86,14 @@ export function defaultJudgeDeps(store: JudgeDeps['store']): JudgeDeps {
 export function judgeBinding(deps: JudgeDeps): ServiceBinding {
   const scoreSequencesHandler = async (request: ScoreSequencesRequest, call: grpc.ServerUnaryCall<ScoreSequencesRequest, ScoreSequencesResponse>): Promise<ScoreSequencesResponse> => {
     const scores = await scoreItems(
-      { model: onnx(request.model), items: request.items.map((i) => ({ prompt: i.prompt, response: i.response })), perToken: request.perToken },
+      {
+        model: onnx(request.model),
+        items: request.items.map((i, k) => ({
+          prompt: requireTextWithinLimit(`items[${k}].prompt`, i.prompt),
+          response: requireTextWithinLimit(`items[${k}].response`, i.response),
+        })),
+        perToken: request.perToken,
+      },
       deps.languageModels,
       callAbortSignal(call),
     );

@@ -325,3 +325,22 @@ def test_log_lines_clip_long_strings():
     line = json.loads(logs.JsonFormatter().format(record))
     assert line["msg"].endswith("… (904 more characters)") and len(line["msg"]) < 4200
     assert line["job_id"].endswith("… (5904 more characters)")
+
+
+def test_start_job_beyond_the_queue_limit_is_resource_exhausted(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINER_MAX_QUEUED_JOBS", "2")
+    srv = trainer_server.start(host="127.0.0.1", port=0, max_workers=4, data_dir=str(tmp_path / "data"))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = trainer_pb2_grpc.TrainerStub(ch)
+            srv.manager.store.create("waiting-1", b"", str(tmp_path / "o1"))  # PENDING, never run
+            with pytest.raises(grpc.RpcError) as err:  # one waiting: the spec itself is looked at
+                stub.StartJob(trainer_pb2.StartJobRequest(job_id="j", spec=trainer_pb2.JobSpec()), timeout=TIMEOUT)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            srv.manager.store.create("waiting-2", b"", str(tmp_path / "o2"))
+            with pytest.raises(grpc.RpcError) as err:
+                stub.StartJob(trainer_pb2.StartJobRequest(job_id="j", spec=trainer_pb2.JobSpec()), timeout=TIMEOUT)
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert err.value.details().startswith("StartJob: 2 jobs are waiting, the most this trainer queues")
+    finally:
+        srv.shutdown(grace_s=0.5)

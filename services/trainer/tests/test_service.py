@@ -204,6 +204,13 @@ def test_invalid_specs_are_rejected_naming_the_field(stub, world, mutate, messag
      'spec.sft.architecture.model_type: must be "llama"'),
     (lambda w: _with(sft_spec(w), lambda s: setattr(s.sft.architecture, "num_attention_heads", 3)),
      "spec.sft.architecture.hidden_size: must be divisible by num_attention_heads (32 % 3 != 0)"),
+    # Issue 12: a huge architecture drove the trainer past 6 GB in 15 s.
+    (lambda w: _with(sft_spec(w), lambda s: setattr(s.sft.architecture, "hidden_size", 1 << 20)),
+     "spec.sft.architecture.hidden_size: must be <= 65536, got 1048576"),
+    (lambda w: _with(sft_spec(w), lambda s: (setattr(s.sft.architecture, "hidden_size", 16384),
+                                             setattr(s.sft.architecture, "num_layers", 200),
+                                             setattr(s.sft.architecture, "intermediate_size", 65536))),
+     "spec.sft.architecture: has about 8.59e+11 parameters besides its embeddings; this trainer builds at most 1e+09"),
     (lambda w: _with(preference_spec(w, "dpo"), lambda s: setattr(s.preference, "label_smoothing", 0.2)),
      "spec.preference.label_smoothing: only used by the CDPO and RDPO losses, not 'dpo'"),
     (lambda w: _with(preference_spec(w, "dpo"), lambda s: s.preference.wdro.CopyFrom(

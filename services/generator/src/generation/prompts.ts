@@ -1,6 +1,6 @@
 import { ArtifactError, readJsonl, toLocalPath, verifyArtifact } from '@alignment/artifacts';
 import { InvalidArgumentError } from '@alignment/errors';
-import { inShard, type ShardSpec } from '@alignment/service-kit';
+import { inShard, requireTextWithinLimit, type ShardSpec } from '@alignment/service-kit';
 
 /** Where a request's prompts are: inline, or a prompts JSONL artifact (`{"prompt": "..."}`, optionally `"id"`). */
 export type PromptSource = { kind: 'inline'; prompts: string[] } | { kind: 'artifact'; uri: string; sha256: string };
@@ -31,6 +31,7 @@ export async function loadPromptSet(source: PromptSource | undefined, shard: Sha
   if (source.kind === 'inline') {
     if (source.prompts.length === 0) throw new InvalidArgumentError('inline_prompts.prompts', 'must not be empty');
     source.prompts.forEach((p, i) => {
+      requireTextWithinLimit(`inline_prompts.prompts[${i}]`, p);
       if (p.trim() === '') throw new InvalidArgumentError(`inline_prompts.prompts[${i}]`, 'must not be empty');
     });
     return {
@@ -59,6 +60,7 @@ export async function loadPromptSet(source: PromptSource | undefined, shard: Sha
       if (typeof record?.prompt !== 'string' || record.prompt.trim() === '') {
         throw new InvalidArgumentError('prompt_set', `${path}:${line}: "prompt" must be a non-empty string`);
       }
+      requireTextWithinLimit('prompt_set', record.prompt, `${path}:${line}: "prompt"`);
       const id = typeof record.id === 'string' || typeof record.id === 'number' ? record.id : undefined;
       if (inShard(total, shard)) {
         prompts.push({ index: total, prompt: record.prompt, ...(id !== undefined ? { id } : {}) });

@@ -1,6 +1,6 @@
 import { ArtifactError, readJsonl, toLocalPath, verifyArtifact } from '@alignment/artifacts';
 import { InvalidArgumentError } from '@alignment/errors';
-import { inShard, type ShardSpec } from '@alignment/service-kit';
+import { inShard, requireTextWithinLimit, type ShardSpec } from '@alignment/service-kit';
 
 /** One record of the generator's responses artifact (generator.proto GenerateResult.responses). */
 export interface ResponsesRecord {
@@ -43,6 +43,8 @@ export async function* readResponses(path: string, shard: ShardSpec): AsyncGener
       if (!Array.isArray(record.responses) || record.responses.some((r) => typeof r !== 'string')) {
         throw new InvalidArgumentError('responses', `${where}: "responses" must be a list of strings`);
       }
+      requireTextWithinLimit('responses', record.prompt, `${where}: "prompt"`);
+      (record.responses as string[]).forEach((r, i) => requireTextWithinLimit('responses', r, `${where}: "responses"[${i}]`));
       const reasons = record.finish_reasons;
       if (reasons != null && (!Array.isArray(reasons) || reasons.length !== record.responses.length || reasons.some((r) => typeof r !== 'string'))) {
         throw new InvalidArgumentError('responses', `${where}: "finish_reasons" must be a list of strings, one per response`);

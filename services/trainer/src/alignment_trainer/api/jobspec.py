@@ -10,6 +10,7 @@ job starts reading them (data.DatasetError names file:line); here only their exi
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -121,6 +122,13 @@ def parse_job_spec(spec: trainer_pb2.JobSpec, *, default_output_dir: Path, defau
     return JobConfig(task=task, hparams=hparams, output_dir=output_dir, export_onnx=spec.export_onnx)
 
 
+def max_parameters() -> int:
+    """The largest model an SFT job may build from an architecture: TRAINER_MAX_PARAMETERS, default 10^9 (4 GB of
+    fp32 weights, and as much again for Adam's moments)."""
+    raw = os.environ.get("TRAINER_MAX_PARAMETERS", "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else 1_000_000_000
+
+
 def _sft(sft: trainer_pb2.SftJob) -> SftTask:
     dataset = _artifact(sft.dataset, "spec.sft.dataset", kind="file")
     init = sft.WhichOneof("init")
@@ -134,6 +142,15 @@ def _sft(sft: trainer_pb2.SftJob) -> SftTask:
            f"must be \"llama\" (the only architecture the ONNX export and the generator support), got {a.model_type!r}")
     for name in ("hidden_size", "num_layers", "num_attention_heads", "intermediate_size"):
         _check(getattr(a, name) > 0, f"{f}.{name}", "must be > 0")
+    # Issue 12: a huge architecture drove the trainer past 6 GB in 15 s before anything said no.
+    for name, most in (("hidden_size", 65536), ("num_layers", 1024), ("num_attention_heads", 1024),
+                       ("intermediate_size", 262144), ("max_position_embeddings", 1 << 20)):
+        _check(getattr(a, name) <= most, f"{f}.{name}", f"must be <= {most}, got {getattr(a, name)}")
+    params = a.num_layers * (4 * a.hidden_size ** 2 + 3 * a.hidden_size * a.intermediate_size)
+    limit = max_parameters()
+    _check(params <= limit, f,
+           f"has about {params:.3g} parameters besides its embeddings; this trainer builds at most {limit:.3g} from "
+           "an architecture (TRAINER_MAX_PARAMETERS)")
     _check(a.hidden_size % a.num_attention_heads == 0, f"{f}.hidden_size",
            f"must be divisible by num_attention_heads ({a.hidden_size} % {a.num_attention_heads} != 0)")
     kv = a.num_key_value_heads or a.num_attention_heads

@@ -10,6 +10,8 @@ Configuration (environment):
     DRO_SOLVER_ADDRESS        DroSolver for W-DRO jobs that name none, default localhost:50054
     TRAINER_MAX_WORKERS       RPC worker threads, default 128; WatchJob streams may hold all but 8 of them (the rest
                               keep Health, GetJob and the other unary RPCs answering), more get RESOURCE_EXHAUSTED
+    TRAINER_MAX_QUEUED_JOBS   jobs that may wait for the worker at once, default 64; StartJob beyond gets RESOURCE_EXHAUSTED
+    TRAINER_MAX_PARAMETERS    the largest model an SFT job builds from an architecture (besides embeddings), default 10^9
     TRAINER_THREADS           torch threads, default $OMP_NUM_THREADS, else the cores available less one (cpu_env.py)
     ALIGNMENT_CPU_PINS        on (default: the reproducibility pins of cpu_env.py) | off (native kernels)
     TRAINER_SHUTDOWN_GRACE_S  seconds in-flight RPCs and the running job get on SIGTERM/SIGINT, default 10

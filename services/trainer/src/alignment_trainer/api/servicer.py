@@ -12,6 +12,7 @@ A job that fails while running is not an RPC error: it is a Job in state FAILED 
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import uuid
@@ -25,7 +26,7 @@ from alignment_trainer.api import jobspec
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
 from alignment_trainer.config import JobConfig
 from alignment_trainer.jobs.manager import JobManager, ShuttingDown
-from alignment_trainer.jobs.store import JobNotFound, JobRecord
+from alignment_trainer.jobs.store import JobNotFound, JobRecord, JobState
 from alignment_trainer.training import runner
 
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -87,6 +88,11 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
                 context.abort(grpc.StatusCode.ALREADY_EXISTS,
                               f"job_id: {_shown(job_id)} already names a job with a different spec")
             return trainer_pb2.StartJobResponse(job=to_proto(existing))
+        queued = len(self.manager.store.in_states([JobState.PENDING]))
+        if queued >= max_queued_jobs():
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"StartJob: {queued} jobs are waiting, the most this trainer queues (TRAINER_MAX_QUEUED_JOBS); "
+                          "retry once some have run")
         try:
             config = jobspec.parse_job_spec(request.spec, default_output_dir=self.manager.default_output_dir(job_id),
                                             default_dro_address=self.manager.default_dro_address)
@@ -158,6 +164,12 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
             return self.manager.get(job_id)
         except JobNotFound:
             context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {_shown(job_id)}")
+
+
+def max_queued_jobs() -> int:
+    """Jobs that may wait for the worker at once: TRAINER_MAX_QUEUED_JOBS, default 64 (issue 12: a job queue limit)."""
+    raw = os.environ.get("TRAINER_MAX_QUEUED_JOBS", "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else 64
 
 
 def _shown(value: str, limit: int = 160) -> str:
