@@ -97,7 +97,7 @@ describe('alignment.v1.Generator over gRPC', () => {
     expect([inline.code, inline.details]).toEqual([grpc.status.INVALID_ARGUMENT, `invalid inline_prompts.prompts[1]: is ${10 << 20} bytes; at most 262144 are taken (MAX_TEXT_BYTES)`]);
     const file = path.join(dir, 'huge-prompts.jsonl');
     fs.writeFileSync(file, `{"prompt":"ok"}\n${JSON.stringify({ prompt: huge })}\n`);
-    const set = await readAll(client.generate(request({ prompts: { $case: 'promptSet', value: { uri: file, sha256: '' } }, params }))).catch((e) => e);
+    const set = await readAll(client.generate(request({ prompts: { $case: 'promptSet', value: { uri: file, sha256: '', sizeBytes: 0 } }, params }))).catch((e) => e);
     expect([set.code, set.details]).toEqual([grpc.status.INVALID_ARGUMENT, `invalid prompt_set: ${file}:2: "prompt" is ${10 << 20} bytes; at most 262144 are taken (MAX_TEXT_BYTES)`]);
     expect(Date.now() - started).toBeLessThan(3_000);
   });
