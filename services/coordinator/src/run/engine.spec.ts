@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { toLocalPath } from '@alignment/artifacts';
-import { Configuration, JobState, PreferenceLoss, RunSpec, Stage } from '@alignment/contracts';
+import { Configuration, JobState, PreferenceLoss, RoundPromptOverlap, RunSpec, Stage } from '@alignment/contracts';
 import { artifactShas, closeHarnesses, harness, runToEnd, stageRuns, startAndWatch } from '../../testing/engine-harness';
 import { Gate } from '../../testing/gate';
 import { validSpec } from '../../testing/run-fixtures';
@@ -63,6 +63,22 @@ describe('a run', () => {
     // Artifacts live under $DATA_DIR/runs/<run>/round-<t>/<stage>/.
     const responses = round(1, Stage.STAGE_GENERATE).outputs[0];
     expect(toLocalPath(responses.uri)).toBe(path.join(h.dataDir, 'runs', 'run-1', 'round-1', 'generate', 'responses.jsonl'));
+  });
+
+  it('leaves round prompts that repeat a seed or earlier prompt out of GENERATE (DEDUPLICATE, the default), counting them', async () => {
+    const h = harness();
+    const split = { $case: 'promptSplit' as const, value: { prompts: { uri: h.ws.promptPool, sha256: '', sizeBytes: 0 }, roundFractions: [0.3, 0.3], seedFraction: undefined } };
+    const run = await runToEnd(h, { prompts: split });
+    expect(run.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    // The pool's first 10 prompts are the seed pairs' prompts: round 1 (its first 30) generates only the 20 others.
+    const metrics = Object.fromEntries(run.rounds.map((m) => [m.round, m.metrics]));
+    expect([metrics[1]['generate/dropped_repeated_prompts'], metrics[1]['generate/num_prompts']]).toEqual([10, 20]);
+    expect([metrics[2]['generate/dropped_repeated_prompts'], metrics[2]['generate/num_prompts']]).toEqual([0, 30]);
+    const promptsOf = (t: number) => fs.readFileSync(path.join(h.dataDir, 'runs', 'run-1', `round-${t}`, 'generate', 'prompts.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).prompt);
+    expect(promptsOf(1).some((p: string) => p.startsWith('seed prompt'))).toBe(false);
+    // ALLOW generates them all.
+    const allowed = await runToEnd(h, { prompts: split, roundPromptOverlap: RoundPromptOverlap.ROUND_PROMPT_OVERLAP_ALLOW }, 'run-2');
+    expect(allowed.rounds.find((m) => m.round === 1)!.metrics['generate/num_prompts']).toBe(30);
   });
 
   it('dpo-seed trains and evaluates round 0 only', async () => {

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { AdversarySchedule, Configuration, JudgeMethod, Pairing, RunSpec } from '@alignment/contracts';
+import { AdversarySchedule, Configuration, JudgeMethod, Pairing, RoundPromptOverlap, RunSpec } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { makeWorkspace, validSpec, type Workspace } from '../../testing/run-fixtures';
 import { validateSpec } from './run-spec';
@@ -85,6 +85,26 @@ describe('a valid spec', () => {
     expect((await validateSpec(validSpec(ws, { rounds: 3, prompts: paper }))).rounds).toBe(3);
   });
 
+  // Issue 13: real prompt sets repeat; StartRun used to refuse any overlap.
+  it('takes overlapping round prompts under DEDUPLICATE (the default) and ALLOW, and refuses them under REJECT', async () => {
+    const overlapping = (policy?: RoundPromptOverlap) =>
+      validSpec(ws, {
+        prompts: { $case: 'promptSplit', value: { prompts: { uri: ws.promptPool, sha256: '', sizeBytes: 0 }, roundFractions: [0.3, 0.3], seedFraction: undefined } },
+        ...(policy !== undefined ? { roundPromptOverlap: policy } : {}),
+      });
+    await expect(validateSpec(overlapping())).resolves.toBeDefined();
+    await expect(validateSpec(overlapping(RoundPromptOverlap.ROUND_PROMPT_OVERLAP_ALLOW))).resolves.toBeDefined();
+    await expect(validateSpec(overlapping(RoundPromptOverlap.ROUND_PROMPT_OVERLAP_REJECT))).rejects.toThrow("round 1's prompts include a prompt of the seed pairs");
+    // A round that is all repeats is refused under DEDUPLICATE too (nothing left to generate); ALLOW takes it.
+    const sameTwice = (policy?: RoundPromptOverlap) => {
+      const spec = validSpec(ws, policy !== undefined ? { roundPromptOverlap: policy } : {});
+      if (spec.prompts?.$case === 'roundPrompts') spec.prompts.value.rounds[1].uri = ws.roundPrompts[0];
+      return spec;
+    };
+    await expect(validateSpec(sameTwice())).rejects.toThrow('invalid spec.round_prompts.rounds[1].uri: round 2 has no prompt left once the 6 that repeat');
+    await expect(validateSpec(sameTwice(RoundPromptOverlap.ROUND_PROMPT_OVERLAP_ALLOW))).resolves.toBeDefined();
+  });
+
   it('accepts wdro with its budget and iter-dpo-rm with a judge model', async () => {
     expect(
       await fieldOf((s) => {
@@ -149,10 +169,14 @@ describe('an invalid field is named', () => {
       'spec.prompt_split.round_fractions',
     ],
     [
-      'split rounds overlapping the seed pairs',
-      (s) => (s.prompts = { $case: 'promptSplit', value: { prompts: { uri: ws.promptPool, sha256: '', sizeBytes: 0 }, roundFractions: [0.3, 0.3], seedFraction: undefined } }),
+      'split rounds overlapping the seed pairs, with REJECT',
+      (s) => {
+        s.prompts = { $case: 'promptSplit', value: { prompts: { uri: ws.promptPool, sha256: '', sizeBytes: 0 }, roundFractions: [0.3, 0.3], seedFraction: undefined } };
+        s.roundPromptOverlap = RoundPromptOverlap.ROUND_PROMPT_OVERLAP_REJECT;
+      },
       'spec.prompt_split.prompts.uri',
     ],
+    ['an unknown round_prompt_overlap', (s) => (s.roundPromptOverlap = 9 as RoundPromptOverlap), 'spec.round_prompt_overlap'],
     ['held-out prompts that are trained on', (s) => (s.evaluation!.prompts!.uri = ws.roundPrompts[1]), 'spec.evaluation.prompts.uri'],
     ['held-out prompts missing', (s) => (s.evaluation!.prompts = undefined), 'spec.evaluation.prompts.uri'],
     ['one response per prompt', (s) => (s.generation!.n = 1), 'spec.generation.n'],

@@ -1,5 +1,6 @@
-import type { EvaluationConfig, RunSpec } from '@alignment/contracts';
+import { RoundPromptOverlap, type EvaluationConfig, type RunSpec } from '@alignment/contracts';
 import { roundFractions, splitPrompts } from '../prompt-split';
+import { deduplicateRounds, overlapPolicy } from '../round-prompts';
 import { check, fail, finite } from './fields';
 import { pinFile, promptsOf } from './pinning';
 
@@ -7,8 +8,10 @@ import { pinFile, promptsOf } from './pinning';
 const FRACTION_SLACK = 1e-9;
 
 /**
- * The per-round prompt sets, given (round_prompts) or split from one file (prompt_split), pinned in `spec`:
- * pairwise disjoint and disjoint from the seed pairs' prompts. Returns every round prompt, with its round index.
+ * The per-round prompt sets, given (round_prompts) or split from one file (prompt_split), pinned in `spec`, and
+ * checked against spec.round_prompt_overlap: REJECT wants them pairwise disjoint and disjoint from the seed pairs'
+ * prompts; DEDUPLICATE (the default) wants every round left with a prompt once repeats are dropped; ALLOW takes them
+ * as they are. Returns every round prompt, with its round index.
  */
 export async function pinRoundPrompts(spec: RunSpec, rounds: number, seedPrompts: Set<string>): Promise<Map<string, string>> {
   const roundPrompts: Array<{ prompts: string[]; field: string }> = [];
@@ -49,21 +52,44 @@ export async function pinRoundPrompts(spec: RunSpec, rounds: number, seedPrompts
       roundPrompts.push({ prompts: all.slice(start, end), field: 'prompt_split.prompts.uri' });
     });
   }
+  const policy = overlapPolicy(spec);
+  check(
+    policy === RoundPromptOverlap.ROUND_PROMPT_OVERLAP_REJECT || policy === RoundPromptOverlap.ROUND_PROMPT_OVERLAP_DEDUPLICATE || policy === RoundPromptOverlap.ROUND_PROMPT_OVERLAP_ALLOW,
+    'round_prompt_overlap',
+    `must be ROUND_PROMPT_OVERLAP_REJECT, _DEDUPLICATE (the default) or _ALLOW, got ${policy}`,
+  );
+  if (policy === RoundPromptOverlap.ROUND_PROMPT_OVERLAP_REJECT) rejectOverlaps(roundPrompts, seedPrompts, prompts?.$case === 'promptSplit');
+  if (policy === RoundPromptOverlap.ROUND_PROMPT_OVERLAP_DEDUPLICATE) {
+    deduplicateRounds(seedPrompts, roundPrompts.map((r) => r.prompts)).forEach(({ kept, dropped }, i) => {
+      check(
+        kept.length > 0,
+        roundPrompts[i].field,
+        `round ${i + 1} has no prompt left once the ${dropped} that repeat a seed prompt or an earlier one are dropped ` +
+          '(round_prompt_overlap DEDUPLICATE); rounds need fresh prompts',
+      );
+    });
+  }
+  const seen = new Map<string, string>();
+  roundPrompts.forEach(({ prompts: list }, i) => list.forEach((prompt) => seen.has(prompt) || seen.set(prompt, `${i}`)));
+  return seen;
+}
+
+function rejectOverlaps(roundPrompts: Array<{ prompts: string[]; field: string }>, seedPrompts: Set<string>, split: boolean): void {
   const seen = new Map<string, string>();
   roundPrompts.forEach(({ prompts: list, field: p }, i) => {
     for (const prompt of list) {
       if (seedPrompts.has(prompt)) {
         fail(p, `round ${i + 1}'s prompts include a prompt of the seed pairs (${JSON.stringify(prompt.slice(0, 80))}); rounds need fresh prompts` +
-          (prompts?.$case === 'promptSplit' ? ' (set prompt_split.seed_fraction to skip the seed part of the file)' : ''));
+          (split ? ' (set prompt_split.seed_fraction to skip the seed part of the file)' : '') +
+          ' (round_prompt_overlap REJECT; DEDUPLICATE drops repeats instead)');
       }
       const earlier = seen.get(prompt);
       if (earlier !== undefined && earlier !== `${i}`) {
-        fail(p, `round ${i + 1} repeats a prompt of round ${Number(earlier) + 1} (${JSON.stringify(prompt.slice(0, 80))}); rounds must be disjoint`);
+        fail(p, `round ${i + 1} repeats a prompt of round ${Number(earlier) + 1} (${JSON.stringify(prompt.slice(0, 80))}); rounds must be disjoint (round_prompt_overlap REJECT)`);
       }
       seen.set(prompt, `${i}`);
     }
   });
-  return seen;
 }
 
 /** The held-out prompts, pinned in `evaluation`: never a training prompt (seed pairs or a round's). */

@@ -1,8 +1,9 @@
 import * as path from 'node:path';
-import { Stage, type ArtifactRef, type ModelRef } from '@alignment/contracts';
-import { readPrompts, writeJsonl } from '../data';
+import { RoundPromptOverlap, Stage, type ArtifactRef, type ModelRef, type RunSpec } from '@alignment/contracts';
+import { readPairs, readPrompts, writeJsonl, type PromptRecord } from '../data';
 import { readPinned } from '../evaluate';
 import { roundFractions, splitPrompts } from '../prompt-split';
+import { deduplicateRounds, overlapPolicy } from '../round-prompts';
 import { generateSharded } from '../shards';
 import { fileOutput, learnedModel, specInput, type StageDefinition, type StageInput, type StageResult } from './stage';
 
@@ -24,22 +25,25 @@ export const generateStage: StageDefinition<GenerateInputs> = {
 
   async execute(inputs, { spec, round, dir, seed, executors, call }) {
     const result: StageResult = { outputs: {}, metrics: {} };
-    let promptsRef: ArtifactRef;
-    let prompts: string[];
-    if (spec.prompts?.$case === 'roundPrompts') {
-      promptsRef = inputs.prompts.value!;
-      prompts = (await readPrompts(await readPinned(promptsRef, `round ${round}'s prompts`))).map((p) => p.prompt);
-    } else {
-      const split = spec.prompts!.value;
-      const all = await readPrompts(await readPinned(inputs.prompts.value!, 'the prompt file'));
-      const fractions = roundFractions(split.roundFractions, spec.rounds)!;
-      const [start, end] = splitPrompts(all.length, fractions, split.seedFraction ?? 0).rounds[round - 1];
-      const slice = all.slice(start, end);
-      const info = await writeJsonl(path.join(dir, 'prompts.jsonl'), slice.map((p) => p.value));
+    const rounds = await roundPromptRecords(spec, inputs.prompts.value!, round);
+    let records = rounds[round - 1];
+    let promptsRef: ArtifactRef | undefined = spec.prompts?.$case === 'roundPrompts' ? inputs.prompts.value! : undefined;
+    if (overlapPolicy(spec) === RoundPromptOverlap.ROUND_PROMPT_OVERLAP_DEDUPLICATE) {
+      const seedPrompts = new Set((await readPairs(await readPinned(spec.seedPairs!, 'the seed pairs'))).map((p) => p.prompt));
+      const { kept, dropped } = deduplicateRounds(seedPrompts, rounds.map((r) => r.map((p) => p.prompt)))[round - 1];
+      result.metrics['generate/dropped_repeated_prompts'] = dropped;
+      if (dropped > 0) {
+        records = kept.map((i) => records[i]);
+        promptsRef = undefined;
+      }
+    }
+    if (!promptsRef) {
+      // The round's prompts as the generator reads them: a slice of the split file, or the set less its repeats.
+      const info = await writeJsonl(path.join(dir, 'prompts.jsonl'), records.map((p) => p.value));
       promptsRef = { uri: info.uri, sha256: info.sha256, sizeBytes: info.sizeBytes };
       result.outputs.prompts = fileOutput(promptsRef);
-      prompts = slice.map((p) => p.prompt);
     }
+    const prompts = records.map((p) => p.prompt);
     const generation = spec.generation ?? { n: 0, topK: 0, maxNewTokens: 0, stop: [], seed: 0, greedy: false };
     const generated = await generateSharded(
       {
@@ -64,3 +68,19 @@ export const generateStage: StageDefinition<GenerateInputs> = {
     return result;
   },
 };
+
+/** The prompts of rounds 1..round (index t − 1 for round t), each in file order. */
+async function roundPromptRecords(spec: RunSpec, current: ArtifactRef, round: number): Promise<PromptRecord[][]> {
+  if (spec.prompts?.$case === 'roundPrompts') {
+    const sets = spec.prompts.value.rounds;
+    const lists: PromptRecord[][] = [];
+    for (let t = 1; t <= round; t++) {
+      lists.push(await readPrompts(await readPinned(t === round ? current : sets[t - 1], `round ${t}'s prompts`)));
+    }
+    return lists;
+  }
+  const split = spec.prompts!.value;
+  const all = await readPrompts(await readPinned(current, 'the prompt file'));
+  const fractions = roundFractions(split.roundFractions, spec.rounds)!;
+  return splitPrompts(all.length, fractions, split.seedFraction ?? 0).rounds.slice(0, round).map(([start, end]) => all.slice(start, end));
+}
