@@ -43,7 +43,7 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory, dro_solver_address):
     srv = server.start(host="127.0.0.1", port=0, max_workers=8, data_dir=str(tmp_path_factory.mktemp("data")),
-                       dro_solver_address=dro_solver_address)
+                       dro_solver_address=dro_solver_address, dro_solver_allowlist=["127.0.0.1:1"])
     channel = grpc.insecure_channel(f"127.0.0.1:{srv.port}")
     try:
         yield trainer_pb2_grpc.TrainerStub(channel)
@@ -268,6 +268,18 @@ def test_wdro_without_its_solver_fails_naming_the_address(stub, world):
     assert "DroSolver at 127.0.0.1:1 unavailable" in job.error
     assert "no fallback" in job.error
     assert not job.outputs.model.HasField("hf_checkpoint")
+
+
+def test_a_dro_solver_address_off_the_allowlist_is_permission_denied(stub, world):
+    # Issue 12: a caller could make the trainer open connections to any address (3 HTTP/2 connections arrived).
+    spec = preference_spec(world, "wdro", dro_solver_address="198.51.100.7:80")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.StartJob(trainer_pb2.StartJobRequest(spec=spec, job_id="ssrf"), timeout=TIMEOUT)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert err.value.details().startswith("spec.preference.dro_solver_address: '198.51.100.7:80' is not a DroSolver")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetJob(trainer_pb2.GetJobRequest(job_id="ssrf"), timeout=TIMEOUT)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND  # nothing was queued
 
 
 def test_cancel_a_running_job_and_list_jobs(stub, world):

@@ -10,6 +10,8 @@ Configuration (environment):
     DRO_SOLVER_ADDRESS        DroSolver for W-DRO jobs that name none, default localhost:50054
     TRAINER_MAX_WORKERS       RPC worker threads, default 128; WatchJob streams may hold all but 8 of them (the rest
                               keep Health, GetJob and the other unary RPCs answering), more get RESOURCE_EXHAUSTED
+    TRAINER_DRO_SOLVER_ALLOWLIST  comma-separated DroSolver addresses a job may name besides DRO_SOLVER_ADDRESS; any
+                              other is PERMISSION_DENIED (a caller cannot make the trainer connect where it likes)
     TRAINER_MAX_QUEUED_JOBS   jobs that may wait for the worker at once, default 64; StartJob beyond gets RESOURCE_EXHAUSTED
     TRAINER_MAX_PARAMETERS    the largest model an SFT job builds from an architecture (besides embeddings), default 10^9
     TRAINER_THREADS           torch threads, default $OMP_NUM_THREADS, else the cores available less one (cpu_env.py)
@@ -82,10 +84,11 @@ DEFAULT_MAX_WORKERS = 128
 
 
 def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = DEFAULT_MAX_WORKERS, *, data_dir: str | None = None,
-          dro_solver_address: str | None = None) -> RunningServer:
+          dro_solver_address: str | None = None, dro_solver_allowlist: list[str] | None = None) -> RunningServer:
     """Builds and starts the server; port 0 picks a free port (RunningServer.port says which). data_dir and
     dro_solver_address default to $DATA_DIR and $DRO_SOLVER_ADDRESS, then to DEFAULT_DATA_DIR and
-    DEFAULT_DRO_SOLVER_ADDRESS."""
+    DEFAULT_DRO_SOLVER_ADDRESS. A job may name its own DroSolver only if the address is dro_solver_address or in
+    dro_solver_allowlist (default $TRAINER_DRO_SOLVER_ALLOWLIST, comma-separated)."""
     data_dir = data_dir or os.environ.get("DATA_DIR") or DEFAULT_DATA_DIR
     dro_solver_address = dro_solver_address or os.environ.get("DRO_SOLVER_ADDRESS") or DEFAULT_DRO_SOLVER_ADDRESS
     manager = JobManager(data_dir, default_dro_address=dro_solver_address, parse_spec=parse_stored_spec,
@@ -100,7 +103,10 @@ def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = DEFAU
         # Without this, Linux lets a second server bind the same port silently and the two share the traffic.
         options=[("grpc.so_reuseport", 0)],
     )
-    servicer = TrainerServicer(manager, max_watchers=watcher_slots(max_workers))
+    if dro_solver_allowlist is None:
+        dro_solver_allowlist = [a.strip() for a in os.environ.get("TRAINER_DRO_SOLVER_ALLOWLIST", "").split(",") if a.strip()]
+    servicer = TrainerServicer(manager, max_watchers=watcher_slots(max_workers),
+                               dro_solver_allowlist={dro_solver_address, *dro_solver_allowlist})
     trainer_pb2_grpc.add_TrainerServicer_to_server(servicer, server)
 
     health_servicer = health.HealthServicer()

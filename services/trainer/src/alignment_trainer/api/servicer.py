@@ -53,8 +53,11 @@ def watcher_slots(max_workers: int) -> int:
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
-    def __init__(self, manager: JobManager, max_watchers: int = watcher_slots(16)) -> None:
+    def __init__(self, manager: JobManager, max_watchers: int = watcher_slots(16),
+                 dro_solver_allowlist: set[str] | None = None) -> None:
         self.manager = manager
+        # Issue 12: the caller chose the address the trainer connects to (server-side request forgery).
+        self.dro_solver_allowlist = dro_solver_allowlist if dro_solver_allowlist is not None else {manager.default_dro_address}
         self.max_watchers = max_watchers
         self._watch_slots = threading.BoundedSemaphore(max_watchers)
         self._watchers_lock = threading.Lock()
@@ -88,6 +91,11 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
                 context.abort(grpc.StatusCode.ALREADY_EXISTS,
                               f"job_id: {_shown(job_id)} already names a job with a different spec")
             return trainer_pb2.StartJobResponse(job=to_proto(existing))
+        named = request.spec.preference.dro_solver_address if request.spec.HasField("preference") else ""
+        if named and named not in self.dro_solver_allowlist:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"spec.preference.dro_solver_address: {_shown(named)} is not a DroSolver this trainer may call "
+                          "(DRO_SOLVER_ADDRESS or TRAINER_DRO_SOLVER_ALLOWLIST); leave it empty for the trainer's own")
         queued = len(self.manager.store.in_states([JobState.PENDING]))
         if queued >= max_queued_jobs():
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
