@@ -235,6 +235,14 @@ describe.each(VARIANTS)('%s: the services', (variant) => {
       const env = effectiveEnv(objects, w.namespace, c);
       expect({ app: w.app, DATA_DIR: env.DATA_DIR }).toEqual({ app: w.app, DATA_DIR: DATA_DIRS[w.app as ServiceName] });
       expect(env.HF_HUB_OFFLINE).toBe('1');
+      // Issue 12: confined paths; nothing a caller names may overwrite the run database under /data/coordinator.
+      if (w.app !== 'dro-solver') {
+        expect({ app: w.app, roots: env.ARTIFACT_ROOTS, readOnly: env.READ_ONLY_ROOTS }).toEqual({
+          app: w.app,
+          roots: `/data/runs:${w.app === 'coordinator' ? '/data/coordinator' : DATA_DIRS[w.app as ServiceName]}`,
+          readOnly: '/data/models:/data/datasets',
+        });
+      }
     }
   });
 

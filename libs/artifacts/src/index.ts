@@ -5,3 +5,4 @@ export * from './atomic';
 export * from './jsonl';
 export * from './manifest';
 export * from './store';
+export * from './confine';

@@ -1,7 +1,7 @@
 /**
  * The errors domain code throws when a request cannot be served: plain Error subclasses that know nothing of gRPC.
- * Only the transport maps them to status codes (service-kit's toServiceError: INVALID_ARGUMENT, NOT_FOUND,
- * FAILED_PRECONDITION, CANCELLED; see docs/architecture.md). A domain with a more specific error subclasses one of
+ * Only the transport maps them to status codes (service-kit's toServiceError: INVALID_ARGUMENT, PERMISSION_DENIED,
+ * NOT_FOUND, FAILED_PRECONDITION, CANCELLED; see docs/architecture.md). A domain with a more specific error subclasses one of
  * these (the LM runtime's LmArgumentError, the DRO solver's InvalidProblemError), so the mapping reaches it unchanged.
  */
 
@@ -17,6 +17,20 @@ export class InvalidArgumentError extends Error {
   ) {
     super(`invalid ${field}: ${reason}`);
     this.name = 'InvalidArgumentError';
+  }
+}
+
+/**
+ * A path the request names lies outside what this service may read or write (issue 12: confinement). `field` names
+ * the request field; the message says nothing of the path's content, hash or existence. Mapped to PERMISSION_DENIED.
+ */
+export class PermissionDeniedError extends Error {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`permission denied for ${field}: ${reason}`);
+    this.name = 'PermissionDeniedError';
   }
 }
 

@@ -1,4 +1,4 @@
-import { ArtifactError, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { ArtifactError, confinePath, toLocalPath, verifyArtifact } from '@alignment/artifacts';
 import { LmArgumentError, ModelDirectoryError } from './errors';
 import type { Lease, ModelCache } from './model-cache';
 
@@ -27,6 +27,7 @@ export async function acquireModel<T extends { release(): Promise<void> }>(
   } catch (error) {
     throw new LmArgumentError(`${field}.uri`, (error as Error).message);
   }
+  directory = confinePath(directory, `${field}.uri`, 'read');
   try {
     return await cache.acquire(directory, { sha256: location.sha256, verify: () => verifyArtifact(directory, location.sha256) });
   } catch (error) {

@@ -102,6 +102,36 @@ describe('alignment.v1.Generator over gRPC', () => {
     expect(Date.now() - started).toBeLessThan(3_000);
   });
 
+  // Issue 12: output_uri wrote anywhere and prompt_set.uri read anywhere. Under ARTIFACT_ROOTS every path field is
+  // confined: PERMISSION_DENIED naming the field, the same message whether the path exists or not.
+  it('refuses each path field outside ARTIFACT_ROOTS / READ_ONLY_ROOTS with PERMISSION_DENIED naming it', async () => {
+    const prompts = path.join(dir, 'confined-prompts.jsonl');
+    fs.writeFileSync(prompts, '{"prompt":"hi"}\n');
+    const ok = { prompts: { $case: 'promptSet' as const, value: { uri: prompts, sha256: '', sizeBytes: 0 } }, params: { n: 1, topP: 1, maxNewTokens: 3, topK: 0, stop: [], seed: 0, greedy: false } };
+    process.env.ARTIFACT_ROOTS = dir;
+    process.env.READ_ONLY_ROOTS = path.dirname(path.dirname(models.policy));
+    try {
+      const cases: Array<[string, Partial<GenerateRequest>]> = [
+        ['output_uri', { ...ok, outputUri: '/tmp/../etc/generator-escape.jsonl' }],
+        ['output_uri', { ...ok, outputUri: path.join(path.dirname(path.dirname(models.policy)), 'not-writable-here.jsonl') }],
+        ['prompt_set.uri', { ...ok, prompts: { $case: 'promptSet', value: { uri: '/etc/passwd', sha256: '', sizeBytes: 0 } } }],
+        ['model.onnx.uri', { ...ok, model: { onnx: { uri: '/etc', sha256: '', sizeBytes: 0 } } }],
+      ];
+      for (const [field, partial] of cases) {
+        const error = (await readAll(client.generate(request(partial))).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
+        expect([field, error.code, error.metadata?.get('invalid-field')]).toEqual([field, grpc.status.PERMISSION_DENIED, [field]]);
+        expect(error.details).toMatch(new RegExp(`^permission denied for ${field.replace('.', '\\.')}: the path is outside`));
+      }
+      const directory = (await readAll(client.generate(request({ ...ok, outputUri: dir }))).catch((e) => e)) as grpc.ServiceError;
+      expect([directory.code, directory.details]).toEqual([grpc.status.INVALID_ARGUMENT, `invalid output_uri: ${fs.realpathSync(dir)} is a directory; name the file to write`]);
+      const inside = await readAll(client.generate(request({ ...ok, outputUri: path.join(dir, 'confined-out.jsonl') })));
+      expect(inside.at(-1)?.event?.$case).toBe('result');
+    } finally {
+      delete process.env.ARTIFACT_ROOTS;
+      delete process.env.READ_ONLY_ROOTS;
+    }
+  });
+
   it.each([
     ['the client cancels', (stream: grpc.ClientReadableStream<GenerateResponse>) => firstMessage(stream).then(() => stream.cancel()), grpc.status.CANCELLED, undefined],
     ['the deadline passes', () => Promise.resolve(), grpc.status.DEADLINE_EXCEEDED, 1_500],

@@ -66,6 +66,34 @@ describe('alignment.v1.Judge over gRPC', () => {
     expect([events.code, events.details]).toEqual([grpc.status.INVALID_ARGUMENT, `invalid responses: ${responses}:1: "responses"[1] is ${10 << 20} bytes; at most 262144 are taken (MAX_TEXT_BYTES)`]);
   });
 
+  // Issue 12: under ARTIFACT_ROOTS every path field is confined (PERMISSION_DENIED naming it).
+  it('refuses each path field outside ARTIFACT_ROOTS / READ_ONLY_ROOTS with PERMISSION_DENIED naming it', async () => {
+    const responses = path.join(dir, 'confined-responses.jsonl');
+    fs.writeFileSync(responses, `${JSON.stringify({ prompt_index: 0, prompt: 'p', responses: ['a', 'bb'] })}\n`);
+    const spa = { policy: { onnx: { uri: models.policy } }, reference: { onnx: { uri: models.reference } } };
+    const judge = (partial: Record<string, unknown>) =>
+      readAll(client.judgePairs(JudgePairsRequest.fromPartial({ method: JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT, responses: { uri: responses }, spaImplicit: spa, ...partial }))).catch((e) => e as grpc.ServiceError);
+    process.env.ARTIFACT_ROOTS = dir;
+    process.env.READ_ONLY_ROOTS = path.dirname(path.dirname(models.policy));
+    try {
+      const cases: Array<[string, Promise<unknown>]> = [
+        ['output_uri', judge({ outputUri: '/etc/judge-escape.jsonl' })],
+        ['responses.uri', judge({ responses: { uri: '/etc/passwd' } })],
+        ['spa_implicit.policy.onnx.uri', judge({ spaImplicit: { ...spa, policy: { onnx: { uri: '/etc' } } } })],
+        ['model.onnx.uri', unaryCall(client, client.scoreSequences, ScoreSequencesRequest.fromPartial({ model: { onnx: { uri: '/usr' } }, items: [{ prompt: 'a', response: 'b' }] })).catch((e) => e)],
+      ];
+      for (const [field, call] of cases) {
+        const error = (await call) as grpc.ServiceError;
+        expect([field, error.code, error.metadata?.get('invalid-field')]).toEqual([field, grpc.status.PERMISSION_DENIED, [field]]);
+      }
+      const inside = await judge({ outputUri: path.join(dir, 'confined-pairs.jsonl') });
+      expect(Array.isArray(inside) && inside.at(-1)?.event?.$case).toBe('result');
+    } finally {
+      delete process.env.ARTIFACT_ROOTS;
+      delete process.env.READ_ONLY_ROOTS;
+    }
+  });
+
   it('JudgePairs streams progress, then the pairs artifact and the counts', async () => {
     const responses = path.join(dir, 'responses.jsonl');
     fs.writeFileSync(

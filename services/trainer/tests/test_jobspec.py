@@ -106,3 +106,34 @@ def test_adversary_schedule_refusals_name_the_field(world, tmp_path, loss, field
     with pytest.raises(InvalidSpec) as err:
         parse_job_spec(_wdro_spec(world, loss, **fields), default_output_dir=tmp_path, default_dro_address="x:1")
     assert err.value.field == field
+
+
+# Issue 12: StartJob's output_uri wrote wherever the caller said (a checkpoint landed outside the data dir), and its
+# inputs could name any file. Under ARTIFACT_ROOTS every path field resolves inside the roots.
+def test_every_path_field_is_confined_under_artifact_roots(world, tmp_path, monkeypatch):
+    from alignment_trainer.api.jobspec import PathNotAllowed
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "escape").symlink_to("/etc")
+    monkeypatch.setenv("ARTIFACT_ROOTS", str(data))
+    monkeypatch.setenv("READ_ONLY_ROOTS", str(world.checkpoint.parent))
+
+    def spec(**over):
+        pref = dict(init=common_pb2.ArtifactRef(uri=str(world.checkpoint)),
+                    pairs=common_pb2.ArtifactRef(uri=str(world.pairs)), loss=common_pb2.PREFERENCE_LOSS_DPO)
+        pref.update(over.pop("pref", {}))
+        return trainer_pb2.JobSpec(preference=trainer_pb2.PreferenceJob(**pref),
+                                   hparams=trainer_pb2.TrainingHyperparams(learning_rate=1e-6), **over)
+
+    parse_job_spec(spec(output_uri=str(data / "out")), default_output_dir=data / "d", default_dro_address="x:1")
+    cases = [
+        ("spec.output_uri", spec(output_uri="/tmp/../etc/trainer-out")),
+        ("spec.output_uri", spec(output_uri=str(data / "escape" / "out"))),
+        ("spec.output_uri", spec(output_uri=str(world.checkpoint.parent / "read-only-root"))),
+        ("spec.preference.init.uri", spec(pref=dict(init=common_pb2.ArtifactRef(uri="/etc")))),
+        ("spec.preference.pairs.uri", spec(pref=dict(pairs=common_pb2.ArtifactRef(uri="file://localhost/etc/passwd")))),
+    ]
+    for field, bad in cases:
+        with pytest.raises(PathNotAllowed) as err:
+            parse_job_spec(bad, default_output_dir=data / "d", default_dro_address="x:1")
+        assert err.value.field == field and "the path is outside the directories this trainer may" in err.value.reason

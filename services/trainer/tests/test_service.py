@@ -308,3 +308,14 @@ def test_cancel_a_running_job_and_list_jobs(stub, world):
     with pytest.raises(grpc.RpcError) as err:
         stub.ListJobs(trainer_pb2.ListJobsRequest(page_token="garbage"), timeout=TIMEOUT)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_an_output_outside_artifact_roots_is_permission_denied(stub, world, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARTIFACT_ROOTS", str(tmp_path))
+    monkeypatch.setenv("READ_ONLY_ROOTS", str(world.checkpoint.parent))
+    spec = preference_spec(world, "dpo")
+    spec.output_uri = "/etc/trainer-escape"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.StartJob(trainer_pb2.StartJobRequest(spec=spec, job_id="escape"), timeout=TIMEOUT)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert err.value.details().startswith("spec.output_uri: the path is outside the directories this trainer may write")

@@ -105,6 +105,30 @@ describe('a valid spec', () => {
     await expect(validateSpec(sameTwice(RoundPromptOverlap.ROUND_PROMPT_OVERLAP_ALLOW))).resolves.toBeDefined();
   });
 
+  // Issue 12: StartRun with seed_pairs={uri:/etc/hostname, sha256:0…} returned the real sha256 of any readable file.
+  it('confines every input path under ARTIFACT_ROOTS / READ_ONLY_ROOTS: PERMISSION_DENIED naming the field, no digest', async () => {
+    process.env.ARTIFACT_ROOTS = ws.root;
+    try {
+      await expect(validateSpec(validSpec(ws))).resolves.toBeDefined();
+      const cases: Array<[string, (s: RunSpec) => void]> = [
+        ['spec.seed_pairs.uri', (s) => (s.seedPairs = { uri: '/etc/hostname', sha256: '0'.repeat(64), sizeBytes: 0 })],
+        ['spec.base_model.hf_checkpoint.uri', (s) => (s.baseModel!.hfCheckpoint!.uri = '/etc')],
+        ['spec.base_model.onnx.uri', (s) => (s.baseModel!.onnx!.uri = path.join(ws.root, '..'))],
+        ['spec.round_prompts.rounds[0].uri', (s) => s.prompts?.$case === 'roundPrompts' && (s.prompts.value.rounds[0].uri = '/etc/passwd')],
+        ['spec.evaluation.prompts.uri', (s) => (s.evaluation!.prompts!.uri = 'file://localhost/etc/passwd')],
+      ];
+      for (const [field, mutate] of cases) {
+        const spec = validSpec(ws);
+        mutate(spec);
+        const error = await validateSpec(spec).catch((e) => e);
+        expect([field, error.constructor.name, error.field]).toEqual([field, 'PermissionDeniedError', field]);
+        expect(error.message).not.toMatch(/[0-9a-f]{64}/);
+      }
+    } finally {
+      delete process.env.ARTIFACT_ROOTS;
+    }
+  });
+
   it('accepts wdro with its budget and iter-dpo-rm with a judge model', async () => {
     expect(
       await fieldOf((s) => {

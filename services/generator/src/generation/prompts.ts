@@ -1,4 +1,4 @@
-import { ArtifactError, readJsonl, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { ArtifactError, confinePath, readJsonl, toLocalPath, verifyArtifact } from '@alignment/artifacts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { inShard, requireTextWithinLimit, type ShardSpec } from '@alignment/service-kit';
 
@@ -43,7 +43,7 @@ export async function loadPromptSet(source: PromptSource | undefined, shard: Sha
 
   let path: string;
   try {
-    path = toLocalPath(source.uri);
+    path = confinePath(toLocalPath(source.uri), 'prompt_set.uri', 'read');
     await verifyArtifact(path, source.sha256);
   } catch (error) {
     if (error instanceof ArtifactError) {

@@ -1,4 +1,5 @@
-import { ArtifactError, JsonlWriter, toLocalPath, type ArtifactInfo, type ArtifactStore } from '@alignment/artifacts';
+import * as fs from 'node:fs';
+import { ArtifactError, type ArtifactInfo, type ArtifactStore, confinePath, JsonlWriter, toLocalPath } from '@alignment/artifacts';
 import { CancelledError, InvalidArgumentError } from '@alignment/errors';
 import { acquireModel, type LanguageModel, type ModelCache, type ModelLocation, type RewardModel } from '@alignment/lm';
 import { requireFinite, requireShard, type ShardSpec } from '@alignment/service-kit';
@@ -223,7 +224,10 @@ export function labelPair(
 function outputPath(job: JudgeJob, store: ArtifactStore): string {
   if (job.outputUri.trim() === '') return store.allocate('pairs', 'jsonl');
   try {
-    return toLocalPath(job.outputUri);
+    const output = confinePath(toLocalPath(job.outputUri), 'output_uri', 'write');
+    // Issue 12: a directory here failed at the final rename, as INTERNAL (EISDIR), after all the work.
+    if (fs.statSync(output, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError('output_uri', `${output} is a directory; name the file to write`);
+    return output;
   } catch (error) {
     if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
     throw error;

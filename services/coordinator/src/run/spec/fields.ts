@@ -4,7 +4,7 @@ import { InvalidArgumentError } from '@alignment/errors';
 // How RunSpec validation reports: every error names the field as `spec.<path in snake_case>` with the reason
 // (InvalidArgumentError -> INVALID_ARGUMENT).
 
-const field = (p: string) => `spec.${p}`;
+export const field = (p: string) => `spec.${p}`;
 
 export function fail(p: string, reason: string): never {
   throw new InvalidArgumentError(field(p), reason);

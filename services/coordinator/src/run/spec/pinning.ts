@@ -1,20 +1,22 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArtifactError, fileUri, sha256File, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { ArtifactError, confinePath, fileUri, sha256File, toLocalPath, verifyArtifact } from '@alignment/artifacts';
 import type { ArtifactRef, ModelRef } from '@alignment/contracts';
 import { DataFormatError, readPrompts } from '../data';
-import { check, fail } from './fields';
+import { check, fail, field } from './fields';
 
 // The spec's input files and directories: each must exist, and comes back pinned (absolute file:// URI, sha256) so
 // that a resumed run can refuse inputs that changed.
 
 function localPath(ref: ArtifactRef | undefined, p: string): string {
   if (!ref || ref.uri.trim() === '') fail(`${p}.uri`, 'is required');
+  let local: string;
   try {
-    return toLocalPath(ref.uri);
+    local = toLocalPath(ref.uri);
   } catch (error) {
     fail(`${p}.uri`, (error as Error).message);
   }
+  return confinePath(local, field(`${p}.uri`), 'read');
 }
 
 /** A file input: exists, and its sha256 is pinned (checked against the given one, if any). */
@@ -23,7 +25,7 @@ export async function pinFile(ref: ArtifactRef | undefined, p: string): Promise<
   const stat = await fs.promises.stat(file).catch(() => undefined);
   check(stat?.isFile() === true, `${p}.uri`, `no file at ${file}`);
   const sha256 = await sha256File(file);
-  if (ref!.sha256 !== '') check(ref!.sha256.toLowerCase() === sha256, `${p}.sha256`, `${file} has sha256 ${sha256}, not ${ref!.sha256}`);
+  if (ref!.sha256 !== '') check(ref!.sha256.toLowerCase() === sha256, `${p}.sha256`, `the sha256 of ${file} is not ${ref!.sha256}`); // the actual one is not quoted (issue 12)
   return { file, pinned: { uri: fileUri(file), sha256, sizeBytes: stat!.size } };
 }
 

@@ -66,7 +66,28 @@ class InvalidSpec(ValueError):
         super().__init__(f"{field}: {reason}")
 
 
-def local_path(uri: str, field: str) -> Path:
+class PathNotAllowed(InvalidSpec):
+    """A path outside the roots this trainer may read (or write): PERMISSION_DENIED, the message the same whether or
+    not the path exists (issue 12: confinement)."""
+
+
+def confine(path: Path, field: str, mode: str) -> Path:
+    """``path`` with its symbolic links resolved if it lies under ARTIFACT_ROOTS (read and write) or, to read,
+    READ_ONLY_ROOTS (colon-separated directories); PathNotAllowed otherwise. Unset ARTIFACT_ROOTS: not confined."""
+    roots = [r for r in os.environ.get("ARTIFACT_ROOTS", "").split(":") if r.strip()]
+    if not roots:
+        return path
+    if mode == "read":
+        roots += [r for r in os.environ.get("READ_ONLY_ROOTS", "").split(":") if r.strip()]
+    real = Path(os.path.realpath(path))
+    for root in roots:
+        if real.is_relative_to(Path(os.path.realpath(root.strip()))):
+            return real
+    where = "ARTIFACT_ROOTS" if mode == "write" else "ARTIFACT_ROOTS or READ_ONLY_ROOTS"
+    raise PathNotAllowed(field, f"the path is outside the directories this trainer may {mode} ({where})")
+
+
+def local_path(uri: str, field: str, mode: str = "read") -> Path:
     """file:///abs/path or a plain path -> Path. Other schemes (s3://) are refused: this trainer reads and writes
     the local file system only (a deployment mounts the artifact store)."""
     if not uri:
@@ -75,10 +96,10 @@ def local_path(uri: str, field: str) -> Path:
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise InvalidSpec(field, f"file URI with a remote host is not supported: {uri!r}")
-        return Path(unquote(parsed.path))
+        return confine(Path(unquote(parsed.path)), field, mode)
     if parsed.scheme and len(parsed.scheme) > 1:  # a one-letter "scheme" is a Windows drive, i.e. a path
         raise InvalidSpec(field, f"only local paths or file:// URIs are supported, got {uri!r}")
-    return Path(uri)
+    return confine(Path(uri), field, mode)
 
 
 def _artifact(ref: common_pb2.ArtifactRef, field: str, *, kind: str) -> Artifact:
@@ -118,7 +139,7 @@ def parse_job_spec(spec: trainer_pb2.JobSpec, *, default_output_dir: Path, defau
         raise InvalidSpec("spec.kind", "one of spec.sft or spec.preference is required")
     task = _sft(spec.sft) if kind == "sft" else _preference(spec.preference, default_dro_address)
     hparams = _hparams(spec.hparams, spec.HasField("hparams"))
-    output_dir = local_path(spec.output_uri, "spec.output_uri") if spec.output_uri else default_output_dir
+    output_dir = local_path(spec.output_uri, "spec.output_uri", "write") if spec.output_uri else default_output_dir
     return JobConfig(task=task, hparams=hparams, output_dir=output_dir, export_onnx=spec.export_onnx)
 
 

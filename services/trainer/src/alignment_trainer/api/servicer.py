@@ -104,6 +104,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         try:
             config = jobspec.parse_job_spec(request.spec, default_output_dir=self.manager.default_output_dir(job_id),
                                             default_dro_address=self.manager.default_dro_address)
+        except jobspec.PathNotAllowed as err:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(err))
         except jobspec.InvalidSpec as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         if request.spec.output_uri and config.output_dir.is_dir() and any(config.output_dir.iterdir()):
