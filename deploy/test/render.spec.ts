@@ -42,17 +42,7 @@ const DATA_DIRS: Record<ServiceName, string | undefined> = {
   trainer: '/data/trainer',
 };
 
-const VARIANTS = [
-  'local-cpu',
-  'local-cpu+tracing',
-  'local-cpu+network-policies',
-  'local-cpu+tracing+network-policies',
-  'gpu',
-  'gpu+tracing',
-  'gpu+network-policies',
-  'gpu+lm-on-gpu',
-  'gpu+tracing+network-policies+lm-on-gpu',
-];
+const VARIANTS = ['local-cpu', 'local-cpu+tracing', 'gpu', 'gpu+tracing', 'gpu+lm-on-gpu', 'gpu+tracing+lm-on-gpu'];
 const hasPart = (variant: string, part: string) => variant.split('+').includes(part);
 
 let rendered: Rendered;
@@ -385,7 +375,8 @@ describe('network policies', () => {
     return to.name === 'otel-collector' && port === 4317 && from.labels[PART_OF] === 'alignment';
   };
 
-  test.each(VARIANTS.filter((v) => hasPart(v, 'network-policies')))('%s: default deny, then exactly the data flow', (variant) => {
+  // Issue 12: the policies were an optional component; they are part of base, so every variant has them.
+  test.each(VARIANTS)('%s: default deny, then exactly the data flow', (variant) => {
     const objects = objectsOf(variant);
     const policies = objects.filter((o) => o.kind === 'NetworkPolicy') as (K8sObject & INetworkPolicy)[];
     const denyAll = policies.find((p) => p.metadata.name === 'deny-all');
@@ -412,9 +403,6 @@ describe('network policies', () => {
     expect(mismatches).toEqual([]);
   });
 
-  test.each(VARIANTS.filter((v) => !hasPart(v, 'network-policies')))('%s: none without the component', (variant) => {
-    expect(objectsOf(variant).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
-  });
 });
 
 describe('data loader', () => {
