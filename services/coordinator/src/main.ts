@@ -2,6 +2,7 @@ import { DESCRIPTOR_SET_PATH } from '@alignment/contracts';
 import { createLogger, shutdownTracing, startServer } from '@alignment/service-kit';
 import { grpcExecutors } from './clients/grpc-executors';
 import { configFromEnv, databasePath } from './config';
+import { TokenAuthenticator } from './auth';
 import { DataDirLock } from './data-dir-lock';
 import { RunEngine, RunStore } from './run';
 import { coordinatorBinding } from './service';
@@ -24,11 +25,14 @@ async function main(): Promise<void> {
     running?.health.setStatus('', 'NOT_SERVING');
     setTimeout(() => process.exit(1), 100).unref();
   };
+  // AUTH_TOKENS_FILE: bearer tokens and who they are (auth.ts); without it every caller may act on every run.
+  const authenticator = process.env.AUTH_TOKENS_FILE ? new TokenAuthenticator(process.env.AUTH_TOKENS_FILE) : undefined;
+  if (!authenticator) logger.warn('authentication off: every caller may read and cancel every run (set AUTH_TOKENS_FILE)');
   const engine = new RunEngine({ store, dataDir: config.dataDir, executors, logger, autoResume: config.autoResume, onFatal });
   running = await startServer({
     name: 'coordinator',
     port: config.port,
-    bindings: [coordinatorBinding(engine)],
+    bindings: [coordinatorBinding(engine, authenticator)],
     descriptorSetPath: DESCRIPTOR_SET_PATH,
     logger,
   });

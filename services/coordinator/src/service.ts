@@ -12,8 +12,9 @@ import {
   type WatchRunRequest,
   type WatchRunResponse,
 } from '@alignment/contracts';
-import { InvalidArgumentError } from '@alignment/errors';
+import { InvalidArgumentError, NotFoundError } from '@alignment/errors';
 import type { ServiceBinding } from '@alignment/service-kit';
+import { ANONYMOUS, authorizeRun, UnauthenticatedError, type Principal, type TokenAuthenticator } from './auth';
 import { RunConflictError, ShuttingDownError, type RunEngine, type RunEvent } from './run';
 
 /** ListRuns page size when the request says 0, and the most it may ask for. */
@@ -28,6 +29,7 @@ function serviceError(code: grpc.status, details: string): grpc.ServiceError {
 function mapped(error: unknown): unknown {
   if (error instanceof RunConflictError) return serviceError(grpc.status.ALREADY_EXISTS, error.message);
   if (error instanceof ShuttingDownError) return serviceError(grpc.status.UNAVAILABLE, error.message);
+  if (error instanceof UnauthenticatedError) return serviceError(grpc.status.UNAUTHENTICATED, error.message);
   return error;
 }
 
@@ -86,33 +88,52 @@ async function watchRun(engine: RunEngine, request: WatchRunRequest, call: grpc.
   }
 }
 
-export function coordinatorBinding(engine: RunEngine): ServiceBinding {
+/**
+ * The Coordinator service. With an authenticator (AUTH_TOKENS_FILE), every call needs a bearer token: StartRun makes
+ * its principal the run's owner, and only the owner or an admin may read, watch, cancel or resume the run; ListRuns
+ * lists the caller's runs (every run for an admin). Without one, every caller acts as an admin.
+ */
+export function coordinatorBinding(engine: RunEngine, authenticator?: TokenAuthenticator): ServiceBinding {
+  const principalOf = (call: { metadata: grpc.Metadata }): Principal => (authenticator ? authenticator.authenticate(call.metadata) : ANONYMOUS);
+  /** The run, if the caller may act on it. */
+  const ownRun = (principal: Principal, runId: string) => {
+    if (!runId) throw new InvalidArgumentError('run_id', 'is required');
+    const run = engine.getRun(runId);
+    authorizeRun(principal, run);
+    return run;
+  };
   return {
     definition: CoordinatorService as unknown as ServiceBinding['definition'],
     handlers: {
-      startRun: (request: StartRunRequest): Promise<StartRunResponse> =>
+      startRun: (request: StartRunRequest, call: grpc.ServerUnaryCall<StartRunRequest, StartRunResponse>): Promise<StartRunResponse> =>
         handle(async () => {
+          const principal = principalOf(call);
           if (!request.spec) throw new InvalidArgumentError('spec', 'is required');
-          return { run: await engine.startRun({ runId: request.runId, spec: request.spec }) };
+          if (request.runId) {
+            try {
+              ownRun(principal, request.runId); // resuming someone else's run is theirs to do
+            } catch (error) {
+              if (!(error instanceof NotFoundError)) throw error;
+            }
+          }
+          return { run: await engine.startRun({ runId: request.runId, spec: request.spec, owner: principal.name }) };
         }),
-      getRun: (request: GetRunRequest): Promise<GetRunResponse> =>
+      getRun: (request: GetRunRequest, call: grpc.ServerUnaryCall<GetRunRequest, GetRunResponse>): Promise<GetRunResponse> =>
+        handle(() => ({ run: ownRun(principalOf(call), request.runId) })),
+      listRuns: (request: ListRunsRequest, call: grpc.ServerUnaryCall<ListRunsRequest, ListRunsResponse>): Promise<ListRunsResponse> =>
         handle(() => {
-          if (!request.runId) throw new InvalidArgumentError('run_id', 'is required');
-          return { run: engine.getRun(request.runId) };
-        }),
-      listRuns: (request: ListRunsRequest): Promise<ListRunsResponse> =>
-        handle(() => {
+          const principal = principalOf(call);
           if (request.pageSize > MAX_PAGE_SIZE) throw new InvalidArgumentError('page_size', `must be at most ${MAX_PAGE_SIZE}, got ${request.pageSize}`);
-          return engine.listRuns(request.pageSize || DEFAULT_PAGE_SIZE, request.pageToken);
+          return engine.listRuns(request.pageSize || DEFAULT_PAGE_SIZE, request.pageToken, principal.admin ? undefined : principal.name);
         }),
       watchRun: (request: WatchRunRequest, call: grpc.ServerWritableStream<WatchRunRequest, WatchRunResponse>) =>
         handle(() => {
-          if (!request.runId) throw new InvalidArgumentError('run_id', 'is required');
+          ownRun(principalOf(call), request.runId);
           return watchRun(engine, request, call);
         }),
-      cancelRun: (request: CancelRunRequest): Promise<CancelRunResponse> =>
+      cancelRun: (request: CancelRunRequest, call: grpc.ServerUnaryCall<CancelRunRequest, CancelRunResponse>): Promise<CancelRunResponse> =>
         handle(async () => {
-          if (!request.runId) throw new InvalidArgumentError('run_id', 'is required');
+          ownRun(principalOf(call), request.runId);
           return { run: await engine.cancelRun(request.runId) };
         }),
     },

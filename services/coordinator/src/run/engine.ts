@@ -98,7 +98,7 @@ export class RunEngine {
    * INTERRUPTED or CANCELLED — and a different spec is a RunConflictError. A new run's spec is validated first
    * (InvalidArgumentError naming the field).
    */
-  async startRun(request: { runId?: string; spec: RunSpec }): Promise<Run> {
+  async startRun(request: { runId?: string; spec: RunSpec; owner?: string }): Promise<Run> {
     if (this.stopping) throw new ShuttingDownError();
     const runId = request.runId || `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').toLowerCase()}-${randomBytes(3).toString('hex')}`;
     checkRunId(runId);
@@ -114,7 +114,7 @@ export class RunEngine {
       attributes: { 'run.id': runId, 'run.name': validated.spec.name, 'run.configuration': validated.plan.name, 'run.rounds': validated.rounds },
     });
     const { traceId, spanId } = span.spanContext();
-    this.store.createRun({ runId, spec: validated.spec, requestSpec, traceId, rootSpanId: spanId, nonce: randomBytes(4).toString('hex') });
+    this.store.createRun({ runId, spec: validated.spec, requestSpec, traceId, rootSpanId: spanId, nonce: randomBytes(4).toString('hex'), owner: request.owner ?? '' });
     this.log.info({ run_id: runId, trace_id: traceId, configuration: validated.plan.name, rounds: validated.rounds }, 'run started');
     this.launch(runId, span);
     return this.getRun(runId);
@@ -152,12 +152,12 @@ export class RunEngine {
     return this.store.toRun(row);
   }
 
-  /** Runs in creation order after the page token (the last run's sequence number). */
-  listRuns(pageSize: number, pageToken: string): { runs: Run[]; nextPageToken: string } {
+  /** Runs in creation order after the page token (the last run's sequence number); only `owner`'s when given. */
+  listRuns(pageSize: number, pageToken: string, owner?: string): { runs: Run[]; nextPageToken: string } {
     // Decimal digits only (Number() would also read '1e22' and '0x10'), within a safe integer.
     const after = pageToken === '' ? 0 : /^[0-9]{1,15}$/.test(pageToken) ? Number(pageToken) : NaN;
     if (!Number.isInteger(after)) throw new InvalidArgumentError('page_token', 'not a token from a previous ListRuns response');
-    const rows = this.store.listRuns(after, pageSize + 1);
+    const rows = this.store.listRuns(after, pageSize + 1, owner);
     const page = rows.slice(0, pageSize);
     return { runs: page.map((r) => this.store.toRun(r)), nextPageToken: rows.length > pageSize ? String(page[page.length - 1].seq) : '' };
   }

@@ -8,7 +8,7 @@ import { JobState, ModelRef, RunSpec, Stage, type ArtifactRef, type Run, type Ro
  * power loss). Together with the atomically written artifacts it is the whole truth a restarted coordinator
  * resumes from; nothing about a run lives only in memory.
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runs (
@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS runs (
   root_span_id   TEXT NOT NULL,
   nonce          TEXT NOT NULL,     -- makes trainer job ids unique across coordinators reusing a run_id
   auto_resumes   INTEGER NOT NULL DEFAULT 0,  -- automatic resumes since the last StartRun (auto-resume.ts)
+  owner          TEXT NOT NULL DEFAULT '',    -- the principal that started it ('' without authentication)
   created_at     INTEGER NOT NULL,  -- ms since the epoch
   updated_at     INTEGER NOT NULL
 );
@@ -66,6 +67,7 @@ export interface RunRow {
   rootSpanId: string;
   nonce: string;
   autoResumes: number;
+  owner: string;
   createdAt: number;
   updatedAt: number;
 }
@@ -90,6 +92,8 @@ export interface NewRun {
   traceId: string;
   rootSpanId: string;
   nonce: string;
+  /** The principal that starts it; '' without authentication. */
+  owner?: string;
 }
 
 interface RawRun {
@@ -107,6 +111,7 @@ interface RawRun {
   root_span_id: string;
   nonce: string;
   auto_resumes: number;
+  owner: string;
   created_at: number;
   updated_at: number;
 }
@@ -150,6 +155,7 @@ export class RunStore {
     db.exec(SCHEMA);
     // Version 1 had no auto_resumes (CREATE TABLE IF NOT EXISTS leaves an existing table as it was).
     if (version === 1) db.exec('ALTER TABLE runs ADD COLUMN auto_resumes INTEGER NOT NULL DEFAULT 0');
+    if (version >= 1 && version < 3) db.exec("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''");
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return new RunStore(db, now);
   }
@@ -162,11 +168,11 @@ export class RunStore {
     const now = this.now();
     this.db
       .prepare(
-        `INSERT INTO runs (run_id, name, spec, request_spec, state, trace_id, root_span_id, nonce, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO runs (run_id, name, spec, request_spec, state, trace_id, root_span_id, nonce, owner, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(run.runId, run.spec.name, Buffer.from(RunSpec.encode(run.spec).finish()), run.requestSpec, JobState.JOB_STATE_RUNNING,
-        run.traceId, run.rootSpanId, run.nonce, now, now);
+        run.traceId, run.rootSpanId, run.nonce, run.owner ?? '', now, now);
   }
 
   findRun(runId: string): RunRow | undefined {
@@ -174,9 +180,13 @@ export class RunStore {
     return raw && toRunRow(raw);
   }
 
-  /** Runs created after `afterSeq`, oldest first. */
-  listRuns(afterSeq: number, limit: number): RunRow[] {
-    return (this.db.prepare('SELECT * FROM runs WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as RawRun[]).map(toRunRow);
+  /** Runs created after `afterSeq`, oldest first; only `owner`'s when given. */
+  listRuns(afterSeq: number, limit: number, owner?: string): RunRow[] {
+    const rows =
+      owner === undefined
+        ? this.db.prepare('SELECT * FROM runs WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit)
+        : this.db.prepare('SELECT * FROM runs WHERE seq > ? AND owner = ? ORDER BY seq LIMIT ?').all(afterSeq, owner, limit);
+    return (rows as RawRun[]).map(toRunRow);
   }
 
   runIdsInState(states: readonly JobState[]): string[] {
@@ -311,6 +321,7 @@ export class RunStore {
       updatedAt: new Date(row.updatedAt),
       traceId: row.traceId,
       automaticResumes: row.autoResumes,
+      owner: row.owner,
     };
   }
 }
@@ -331,6 +342,7 @@ function toRunRow(raw: RawRun): RunRow {
     rootSpanId: raw.root_span_id,
     nonce: raw.nonce,
     autoResumes: raw.auto_resumes,
+    owner: raw.owner,
     createdAt: raw.created_at,
     updatedAt: raw.updated_at,
   };
