@@ -8,5 +8,6 @@ module.exports = {
     '<rootDir>/tools/demo/jest.config.js',
     '<rootDir>/tools/ci/jest.config.js',
     '<rootDir>/tools/campaign/jest.config.js',
+    '<rootDir>/tools/cli/jest.config.js',
   ],
 };
