@@ -23,6 +23,7 @@ step() {
 step codegen npx nx run-many -t codegen --outputStyle=stream
 step lint npx nx run-many -t lint --outputStyle=stream
 step doc-refs python3 tools/ci/doc-refs.py --check
+step proto-docs python3 tools/ci/proto-docs.py
 step typecheck npx tsc -p tsconfig.json --noEmit
 step jest npx jest --ci --json --outputFile="$reports/jest.json"
 step pytest "$ALIGNMENT_VENV/bin/python" -m pytest services/trainer/tests -q --junitxml="$reports/pytest.xml"
