@@ -8,9 +8,11 @@ import {
   AtomicFileWriter,
   JsonlWriter,
   MANIFEST_FILE,
+  checkDestination,
   fileUri,
   maxJsonlLineBytes,
   readJsonl,
+  sha256File,
   toLocalPath,
   verifyArtifact,
   writeFileAtomic,
@@ -57,6 +59,38 @@ describe('atomic writes', () => {
     await writer.abort();
     expect(fs.readFileSync(dest, 'utf8')).toBe('old');
     expect(fs.readdirSync(dir)).toEqual(['out.txt']);
+  });
+
+  // tools/fuzz: these output_uri values ended Generate and JudgePairs with INTERNAL (a directory only at the rename,
+  // after all the work); a device would have been replaced by the rename.
+  it('refuses, before writing anything, a destination that cannot be written, as invalid-uri', async () => {
+    const file = path.join(dir, 'file.txt');
+    fs.writeFileSync(file, 'x');
+    const refused = async (dest: string) => {
+      const checked = await checkDestination(dest).catch((e) => e);
+      const opened = await AtomicFileWriter.open(dest).catch((e) => e);
+      expect([checked.kind, opened.kind]).toEqual(['invalid-uri', 'invalid-uri']);
+      return checked.message as string;
+    };
+    expect(await refused(dir)).toBe(`${dir} is a directory; name the file to write`);
+    expect(await refused(path.join(dir, 'a\0b'))).toBe('the path contains a NUL character');
+    expect(await refused(path.join(dir, 'n'.repeat(240)))).toBe('a name in the path is 240 bytes long; at most 223 are written');
+    expect(await refused(path.join(dir, 'd/'.repeat(3000), 'x'))).toMatch(/^the path is \d+ bytes long; at most 4063 are written$/);
+    expect(await refused(path.join(file, 'sub', 'out.txt'))).toBe(`${file} is not a directory`);
+    expect(await refused('/dev/null')).toBe('/dev/null is not a regular file (a device, FIFO or socket is not replaced)');
+    expect(fs.statSync('/dev/null').isCharacterDevice()).toBe(true);
+    expect(fs.readdirSync(dir)).toEqual(['file.txt']);
+    expect(await checkDestination(path.join(dir, 'new', 'out.txt'))).toBe(path.join(dir, 'new', 'out.txt'));
+  });
+
+  // tools/fuzz: /proc/self/mem is a regular file whose read fails with EIO: that was an INTERNAL error.
+  it('reports a file that cannot be read as a format error, hashed or read as JSONL', async () => {
+    await expect(sha256File('/proc/self/mem')).rejects.toMatchObject({ kind: 'format', message: '/proc/self/mem: cannot be read (EIO)' });
+    await expect(sha256File(path.join(dir, 'missing'))).rejects.toMatchObject({ kind: 'not-found' });
+    const read = async () => {
+      for await (const _ of readJsonl('/proc/self/mem'));
+    };
+    await expect(read()).rejects.toMatchObject({ kind: 'format', message: '/proc/self/mem: cannot be read (EIO)' });
   });
 
   it('replaces an existing file on commit', async () => {

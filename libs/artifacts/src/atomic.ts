@@ -1,6 +1,7 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ArtifactError } from './errors';
 import { fileUri } from './uri';
 
 /** What an alignment.v1.ArtifactRef says about a written file. */
@@ -24,6 +25,60 @@ async function fsyncDirectory(dir: string): Promise<void> {
   }
 }
 
+/** Linux's limits, in bytes: a whole path (PATH_MAX, with its NUL) and one name in it (NAME_MAX). */
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
+/** What the temporary sibling's name adds to the destination's: `.` + `.tmp-<pid>-<8 hex digits>`. */
+const TEMP_NAME_EXTRA = 32;
+
+/**
+ * Checks, before any work, that `destination` can be written as an AtomicFileWriter writes it, and returns it
+ * absolute: no NUL character, a path and names within PATH_MAX and NAME_MAX (room left for the temporary sibling),
+ * and nothing there but a regular file (a directory cannot be renamed over, and a device or FIFO a process running
+ * as root would replace). An `invalid-uri` ArtifactError says why not (tools/fuzz: a directory, a NUL or an overlong
+ * name as output_uri ended the generator's and the judge's requests with INTERNAL, the directory only at the rename,
+ * after all the work).
+ */
+export async function checkDestination(destination: string): Promise<string> {
+  if (destination.includes('\0')) throw new ArtifactError('invalid-uri', 'the path contains a NUL character');
+  const dest = path.resolve(destination);
+  if (Buffer.byteLength(dest) >= PATH_MAX - TEMP_NAME_EXTRA) {
+    throw new ArtifactError('invalid-uri', `the path is ${Buffer.byteLength(dest)} bytes long; at most ${PATH_MAX - TEMP_NAME_EXTRA - 1} are written`);
+  }
+  const names = dest.split(path.sep);
+  names.forEach((name, i) => {
+    const most = i === names.length - 1 ? NAME_MAX - TEMP_NAME_EXTRA : NAME_MAX;
+    if (Buffer.byteLength(name) > most) throw new ArtifactError('invalid-uri', `a name in the path is ${Buffer.byteLength(name)} bytes long; at most ${most} are written`);
+  });
+  const stat = await statUnlessMissing(dest);
+  if (stat?.isDirectory()) throw new ArtifactError('invalid-uri', `${dest} is a directory; name the file to write`);
+  if (stat && !stat.isFile()) throw new ArtifactError('invalid-uri', `${dest} is not a regular file (a device, FIFO or socket is not replaced)`);
+  // The nearest ancestor that exists must be a directory (it is where the missing ones are made).
+  for (let dir = path.dirname(dest); ; dir = path.dirname(dir)) {
+    const ancestor = await statUnlessMissing(dir);
+    if (ancestor) {
+      if (!ancestor.isDirectory()) throw new ArtifactError('invalid-uri', `${dir} is not a directory`);
+      break;
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  return dest;
+}
+
+/** fs.stat; undefined when nothing is there (ENOTDIR: an ancestor is a file), an invalid-uri for ELOOP, EACCES, ... */
+async function statUnlessMissing(p: string): Promise<fs.Stats | undefined> {
+  try {
+    return await fs.promises.stat(p);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new ArtifactError('invalid-uri', `cannot use ${p}: ${code ?? (error as Error).message}`);
+  }
+}
+
+/** Failures to create a client-named file that say the path is unusable, not that this process is unwell. */
+const UNWRITABLE_PATH_CODES = new Set(['ENOENT', 'ENOTDIR', 'EEXIST', 'EISDIR', 'ELOOP', 'ENAMETOOLONG', 'EACCES', 'EPERM', 'EROFS']);
+
 /**
  * A file that appears under its final name only when complete: bytes go to a temporary sibling (same directory,
  * so the rename is atomic), which `commit` fsyncs and renames over the destination. A reader therefore sees the
@@ -43,12 +98,22 @@ export class AtomicFileWriter {
     private readonly handle: fs.promises.FileHandle,
   ) {}
 
-  /** Creates the destination's directory if needed and opens a fresh temporary file beside it. */
+  /**
+   * Creates the destination's directory if needed and opens a fresh temporary file beside it. A destination that
+   * cannot be written (checkDestination, or a failure that names the path: ENOTDIR, EACCES, ...) is an `invalid-uri`
+   * ArtifactError.
+   */
   static async open(destination: string): Promise<AtomicFileWriter> {
-    const dest = path.resolve(destination);
-    await fs.promises.mkdir(path.dirname(dest), { recursive: true });
-    const temp = path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-    return new AtomicFileWriter(dest, temp, await fs.promises.open(temp, 'wx'));
+    const dest = await checkDestination(destination);
+    try {
+      await fs.promises.mkdir(path.dirname(dest), { recursive: true });
+      const temp = path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+      return new AtomicFileWriter(dest, temp, await fs.promises.open(temp, 'wx'));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code && UNWRITABLE_PATH_CODES.has(code)) throw new ArtifactError('invalid-uri', `cannot write ${dest}: ${code}`);
+      throw error;
+    }
   }
 
   async write(data: string | Uint8Array): Promise<void> {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { AtomicFileWriter, type ArtifactInfo } from './atomic';
 import { ArtifactError } from './errors';
+import { unreadable } from './hash';
 
 /** One parsed JSONL line and its 1-based line number in the file (blank lines are skipped, not renumbered). */
 export interface JsonlRecord {
@@ -47,7 +48,9 @@ export async function* readJsonl(filePath: string, maxLineBytes: number = maxJso
       return parseLine(bytes, filePath, lineNumber);
     };
     for (;;) {
-      const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK_BYTES, null);
+      const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK_BYTES, null).catch((error: unknown) => {
+        throw unreadable(filePath, error);
+      });
       if (bytesRead === 0) break;
       let start = 0;
       for (;;) {

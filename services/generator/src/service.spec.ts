@@ -132,6 +132,26 @@ describe('alignment.v1.Generator over gRPC', () => {
     }
   });
 
+  // tools/fuzz: a directory, a NUL or an overlong name as output_uri was INTERNAL (the directory only at the rename,
+  // after the whole generation), and so was a prompt set that cannot be read (/proc/self/mem: EIO).
+  it('refuses an output_uri that cannot be written and a prompt set that cannot be read, before generating', async () => {
+    const prompts = { $case: 'inlinePrompts' as const, value: { prompts: ['Hi'] } };
+    const params = { n: 1, maxNewTokens: 4, seed: 1, topK: 0, stop: [], greedy: false };
+    const taken = path.join(dir, 'taken');
+    fs.mkdirSync(taken);
+    const cases: Array<[Partial<GenerateRequest>, string]> = [
+      [{ prompts, params, outputUri: taken }, `invalid output_uri: ${taken} is a directory; name the file to write`],
+      [{ prompts, params, outputUri: `${dir}/out\0.jsonl` }, 'invalid output_uri: the path contains a NUL character'],
+      [{ prompts, params, outputUri: path.join(dir, 'n'.repeat(250)) }, 'invalid output_uri: a name in the path is 250 bytes long; at most 223 are written'],
+      [{ prompts: { $case: 'promptSet', value: { uri: '/proc/self/mem', sha256: '', sizeBytes: 0 } }, params }, 'invalid prompt_set: /proc/self/mem: cannot be read (EIO)'],
+    ];
+    for (const [partial, details] of cases) {
+      const error = (await readAll(client.generate(request(partial))).catch((e) => e)) as grpc.ServiceError;
+      expect([error.code, error.details]).toEqual([grpc.status.INVALID_ARGUMENT, details]);
+    }
+    expect(fs.readdirSync(taken)).toEqual([]);
+  });
+
   it.each([
     ['the client cancels', (stream: grpc.ClientReadableStream<GenerateResponse>) => firstMessage(stream).then(() => stream.cancel()), grpc.status.CANCELLED, undefined],
     ['the deadline passes', () => Promise.resolve(), grpc.status.DEADLINE_EXCEEDED, 1_500],

@@ -128,6 +128,27 @@ describe('alignment.v1.Judge over gRPC', () => {
     expect(error.details).toBe('invalid rule: is required when method is rule');
   });
 
+  // tools/fuzz: a directory or a NUL as output_uri was INTERNAL (the directory only at the rename, after the scoring),
+  // and so were responses that cannot be read (/proc/self/mem: EIO).
+  it('JudgePairs refuses an output_uri that cannot be written and responses that cannot be read', async () => {
+    const responses = path.join(dir, 'one.jsonl');
+    fs.writeFileSync(responses, `${JSON.stringify({ prompt_index: 0, prompt: '1 + 1?', responses: ['2', '3'] })}\n`);
+    const taken = path.join(dir, 'taken');
+    fs.mkdirSync(taken);
+    const rule = { rule: 'toyworld/arithmetic', tieTolerance: 0 };
+    const cases: Array<[Partial<JudgePairsRequest>, string]> = [
+      [{ responses: { uri: responses, sha256: '', sizeBytes: 0 }, outputUri: taken }, `invalid output_uri: ${taken} is a directory; name the file to write`],
+      [{ responses: { uri: responses, sha256: '', sizeBytes: 0 }, outputUri: `${dir}/out\0.jsonl` }, 'invalid output_uri: the path contains a NUL character'],
+      [{ responses: { uri: '/proc/self/mem', sha256: '', sizeBytes: 0 } }, 'invalid responses: /proc/self/mem: cannot be read (EIO)'],
+    ];
+    for (const [partial, details] of cases) {
+      const request = JudgePairsRequest.fromPartial({ method: JudgeMethod.JUDGE_METHOD_RULE, rule, ...partial });
+      const error = (await readAll(client.judgePairs(request)).catch((e) => e)) as grpc.ServiceError;
+      expect([error.code, error.details]).toEqual([grpc.status.INVALID_ARGUMENT, details]);
+    }
+    expect(fs.readdirSync(taken)).toEqual([]);
+  });
+
   it('JudgePairs stops the work when the client cancels: no artifact, no temporary file left', async () => {
     const responses = path.join(dir, 'many.jsonl');
     const record = (i: number) => JSON.stringify({ prompt_index: i, prompt: `Prompt ${i}`, responses: ['The sky is blue.', 'Green, mostly.'] });

@@ -1,5 +1,4 @@
-import * as fs from 'node:fs';
-import { ArtifactError, type ArtifactInfo, type ArtifactStore, confinePath, JsonlWriter, toLocalPath } from '@alignment/artifacts';
+import { ArtifactError, type ArtifactInfo, type ArtifactStore, checkDestination, confinePath, JsonlWriter, toLocalPath } from '@alignment/artifacts';
 import { InvalidArgumentError } from '@alignment/errors';
 import {
   LmArgumentError,
@@ -58,17 +57,28 @@ export interface ResponsesRecord {
   finish_reasons: string[];
 }
 
-function outputPath(job: GenerationJob, store: ArtifactStore): string {
+/**
+ * Where the output goes: the store's choice, or the client's output_uri, checked before any work (a directory, a NUL
+ * or an overlong name is INVALID_ARGUMENT on output_uri, not INTERNAL once the work is done: tools/fuzz).
+ */
+async function outputPath(job: GenerationJob, store: ArtifactStore): Promise<string> {
   if (job.outputUri.trim() === '') return store.allocate('responses', 'jsonl');
   try {
-    const output = confinePath(toLocalPath(job.outputUri), 'output_uri', 'write');
-    // Issue 12: a directory here failed at the final rename, as INTERNAL (EISDIR), after all the work.
-    if (fs.statSync(output, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError('output_uri', `${output} is a directory; name the file to write`);
-    return output;
+    // Confined first (ARTIFACT_ROOTS), then checked before any work: a directory, a NUL or an overlong name failed at
+    // the final rename or the open, as INTERNAL (EISDIR, ENAMETOOLONG), after all the work (issue 12, tools/fuzz).
+    return await checkDestination(confinePath(toLocalPath(job.outputUri), 'output_uri', 'write'));
   } catch (error) {
     if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
     throw error;
   }
+}
+
+/** Opens the output; a client-named path that cannot be written is INVALID_ARGUMENT on output_uri. */
+function openOutput(job: GenerationJob, destination: string): Promise<JsonlWriter> {
+  return JsonlWriter.open(destination).catch((error: unknown) => {
+    if (error instanceof ArtifactError && job.outputUri.trim() !== '') throw new InvalidArgumentError('output_uri', error.message);
+    throw error;
+  });
 }
 
 /**
@@ -83,7 +93,7 @@ export async function generateResponses(
 ): Promise<GenerationOutcome> {
   const shard = requireShard('shard', job.shard);
   const params = resolveSamplingParams(job.params);
-  const destination = outputPath(job, deps.store);
+  const destination = await outputPath(job, deps.store);
   const set = await loadPromptSet(job.prompts, shard);
   const lease = await acquireModel(deps.models, job.model, 'model.onnx');
   try {
@@ -103,7 +113,7 @@ export async function generateResponses(
       return { index: p.index, promptIds };
     });
     const byIndex = new Map(set.prompts.map((p) => [p.index, p]));
-    const writer = await JsonlWriter.open(destination);
+    const writer = await openOutput(job, destination);
     try {
       const started = Date.now();
       let done = 0;

@@ -1,5 +1,4 @@
-import * as fs from 'node:fs';
-import { ArtifactError, type ArtifactInfo, type ArtifactStore, confinePath, JsonlWriter, toLocalPath } from '@alignment/artifacts';
+import { ArtifactError, type ArtifactInfo, type ArtifactStore, checkDestination, confinePath, JsonlWriter, toLocalPath } from '@alignment/artifacts';
 import { CancelledError, InvalidArgumentError } from '@alignment/errors';
 import { acquireModel, type LanguageModel, type ModelCache, type ModelLocation, type RewardModel } from '@alignment/lm';
 import { requireFinite, requireShard, type ShardSpec } from '@alignment/service-kit';
@@ -221,17 +220,28 @@ export function labelPair(
   };
 }
 
-function outputPath(job: JudgeJob, store: ArtifactStore): string {
+/**
+ * Where the output goes: the store's choice, or the client's output_uri, checked before any work (a directory, a NUL
+ * or an overlong name is INVALID_ARGUMENT on output_uri, not INTERNAL once the work is done: tools/fuzz).
+ */
+async function outputPath(job: JudgeJob, store: ArtifactStore): Promise<string> {
   if (job.outputUri.trim() === '') return store.allocate('pairs', 'jsonl');
   try {
-    const output = confinePath(toLocalPath(job.outputUri), 'output_uri', 'write');
-    // Issue 12: a directory here failed at the final rename, as INTERNAL (EISDIR), after all the work.
-    if (fs.statSync(output, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError('output_uri', `${output} is a directory; name the file to write`);
-    return output;
+    // Confined first (ARTIFACT_ROOTS), then checked before any work: a directory, a NUL or an overlong name failed at
+    // the final rename or the open, as INTERNAL (EISDIR, ENAMETOOLONG), after all the work (issue 12, tools/fuzz).
+    return await checkDestination(confinePath(toLocalPath(job.outputUri), 'output_uri', 'write'));
   } catch (error) {
     if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
     throw error;
   }
+}
+
+/** Opens the output; a client-named path that cannot be written is INVALID_ARGUMENT on output_uri. */
+function openOutput(job: JudgeJob, destination: string): Promise<JsonlWriter> {
+  return JsonlWriter.open(destination).catch((error: unknown) => {
+    if (error instanceof ArtifactError && job.outputUri.trim() !== '') throw new InvalidArgumentError('output_uri', error.message);
+    throw error;
+  });
 }
 
 /**
@@ -250,7 +260,7 @@ export async function judgePairs(
   const pairing = resolvePairing(job, method);
   const unfinishedPolicy = resolveUnfinishedPolicy(job.unfinishedPairs, job.unfinishedPenalty);
   const shard = requireShard('shard', job.shard);
-  const destination = outputPath(job, deps.store);
+  const destination = await outputPath(job, deps.store);
   const path = await responsesPath(job.responses);
   let total = 0;
   for await (const _ of readResponses(path, shard)) total += 1;
@@ -258,7 +268,7 @@ export async function judgePairs(
   const { scorer, release } = await method.open(deps);
   const counts: JudgeCounts = { numPrompts: 0, numPairs: 0, droppedIdentical: 0, droppedTies: 0, droppedInvalid: 0 };
   const unfinished: UnfinishedCounts = { dropped: 0, inPairs: 0 };
-  const writer = await JsonlWriter.open(destination);
+  const writer = await openOutput(job, destination);
   const started = Date.now();
   try {
     const chunkSize = Math.max(1, deps.chunkSize ?? 32);

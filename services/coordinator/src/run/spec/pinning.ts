@@ -24,7 +24,11 @@ export async function pinFile(ref: ArtifactRef | undefined, p: string): Promise<
   const file = localPath(ref, p);
   const stat = await fs.promises.stat(file).catch(() => undefined);
   check(stat?.isFile() === true, `${p}.uri`, `no file at ${file}`);
-  const sha256 = await sha256File(file);
+  // A file that cannot be read (/proc/self/mem: EIO) is the caller's to fix, not an INTERNAL error (tools/fuzz).
+  const sha256 = await sha256File(file).catch((error: unknown) => {
+    if (error instanceof ArtifactError) fail(`${p}.uri`, error.message);
+    throw error;
+  });
   if (ref!.sha256 !== '') check(ref!.sha256.toLowerCase() === sha256, `${p}.sha256`, `the sha256 of ${file} is not ${ref!.sha256}`); // the actual one is not quoted (issue 12)
   return { file, pinned: { uri: fileUri(file), sha256, sizeBytes: stat!.size } };
 }
