@@ -63,6 +63,19 @@ def test_uris():
         local_path("", "f")
 
 
+def test_overlong_paths_and_nul_are_refused_naming_the_field(monkeypatch):
+    # tools/fuzz: Path.is_file() raises ENAMETOOLONG for these instead of answering False, and confine()'s
+    # os.path.realpath ValueError for a NUL: StartJob was INTERNAL.
+    monkeypatch.setenv("ARTIFACT_ROOTS", "/tmp")
+    with pytest.raises(InvalidSpec, match="^f: a name in the path is 300 bytes long; at most 255 are allowed$"):
+        local_path("/tmp/" + "n" * 300, "f")
+    with pytest.raises(InvalidSpec, match="^f: the path is 6002 bytes long; at most 4095 are allowed$"):
+        local_path("file://" + "/d" * 3000 + "/x", "f")
+    with pytest.raises(InvalidSpec, match="^f: the path contains a NUL character$"):
+        local_path("/tmp/a\0b", "f")
+    assert local_path("/tmp/" + "n" * 255, "f") == Path("/tmp/" + "n" * 255)
+
+
 def test_every_proto_loss_has_a_name_and_an_implementation():
     from alignment_trainer.api.jobspec import LOSS_NAMES
 

@@ -318,6 +318,25 @@ def test_a_huge_job_id_gets_its_status_at_once_with_the_echo_cut(channel):
         assert len(err.value.details()) < 400 and "more characters)" in err.value.details()
 
 
+def test_a_status_echoing_a_huge_field_arrives_at_once_clipped(channel, tmp_path):
+    # tools/fuzz: InvalidSpec quoted a 1 MiB sha256 whole; the status did not fit in the trailers, and a grpc-js client
+    # waited for its deadline (grpcio's: RESOURCE_EXHAUSTED "metadata size exceeds hard limit"), never seeing the
+    # INVALID_ARGUMENT. Every message a handler aborts with is cut at MAX_STATUS_DETAILS now.
+    dataset = tmp_path / "sft.jsonl"
+    dataset.write_text('{"prompt": "p", "response": "r"}\n')
+    spec = trainer_pb2.JobSpec(sft=trainer_pb2.SftJob(
+        dataset=common_pb2.ArtifactRef(uri=str(dataset), sha256="f" * (1 << 20))))
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        trainer_pb2_grpc.TrainerStub(channel).StartJob(trainer_pb2.StartJobRequest(job_id="huge-sha", spec=spec),
+                                                       timeout=TIMEOUT)
+    assert time.monotonic() - started < 3.0
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = err.value.details()
+    assert details.startswith("spec.sft.dataset.sha256: must be 64 hex digits, got 'ffff")
+    assert details.endswith("more characters)") and len(details) < 2100
+
+
 def test_log_lines_clip_long_strings():
     from alignment_trainer import logs
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "m" * 5000, None, None)

@@ -87,19 +87,36 @@ def confine(path: Path, field: str, mode: str) -> Path:
     raise PathNotAllowed(field, f"the path is outside the directories this trainer may {mode} ({where})")
 
 
+# Linux's limits, in bytes: a whole path (with its NUL) and one name in it.
+PATH_MAX = 4096
+NAME_MAX = 255
+
+
 def local_path(uri: str, field: str, mode: str = "read") -> Path:
     """file:///abs/path or a plain path -> Path. Other schemes (s3://) are refused: this trainer reads and writes
-    the local file system only (a deployment mounts the artifact store)."""
+    the local file system only (a deployment mounts the artifact store). A path with a NUL, longer than PATH_MAX or
+    with a name longer than NAME_MAX is refused here: Path.is_file() raises OSError (ENAMETOOLONG) for the long ones
+    instead of answering False, which made StartJob INTERNAL (tools/fuzz), and os.path.realpath ValueError for a NUL."""
     if not uri:
         raise InvalidSpec(field, "required")
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise InvalidSpec(field, f"file URI with a remote host is not supported: {uri!r}")
-        return confine(Path(unquote(parsed.path)), field, mode)
-    if parsed.scheme and len(parsed.scheme) > 1:  # a one-letter "scheme" is a Windows drive, i.e. a path
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme and len(parsed.scheme) > 1:  # a one-letter "scheme" is a Windows drive, i.e. a path
         raise InvalidSpec(field, f"only local paths or file:// URIs are supported, got {uri!r}")
-    return confine(Path(uri), field, mode)
+    else:
+        path = Path(uri)
+    raw = os.fsencode(path)
+    if b"\0" in raw:  # os.path.realpath (confine) raises ValueError for it
+        raise InvalidSpec(field, "the path contains a NUL character")
+    if len(raw) >= PATH_MAX:
+        raise InvalidSpec(field, f"the path is {len(raw)} bytes long; at most {PATH_MAX - 1} are allowed")
+    longest = max(len(name) for name in raw.split(b"/"))
+    if longest > NAME_MAX:
+        raise InvalidSpec(field, f"a name in the path is {longest} bytes long; at most {NAME_MAX} are allowed")
+    return confine(path, field, mode)
 
 
 def _artifact(ref: common_pb2.ArtifactRef, field: str, *, kind: str) -> Artifact:

@@ -3,7 +3,10 @@
 grpcio answers request bytes that do not decode with INTERNAL ("Exception deserializing request!") and a handler's
 unexpected exception with UNKNOWN. This interceptor makes the first INVALID_ARGUMENT naming the method, and the
 second INTERNAL with a correlation id that is also in the log line carrying the stack, as the Node services do
-(libs/service-kit/src/server.ts). Statuses a handler sets itself (``context.abort``) pass through unchanged.
+(libs/service-kit/src/server.ts). Statuses a handler sets itself (``context.abort``) pass through with their code,
+their message cut at MAX_STATUS_DETAILS characters as the Node services cut theirs (libs/service-kit
+error-status.ts): a message echoing a 1 MiB field (``spec.preference.pairs.sha256: must be 64 hex digits, got
+'fff…'``) does not fit in the trailers, and the client got no status until its deadline (tools/fuzz found it).
 """
 
 from __future__ import annotations
@@ -15,6 +18,32 @@ import grpc
 from alignment_trainer import logs
 
 log = logs.get_logger("alignment_trainer.api")
+
+
+MAX_STATUS_DETAILS = 2048
+
+
+def clip_details(details: str | None) -> str | None:
+    """A status message cut to MAX_STATUS_DETAILS characters, saying how many more there were."""
+    if details is None or len(details) <= MAX_STATUS_DETAILS:
+        return details
+    return f"{details[:MAX_STATUS_DETAILS]}… ({len(details) - MAX_STATUS_DETAILS} more characters)"
+
+
+class _ClippingContext:
+    """The handler's ServicerContext, with every status message it sets cut by clip_details."""
+
+    def __init__(self, inner: grpc.ServicerContext) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def abort(self, code, details):
+        return self._inner.abort(code, clip_details(details))
+
+    def set_details(self, details):
+        return self._inner.set_details(clip_details(details))
 
 
 class _Malformed:
@@ -45,11 +74,11 @@ def _handler_set_status(context: grpc.ServicerContext) -> bool:
 def _fail(rpc: str, request, context: grpc.ServicerContext, err: BaseException | None) -> None:
     if isinstance(request, _Malformed):
         context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                      f"request: is not a valid {rpc} request message ({request.reason})")
+                      clip_details(f"request: is not a valid {rpc} request message ({request.reason})"))
     correlation_id = str(uuid.uuid4())
     log.error("request failed", exc_info=err, extra={"fields": {"rpc": rpc, "correlation_id": correlation_id}})
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err} "
-                                            f"(correlation id {correlation_id})")
+    reason = clip_details(f"{type(err).__name__}: {err}")
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {reason} (correlation id {correlation_id})")
 
 
 class StatusGuardInterceptor(grpc.ServerInterceptor):
@@ -69,7 +98,7 @@ class StatusGuardInterceptor(grpc.ServerInterceptor):
                 if isinstance(request, _Malformed):
                     _fail(rpc, request, context, None)
                 try:
-                    return inner(request, context)
+                    return inner(request, _ClippingContext(context))
                 except Exception as err:
                     if _handler_set_status(context):
                         raise
@@ -84,7 +113,7 @@ class StatusGuardInterceptor(grpc.ServerInterceptor):
             if isinstance(request, _Malformed):
                 _fail(rpc, request, context, None)
             try:
-                yield from inner_stream(request, context)
+                yield from inner_stream(request, _ClippingContext(context))
             except Exception as err:
                 if _handler_set_status(context):
                     raise
