@@ -9,5 +9,6 @@ module.exports = {
     '<rootDir>/tools/ci/jest.config.js',
     '<rootDir>/tools/campaign/jest.config.js',
     '<rootDir>/tools/cli/jest.config.js',
+    '<rootDir>/tools/fuzz/jest.config.js',
   ],
 };
