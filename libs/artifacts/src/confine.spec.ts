@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PermissionDeniedError } from '@alignment/errors';
+import { InvalidArgumentError, PermissionDeniedError } from '@alignment/errors';
 import { artifactRootsFromEnv, confinePath, toLocalPath } from './index';
 
 let dir: string;
@@ -47,6 +47,15 @@ describe('confinePath', () => {
     const message = 'permission denied for output_uri: the path is outside the directories this service may read (ARTIFACT_ROOTS or READ_ONLY_ROOTS)';
     expect(denied(p(), 'read')).toBe(message);
     expect(denied(p(), 'write')).toMatch(/may write \(ARTIFACT_ROOTS\)$/);
+  });
+
+  // tools/fuzz: a 1 MiB output_uri of "d/d/…" was resolved one component at a time, for minutes, blocking the service.
+  it('refuses a path over PATH_MAX at once, as INVALID_ARGUMENT', () => {
+    const started = Date.now();
+    const long = path.join(dir, 'data', 'd/'.repeat(500_000), 'x');
+    expect(() => confinePath(long, 'output_uri', 'write', roots)).toThrow(InvalidArgumentError);
+    expect(() => confinePath(long, 'output_uri', 'write', roots)).toThrow(`invalid output_uri: the path is ${Buffer.byteLength(long)} bytes long; at most 4095 name a file`);
+    expect(Date.now() - started).toBeLessThan(1_000);
   });
 
   it('confines nothing when ARTIFACT_ROOTS is unset', () => {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PermissionDeniedError } from '@alignment/errors';
+import { InvalidArgumentError, PermissionDeniedError } from '@alignment/errors';
 
 /**
  * Where a service may read and write the paths its callers name (issue 12: output_uri wrote anywhere, JSONL and hash
@@ -19,6 +19,9 @@ export function artifactRootsFromEnv(env: NodeJS.ProcessEnv = process.env): Arti
   return { readWrite: list(env.ARTIFACT_ROOTS), readOnly: list(env.READ_ONLY_ROOTS) };
 }
 
+/** Linux's limit on a path, in bytes, its NUL included. */
+const PATH_MAX = 4096;
+
 let cached: { key: string; roots: ArtifactRoots | undefined } | undefined;
 
 function currentRoots(): ArtifactRoots | undefined {
@@ -34,6 +37,10 @@ function currentRoots(): ArtifactRoots | undefined {
  */
 export function confinePath(localPath: string, field: string, mode: 'read' | 'write', roots = currentRoots()): string {
   if (!roots) return localPath;
+  // No longer path names a file, and realPathOf would walk it one component at a time: a 1 MiB output_uri of "d/d/…"
+  // kept the event loop (health checks included) busy for minutes (tools/fuzz). INVALID_ARGUMENT, leaking nothing.
+  const bytes = Buffer.byteLength(path.resolve(localPath));
+  if (bytes >= PATH_MAX) throw new InvalidArgumentError(field, `the path is ${bytes} bytes long; at most ${PATH_MAX - 1} name a file`);
   const allowed = mode === 'write' ? roots.readWrite : [...roots.readWrite, ...roots.readOnly];
   const real = realPathOf(localPath);
   if (!allowed.some((root) => real === root || real.startsWith(root.endsWith(path.sep) ? root : root + path.sep))) {
