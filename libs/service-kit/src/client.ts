@@ -24,6 +24,19 @@ export interface ClientOptions {
   /** Deadline applied to every call that does not set its own. Default 30 s. */
   defaultDeadlineMs?: number;
   retry?: RetryPolicy;
+  /** Metadata added to every call (e.g. `authorization: Bearer …` for a coordinator with AUTH_TOKENS_FILE). */
+  metadata?: Record<string, string>;
+}
+
+/** Adds fixed metadata to every call. */
+function metadataInterceptor(entries: Record<string, string>): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        for (const [key, value] of Object.entries(entries)) metadata.set(key, value);
+        next(metadata, listener);
+      },
+    });
 }
 
 type MethodDefinitionWithStream = { requestStream?: boolean; responseStream?: boolean; path?: string };
@@ -138,6 +151,7 @@ export function createClient<C>(Ctor: ClientConstructor<C>, address: string, opt
     // replicas resolves to one address per pod, and pick_first would send everything to the first.
     'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
     interceptors: [
+      ...(options.metadata ? [metadataInterceptor(options.metadata)] : []),
       deadlineInterceptor(options.defaultDeadlineMs ?? 30_000),
       tracingInterceptor(),
       retryInterceptor(options.retry ?? DEFAULT_RETRY_POLICY),

@@ -83,6 +83,18 @@ describe('bearer tokens', () => {
     expect(await status(call(client.listRuns, { pageSize: 0, pageToken: '' }, TOKENS.bob))).toBe(grpc.status.UNAUTHENTICATED);
   });
 
+  it("are what service-kit clients send with the metadata option (the CLI's $ALIGNMENT_TOKEN)", async () => {
+    const withToken = createClient(CoordinatorClient, server.address, { metadata: { authorization: `Bearer ${TOKENS.alice}` } });
+    try {
+      const page = await new Promise<{ runs: Array<{ owner: string }> }>((resolve, reject) =>
+        withToken.listRuns({ pageSize: 0, pageToken: '' }, (e, r) => (e ? reject(e) : resolve(r))),
+      );
+      expect(page.runs.every((r) => r.owner === 'alice')).toBe(true);
+    } finally {
+      withToken.close();
+    }
+  });
+
   it('come from a file whose mistakes are named by line', () => {
     expect(() => parseTokens('short alice\n', 'tokens')).toThrow('tokens:1: expected "<token of at least 16 characters> <principal> [admin]"');
     expect(() => parseTokens(`# c\n\n${TOKENS.bob} bob root\n`, 'tokens')).toThrow('tokens:3:');

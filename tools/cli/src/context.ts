@@ -25,7 +25,8 @@ export class Context {
 
   /** The coordinator's client, created on first use (commands that need no server never connect). */
   coordinator(): Coordinator {
-    this.client ??= new Coordinator(this.address);
+    // $ALIGNMENT_TOKEN: the bearer token of a coordinator that authenticates (AUTH_TOKENS_FILE).
+    this.client ??= new Coordinator(this.address, this.io.env.ALIGNMENT_TOKEN || undefined);
     return this.client;
   }
 

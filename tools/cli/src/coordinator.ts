@@ -14,9 +14,10 @@ const PAGE_SIZE = 500;
 export class Coordinator {
   private readonly client: CoordinatorClient;
 
-  constructor(readonly address: string) {
+  constructor(readonly address: string, token?: string) {
     // UNAVAILABLE is retried a few times (service-kit's policy): a coordinator that is just starting answers.
-    this.client = createClient(CoordinatorClient, address, { defaultDeadlineMs: 30_000 });
+    // A token goes with every call, for a coordinator that authenticates (AUTH_TOKENS_FILE).
+    this.client = createClient(CoordinatorClient, address, { defaultDeadlineMs: 30_000, ...(token ? { metadata: { authorization: `Bearer ${token}` } } : {}) });
   }
 
   async startRun(runId: string, spec: RunSpec): Promise<Run> {

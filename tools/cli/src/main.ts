@@ -14,7 +14,8 @@ import { DEFAULT_ADDRESS, isServiceError, statusMessage } from './coordinator';
 export const COMMANDS: readonly Command[] = [runCommand, watchCommand, getCommand, lsCommand, cancelCommand, logsCommand, initCommand];
 
 const GLOBAL_HELP = `Global options:
-  --address HOST:PORT   the coordinator (default $ALIGNMENT_COORDINATOR, else ${DEFAULT_ADDRESS})
+  --address HOST:PORT   the coordinator (default $ALIGNMENT_COORDINATOR, else ${DEFAULT_ADDRESS}); $ALIGNMENT_TOKEN,
+                        when set, is sent as the bearer token of a coordinator that authenticates (AUTH_TOKENS_FILE)
   -o, --output json     machine-readable output on stdout: the Run (or the list) as JSON; progress stays on stderr
   -h, --help            help; \`alignment COMMAND --help\` for one command`;
 
