@@ -120,6 +120,8 @@ it('survives kill -9 mid-stage: same artifacts, no lost or duplicated samples, t
   await waitFor(async () => trainer.createdJobs.some(learnJob), 60_000, 'round 1 LEARN to start its trainer job');
   const jobId = trainer.createdJobs.find(learnJob)!;
   expect(trainer.jobs.get(jobId)!.job.state).toBe(JobState.JOB_STATE_RUNNING);
+  // Killed while it watches the job (not between StartJob and WatchJob), so that step 3 is a second watch.
+  await waitFor(async () => trainer.watchCalls.includes(jobId), 60_000, 'the job to be watched');
   await kill(coordinator);
   output.push(coordinator.process.output());
 
