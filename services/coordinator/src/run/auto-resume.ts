@@ -1,4 +1,4 @@
-import { StageAbortedError, StageFailedError, abortReason } from './executors';
+import { StageFailedError } from './executors';
 
 /**
  * Self-healing runs (issue 12): a run whose stage failed in a way that the same inputs may well get past later
@@ -23,20 +23,4 @@ export function isResumable(error: unknown): boolean {
 /** The wait before the n-th automatic resume (n ≥ 1). */
 export function backoffBefore(n: number, policy: AutoResumePolicy): number {
   return Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** (n - 1));
-}
-
-/** Resolves after `ms`; rejects with StageAbortedError as soon as the run is cancelled or the coordinator stops. */
-export function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new StageAbortedError(abortReason(signal)));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new StageAbortedError(abortReason(signal)));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -4,9 +4,9 @@ import { ROOT_CONTEXT, SpanStatusCode, TraceFlags, trace, type Context, type Spa
 import { JobState, RunSpec, Stage, type Run } from '@alignment/contracts';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@alignment/errors';
 import { tracer, withSpan, type Logger } from '@alignment/service-kit';
-import { DEFAULT_AUTO_RESUME, backoffBefore, isResumable, sleepUnlessAborted, type AutoResumePolicy } from './auto-resume';
+import { DEFAULT_AUTO_RESUME, backoffBefore, isResumable, type AutoResumePolicy } from './auto-resume';
 import { PairwiseEvaluator } from './evaluate';
-import { StageAbortedError, StageFailedError, ServiceUnavailableError, abortReason, type CallContext, type Executors } from './executors';
+import { StageAbortedError, StageFailedError, ServiceUnavailableError, abortReason, sleep, type CallContext, type Executors } from './executors';
 import { planStages, type PlannedStage } from './plan';
 import { RunEvents, type RunEvent } from './run-events';
 import { deriveSeed } from './seeds';
@@ -268,7 +268,7 @@ export class RunEngine {
           this.log.warn({ run_id: runId, auto_resume: used + 1, budget: policy.budget, delay_ms: delayMs, error: (error as Error).message }, 'run resumes by itself');
           span.addEvent('coordinator.run.auto_resume', { 'auto_resume.count': used + 1, 'auto_resume.delay_ms': delayMs });
           this.emit(runId, { kind: 'stage', round: now.currentRound, stage: now.currentStage, state: JobState.JOB_STATE_FAILED, message });
-          await sleepUnlessAborted(delayMs, signal);
+          await sleep(delayMs, signal);
         }
       }
       this.store.setRunState(runId, JobState.JOB_STATE_SUCCEEDED, { allowedFrom: [JobState.JOB_STATE_RUNNING] });
