@@ -209,9 +209,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const address = `${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   const requestedHealthPort = options.healthPort ?? healthPortFromEnv();
   const healthServer = requestedHealthPort === undefined ? undefined : await startHealthServer(health, host, requestedHealthPort);
-  if (plaintextLine) logger[plaintextLine.level](plaintextLine.message);
-  else logger.info({ client_auth: tls.clientAuth, allowed_clients: tls.allowedClients, cert_file: tls.certFile }, 'transport is TLS');
-  logger.info({ port, health_port: healthServer?.port, services: serviceNames }, 'serving');
+  // One line says how callers reach the service: plaintext on loopback rides on 'serving'; off loopback it warns.
+  if (plaintextLine?.level === 'warn') logger.warn(plaintextLine.message);
+  const transport = plaintextLine
+    ? { transport: plaintextLine.message }
+    : { transport: 'tls', client_auth: tls.clientAuth, allowed_clients: tls.allowedClients, cert_file: tls.certFile };
+  logger.info({ port, health_port: healthServer?.port, services: serviceNames, ...transport }, 'serving');
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
