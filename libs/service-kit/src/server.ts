@@ -31,7 +31,10 @@ export interface ServerOptions {
   name: string;
   /** Port on all interfaces; 0 picks a free one (tests). */
   port: number;
-  /** Host to bind; default $HOST, else 0.0.0.0 (in a pod); the local stack and tests use 127.0.0.1. */
+  /**
+   * Host to bind; default $HOST, else 0.0.0.0 with TLS (in a pod) and 127.0.0.1 without (plaintext stays on this
+   * machine; a non-loopback plaintext bind is refused unless ALLOW_PLAINTEXT=1).
+   */
   host?: string;
   bindings: ServiceBinding[];
   /** Descriptor set for reflection (contracts' DESCRIPTOR_SET_PATH). */
@@ -176,7 +179,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   initTracing(options.name);
   const logger = options.logger ?? createLogger(options.name);
   const tls = options.tls ?? tlsFromEnv();
-  const host = options.host ?? (process.env.HOST || '0.0.0.0');
+  const host = options.host ?? (process.env.HOST || (tls.certFile ? '0.0.0.0' : '127.0.0.1'));
   // Before anything is bound: plaintext on a non-loopback address is refused unless ALLOW_PLAINTEXT=1.
   const plaintextLine = tls.certFile ? undefined : checkPlaintextBind(host);
   const server = new grpc.Server({

@@ -50,8 +50,7 @@ def run_dro_solver(env: dict[str, str] | None = None):
         [str(TSX), str(SOLVER_MAIN)],
         cwd=REPO,
         # PORT=0: the solver binds a free port and logs it; reading it back avoids a pick-then-bind race.
-        # HOST: loopback (plaintext is refused on every interface: libs/service-kit/src/tls-config.ts).
-        env={**os.environ, "PORT": "0", "HOST": "127.0.0.1", "LOG_LEVEL": "info", **(env or {})},
+        env={**os.environ, "PORT": "0", "LOG_LEVEL": "info", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -5,10 +5,12 @@ certificate files serve new connections, and the DroSolver client speaks mTLS.""
 
 from __future__ import annotations
 
+import os
 import pathlib
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from concurrent import futures
 
@@ -143,3 +145,12 @@ def test_settings_name_the_variable_that_is_wrong(certs):
         settings_from_env(env_of(certs, "judge", TLS_KEY_FILE=str(certs / "coordinator.key")))
     with pytest.raises(TlsConfigError, match="TLS_CLIENT_AUTH must be none, optional or require"):
         settings_from_env(env_of(certs, "judge", TLS_CLIENT_AUTH="always"))
+
+
+def test_the_entry_point_refuses_plaintext_off_loopback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TLS_") and k != "ALLOW_PLAINTEXT"}
+    env.update({"HOST": "0.0.0.0", "PORT": "0", "DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT / "services/trainer/src")})
+    proc = subprocess.run([sys.executable, "-m", "alignment_trainer.server"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "refusing to serve plaintext gRPC on 0.0.0.0" in proc.stderr + proc.stdout

@@ -5,7 +5,7 @@
 
 Configuration (environment):
     PORT                      listening port, default 50055 (0 = any free port; the chosen one is logged)
-    HOST                      bind address, default [::] (all interfaces, IPv4 too)
+    HOST                      bind address, default [::] (all interfaces, IPv4 too) with TLS, 127.0.0.1 without
     DATA_DIR                  job database and per-job files, default ./.data/trainer
     DRO_SOLVER_ADDRESS        DroSolver for W-DRO jobs that name none, default localhost:50054
     TRAINER_MAX_WORKERS       RPC worker threads, default 128; WatchJob streams may hold all but 8 of them (the rest
@@ -194,7 +194,6 @@ def main() -> int:
 
     hf_logging.disable_progress_bar()
     port = _env_number("PORT", DEFAULT_PORT)
-    host = os.environ.get("HOST") or "[::]"
     max_workers = _env_number("TRAINER_MAX_WORKERS", DEFAULT_MAX_WORKERS)
     grace_s = _env_number("TRAINER_SHUTDOWN_GRACE_S", 10.0, float)
     try:
@@ -216,6 +215,8 @@ def main() -> int:
     except ValueError as err:
         log.error("failed to start", extra={"fields": {"error": str(err)}})
         return 1
+    # Every interface with TLS (in a pod); loopback without, so that plaintext stays on this machine.
+    host = os.environ.get("HOST") or ("[::]" if tls.cert_file else "127.0.0.1")
     if not tls.cert_file and not is_loopback(host):
         if os.environ.get("ALLOW_PLAINTEXT") != "1":
             log.error("failed to start", extra={"fields": {"error": (
