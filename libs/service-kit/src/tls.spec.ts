@@ -70,7 +70,7 @@ describe('mTLS with an allowlist', () => {
 
   it('answers Kubernetes probes on the plaintext health-only port', async () => {
     const HealthClient = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'Health');
-    const health = new HealthClient(`127.0.0.1:${running.healthPort}`, grpc.credentials.createInsecure()) as grpc.Client & {
+    const health = new HealthClient(`127.0.0.1:${running.healthPort}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
       check(request: object, callback: (error: grpc.ServiceError | null, response: { status: string }) => void): void;
     };
     const response = await new Promise<{ status: string }>((resolve, reject) =>
