@@ -8,7 +8,7 @@ import { DESCRIPTOR_SET_PATH, DroSolverClient, DroSolverService, SolveRequest, S
 import { makeCertificates, tlsEnv } from '@alignment/service-kit/testing';
 import { startServer, type RunningServer, type ServiceBinding } from './server';
 import { createClient, unaryCall } from './client';
-import { channelCredentials } from './tls';
+import { channelCredentials, ReloadingCertificateProvider } from './tls';
 import { PLAINTEXT, TlsConfigError, tlsFromEnv } from './tls-config';
 import { service as healthService } from 'grpc-health-check';
 
@@ -103,6 +103,28 @@ describe('mTLS with an allowlist', () => {
     }
     expect(now).toBe(reissued);
     expect(await callStatus(client(running.address, tlsEnv(dir, 'coordinator')))).toBe('OK 3');
+  });
+});
+
+describe('ReloadingCertificateProvider', () => {
+  it('hands on a re-issued pair, keeps the last good one when the files do not match, and ignores unchanged files', async () => {
+    const rotating = fs.mkdtempSync(path.join(os.tmpdir(), 'kit-tls-rotate-'));
+    makeCertificates(rotating, ['judge', 'coordinator']);
+    const provider = new ReloadingCertificateProvider(tlsFromEnv(tlsEnv(rotating, 'judge', { TLS_RELOAD_INTERVAL_MS: '60000' })));
+    const seen: string[] = [];
+    const listener = (update: { certificate: Buffer } | null) => void seen.push(update ? new X509Certificate(update.certificate).serialNumber : 'none');
+    provider.addIdentityCertificateListener(listener);
+    await new Promise((r) => process.nextTick(r));
+    const first = new X509Certificate(fs.readFileSync(path.join(rotating, 'judge.crt'))).serialNumber;
+    expect(seen).toEqual([first]);
+    expect(provider.reload()).toBe(false); // unchanged
+    fs.copyFileSync(path.join(rotating, 'coordinator.key'), path.join(rotating, 'judge.key')); // a rotation half written
+    expect(provider.reload()).toBe(false);
+    makeCertificates(rotating, ['judge']);
+    expect(provider.reload()).toBe(true);
+    const second = new X509Certificate(fs.readFileSync(path.join(rotating, 'judge.crt'))).serialNumber;
+    expect(seen).toEqual([first, second]);
+    provider.removeIdentityCertificateListener(listener);
   });
 });
 
