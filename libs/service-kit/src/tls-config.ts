@@ -66,8 +66,9 @@ export function tlsFromEnv(env: NodeJS.ProcessEnv = process.env): TlsSettings {
   }
   if (clientAuth !== 'none' && !certFile) throw new TlsConfigError(`TLS_CLIENT_AUTH=${clientAuth} needs TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE`);
   const allowedClients = (env.TLS_ALLOWED_CLIENTS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  if (allowedClients.length > 0 && clientAuth === 'none') {
-    throw new TlsConfigError('TLS_ALLOWED_CLIENTS needs TLS_CLIENT_AUTH=require (or optional): without client certificates nobody is identified');
+  // With optional client certificates, a caller could skip the allowlist by showing none.
+  if (allowedClients.length > 0 && clientAuth !== 'require') {
+    throw new TlsConfigError('TLS_ALLOWED_CLIENTS needs TLS_CLIENT_AUTH=require: a caller without a certificate would pass the allowlist');
   }
   const rawInterval = env.TLS_RELOAD_INTERVAL_MS?.trim();
   const reloadIntervalMs = rawInterval ? Number(rawInterval) : PLAINTEXT.reloadIntervalMs;

@@ -135,6 +135,7 @@ describe('TLS settings', () => {
     expect(() => tlsFromEnv({ ...tlsEnv(dir, 'judge'), TLS_KEY_FILE: certs.key('coordinator') })).toThrow(/TLS_CERT_FILE .* not a matching PEM certificate and key/);
     expect(() => tlsFromEnv({ TLS_CA_FILE: path.join(dir, 'missing.crt') })).toThrow(/TLS_CA_FILE: .*missing.crt cannot be read/);
     expect(() => tlsFromEnv({ TLS_CA_FILE: certs.ca, TLS_ALLOWED_CLIENTS: 'coordinator' })).toThrow(/TLS_ALLOWED_CLIENTS needs TLS_CLIENT_AUTH=require/);
+    expect(() => tlsFromEnv({ ...tlsEnv(dir, 'judge'), TLS_CLIENT_AUTH: 'optional', TLS_ALLOWED_CLIENTS: 'coordinator' })).toThrow(/TLS_ALLOWED_CLIENTS needs TLS_CLIENT_AUTH=require/);
   });
 });
 
