@@ -13,7 +13,7 @@ import * as tls from 'node:tls';
  * |                        |          | as soon as it is set                                                         |
  * | TLS_CLIENT_AUTH        | none     | none | optional (a verified client certificate names the caller) | require   |
  * |                        |          | (mTLS: a call without one is UNAUTHENTICATED)                                |
- * | TLS_ALLOWED_CLIENTS    | –        | comma-separated identities (certificate CN or DNS/URI SAN) that may call;    |
+ * | TLS_ALLOWED_CLIENTS    | –        | with require: identities (certificate CN or DNS/URI SAN) that may call;      |
  * |                        |          | any other verified client is PERMISSION_DENIED                               |
  * | TLS_RELOAD_INTERVAL_MS | 30000    | how often the files are read again; a changed, valid set serves new          |
  * |                        |          | connections (existing ones keep theirs)                                      |
