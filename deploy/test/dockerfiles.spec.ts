@@ -99,7 +99,8 @@ describe.each([...TS_SERVICES, 'trainer' as const])('%s.Dockerfile', (service) =
     const final = stages[stages.length - 1];
     expect(keyword(final, 'EXPOSE').map(content)).toEqual([String(port)]);
     expect(stageEnv(stages, final).PORT).toBe(String(port));
-    const ports = k8sPodSpec(service).containers.flatMap((c) => c.ports ?? []).map((p) => p.containerPort);
+    // The image exposes the service port; the pods' other port, `health`, is the plaintext probe port (HEALTH_PORT).
+    const ports = k8sPodSpec(service).containers.flatMap((c) => c.ports ?? []).filter((p) => p.name !== 'health').map((p) => p.containerPort);
     expect(ports).toEqual([port]);
   });
 

@@ -29,6 +29,8 @@ const DEFAULT_DRAIN_S = 10;
 /** Room after the drain for flushing traces and exiting. */
 const GRACE_MARGIN_S = 5;
 const OTLP_ENDPOINT = 'http://otel-collector:4317';
+/** The plaintext port that serves grpc.health.v1 only (HEALTH_PORT), for the probes. */
+const HEALTH_PORT = 8081;
 /**
  * Where each service keeps its files on the data volume. The coordinator's DATA_DIR is the shared root (its run
  * database under coordinator/, every stage's outputs under runs/: services/coordinator/src/config.ts); the others
@@ -184,17 +186,20 @@ describe.each(VARIANTS)('%s: the services', (variant) => {
     expect(services().map((w) => w.app).sort()).toEqual([...SERVICE_NAMES].sort());
   });
 
-  test('startup, readiness and liveness probes are gRPC health checks on the service port', () => {
+  // The service port speaks TLS, which kubelet gRPC probes cannot: they ask the plaintext health-only port.
+  test('startup, readiness and liveness probes are gRPC health checks on the health-only port', () => {
     for (const w of services()) {
       const c = mainContainer(w);
       const port = DEFAULT_PORTS[w.app as ServiceName];
       const grpcPort = c.ports?.find((p) => p.name === 'grpc')?.containerPort;
+      const healthPort = c.ports?.find((p) => p.name === 'health')?.containerPort;
       const env = effectiveEnv(objectsOf(variant), w.namespace, c);
-      expect({ app: w.app, grpcPort, PORT: env.PORT }).toEqual({ app: w.app, grpcPort: port, PORT: String(port) });
+      expect({ app: w.app, grpcPort, PORT: env.PORT, healthPort, HEALTH_PORT: env.HEALTH_PORT })
+        .toEqual({ app: w.app, grpcPort: port, PORT: String(port), healthPort: HEALTH_PORT, HEALTH_PORT: String(HEALTH_PORT) });
       for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe'] as const) {
         // No `service` field: the probe asks for the '' key, which every service registers.
         expect({ app: w.app, probe, grpc: c[probe]?.grpc, httpGet: c[probe]?.httpGet, exec: c[probe]?.exec })
-          .toEqual({ app: w.app, probe, grpc: { port }, httpGet: undefined, exec: undefined });
+          .toEqual({ app: w.app, probe, grpc: { port: HEALTH_PORT }, httpGet: undefined, exec: undefined });
       }
     }
   });

@@ -99,16 +99,21 @@ export async function stopStack(stack: Stack): Promise<void> {
   });
 }
 
-export async function getRun(address: string, runId: string): Promise<RunView> {
-  const result = await grpcurl(['-plaintext', '-d', JSON.stringify({ run_id: runId }), address, 'alignment.v1.Coordinator/GetRun']);
+/** grpcurl's transport flags: plaintext, or (tlsDir: a STACK_TLS_DIR) mTLS with the stack's `cli` client certificate. */
+export function grpcurlTransport(tlsDir?: string): string[] {
+  return tlsDir ? ['-cacert', path.join(tlsDir, 'ca.crt'), '-cert', path.join(tlsDir, 'cli.crt'), '-key', path.join(tlsDir, 'cli.key')] : ['-plaintext'];
+}
+
+export async function getRun(address: string, runId: string, tlsDir?: string): Promise<RunView> {
+  const result = await grpcurl([...grpcurlTransport(tlsDir), '-d', JSON.stringify({ run_id: runId }), address, 'alignment.v1.Coordinator/GetRun']);
   if (result.code !== 0) throw new Error(`GetRun failed: ${result.stderr}`);
   return JSON.parse(result.stdout).run as RunView;
 }
 
-export async function waitFinished(address: string, runId: string, timeoutMs: number): Promise<RunView> {
+export async function waitFinished(address: string, runId: string, timeoutMs: number, tlsDir?: string): Promise<RunView> {
   return waitFor(
     async () => {
-      const run = await getRun(address, runId);
+      const run = await getRun(address, runId, tlsDir);
       return ['JOB_STATE_RUNNING', 'JOB_STATE_PENDING'].includes(run.state) ? undefined : run;
     },
     timeoutMs,

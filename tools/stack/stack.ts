@@ -10,7 +10,8 @@
  *
  * Environment: DATA_DIR; COORDINATOR_PORT (50051), GENERATOR_PORT (50052), JUDGE_PORT (50053), DRO_SOLVER_PORT
  * (50054), TRAINER_PORT (50055); STACK_KEEP_GOING=1 keeps the others running when a service exits (by default
- * any service exiting stops the stack, exit status 1); STACK_SKIP_MICRO=1 skips building micro/.
+ * any service exiting stops the stack, exit status 1); STACK_SKIP_MICRO=1 skips building micro/; STACK_TLS_DIR=<dir>
+ * runs it over mTLS (stackTls below: certificates made there by tools/deploy/make-certs.sh on first use).
  *
  * Order: codegen (cached by Nx), then the generator, judge, DRO solver and trainer, together with the micro inputs;
  * the coordinator starts once those four accept connections and micro/ exists (it resumes RUNNING runs at start, so
@@ -43,6 +44,21 @@ const PORTS = {
 };
 type Name = keyof typeof PORTS;
 const addr = (name: Name) => `127.0.0.1:${PORTS[name]}`;
+
+/**
+ * STACK_TLS_DIR: every service on mTLS with its own certificate from that directory, the backends answering only the
+ * identities that call them (the coordinator; the trainer for the DRO solver), the coordinator also taking a client
+ * certificate named `cli` as an admin principal (TLS_PRINCIPALS) besides bearer tokens.
+ */
+const TLS_DIR = process.env.STACK_TLS_DIR ? path.resolve(ROOT, process.env.STACK_TLS_DIR) : undefined;
+const CALLERS: Record<string, string> = { generator: 'coordinator', judge: 'coordinator', trainer: 'coordinator', 'dro-solver': 'trainer' };
+
+function stackTls(name: string): NodeJS.ProcessEnv {
+  if (!TLS_DIR) return {};
+  const files = { TLS_CA_FILE: path.join(TLS_DIR, 'ca.crt'), TLS_CERT_FILE: path.join(TLS_DIR, `${name}.crt`), TLS_KEY_FILE: path.join(TLS_DIR, `${name}.key`) };
+  if (name === 'coordinator') return { ...files, TLS_CLIENT_AUTH: 'optional', TLS_PRINCIPALS: 'cli=cli:admin' };
+  return { ...files, TLS_CLIENT_AUTH: 'require', TLS_ALLOWED_CLIENTS: CALLERS[name] };
+}
 
 const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 const VENV_PYTHON = 'venv=$(bash tools/python/venv.sh) && ';
@@ -94,7 +110,7 @@ function start(name: string, command: string[], env: NodeJS.ProcessEnv): ChildPr
   const child = spawn(command[0], command.slice(1), {
     cwd: ROOT,
     // HOST: the local stack listens on loopback only (in a pod the services bind every interface).
-    env: { ...process.env, HOST: '127.0.0.1', ...env, ...(name in PORTS ? { PORT: String(PORTS[name as Name]) } : {}) },
+    env: { ...process.env, HOST: '127.0.0.1', ...stackTls(name), ...env, ...(name in PORTS ? { PORT: String(PORTS[name as Name]) } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group: stop() signals the whole group (tsx's node, the venv's python, ...)
   });
@@ -200,6 +216,12 @@ async function main(): Promise<void> {
     env: { ...process.env, NX_DAEMON: 'false' },
   });
   if (codegen.status !== 0) throw new Error(`codegen failed (exit ${codegen.status ?? codegen.signal})`);
+  if (TLS_DIR && !fs.existsSync(path.join(TLS_DIR, 'cli.crt'))) {
+    const names = [...Object.keys(PORTS), 'cli'];
+    const made = spawnSync('bash', [path.join(ROOT, 'tools/deploy/make-certs.sh'), TLS_DIR, ...names], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    if (made.status !== 0) throw new Error(`make-certs.sh failed (exit ${made.status ?? made.signal})`);
+  }
+  if (TLS_DIR) log(`mTLS: certificates in ${TLS_DIR} (the client certificate cli.crt / cli.key is an admin of the coordinator)`);
 
   const micro =
     process.env.STACK_SKIP_MICRO === '1'
@@ -212,7 +234,8 @@ async function main(): Promise<void> {
   start('coordinator', SERVICES.coordinator.command, SERVICES.coordinator.env);
   await waitListening('coordinator', 120_000);
   if (stopping) return; // it exited: not ready
-  log(`ready: grpcurl -plaintext -d @ ${addr('coordinator')} alignment.v1.Coordinator/StartRun < examples/micro-run.json`);
+  const transport = TLS_DIR ? `-cacert ${TLS_DIR}/ca.crt -cert ${TLS_DIR}/cli.crt -key ${TLS_DIR}/cli.key` : '-plaintext';
+  log(`ready: grpcurl ${transport} -d @ ${addr('coordinator')} alignment.v1.Coordinator/StartRun < examples/micro-run.json`);
 }
 
 main().catch((error: Error) => {

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { injectContext, tracer } from './tracing';
 import { messageSizeOptions } from './limits';
+import { channelCredentialsFromEnv } from './tls';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. Default 4. */
@@ -26,6 +27,8 @@ export interface ClientOptions {
   retry?: RetryPolicy;
   /** Metadata added to every call (e.g. `authorization: Bearer …` for a coordinator with AUTH_TOKENS_FILE). */
   metadata?: Record<string, string>;
+  /** Transport credentials; default this process's TLS_* environment (tls.ts: plaintext without TLS_CA_FILE). */
+  credentials?: grpc.ChannelCredentials;
 }
 
 /** Adds fixed metadata to every call. */
@@ -143,7 +146,7 @@ type ClientConstructor<C> = new (address: string, credentials: grpc.ChannelCrede
 
 /** A client with message-size limits, a default deadline, tracing and UNAVAILABLE retries. */
 export function createClient<C>(Ctor: ClientConstructor<C>, address: string, options: ClientOptions = {}): C {
-  return new Ctor(address, grpc.credentials.createInsecure(), {
+  return new Ctor(address, options.credentials ?? channelCredentialsFromEnv(), {
     ...messageSizeOptions(),
     // The interceptor below owns retries; grpc-js's own transparent retries would multiply attempts.
     'grpc.enable_retries': 0,

@@ -6,3 +6,5 @@ export * from './limits';
 export * from './server';
 export * from './client';
 export * from './config';
+export * from './tls-config';
+export * from './tls';

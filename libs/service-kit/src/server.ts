@@ -8,6 +8,9 @@ import { toServiceError } from './error-status';
 import { extractContext, flushTracing, initTracing, shutdownTracing, tracer } from './tracing';
 import { addReflection } from './reflection';
 import { messageSizeOptions } from './limits';
+import { checkPlaintextBind, tlsFromEnv, type TlsSettings } from './tls-config';
+import { identityInterceptor, serverCredentials } from './tls';
+import { healthPortFromEnv, startHealthServer } from './health-port';
 
 /** Unary handler: resolve with the response; throw @alignment/errors' InvalidArgumentError & co. for client errors. */
 export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
@@ -28,7 +31,10 @@ export interface ServerOptions {
   name: string;
   /** Port on all interfaces; 0 picks a free one (tests). */
   port: number;
-  /** Host to bind; default $HOST, else 0.0.0.0 (in a pod); the local stack and tests use 127.0.0.1. */
+  /**
+   * Host to bind; default $HOST, else 0.0.0.0 with TLS (in a pod) and 127.0.0.1 without (plaintext stays on this
+   * machine; a non-loopback plaintext bind is refused unless ALLOW_PLAINTEXT=1).
+   */
   host?: string;
   bindings: ServiceBinding[];
   /** Descriptor set for reflection (contracts' DESCRIPTOR_SET_PATH). */
@@ -37,6 +43,10 @@ export interface ServerOptions {
   handleSignals?: boolean;
   /** How long in-flight calls may run after a shutdown starts before they are cancelled. Default 10 s. */
   drainTimeoutMs?: number;
+  /** Transport security and caller identities; default from the environment (tls-config.ts, TLS_*). */
+  tls?: TlsSettings;
+  /** A plaintext port serving only grpc.health.v1 (Kubernetes probes; health-port.ts); default $HEALTH_PORT, else none. */
+  healthPort?: number;
   logger?: Logger;
 }
 
@@ -45,6 +55,8 @@ export interface RunningServer {
   port: number;
   address: string;
   health: HealthImplementation;
+  /** The health-only port, when one was asked for. */
+  healthPort?: number;
   logger: Logger;
   /** NOT_SERVING -> drain in-flight calls (up to drainTimeoutMs) -> stop. */
   shutdown(): Promise<void>;
@@ -166,7 +178,14 @@ export function callAbortSignal(call: grpc.ServerUnaryCall<unknown, unknown> | g
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   initTracing(options.name);
   const logger = options.logger ?? createLogger(options.name);
-  const server = new grpc.Server(messageSizeOptions());
+  const tls = options.tls ?? tlsFromEnv();
+  const host = options.host ?? (process.env.HOST || (tls.certFile ? '0.0.0.0' : '127.0.0.1'));
+  // Before anything is bound: plaintext on a non-loopback address is refused unless ALLOW_PLAINTEXT=1.
+  const plaintextLine = tls.certFile ? undefined : checkPlaintextBind(host);
+  const server = new grpc.Server({
+    ...messageSizeOptions(),
+    ...(tls.clientAuth !== 'none' ? { interceptors: [identityInterceptor(tls, logger)] } : {}),
+  });
   const serviceNames = options.bindings.map((b) => serviceNameOf(b.definition));
 
   for (const binding of options.bindings) {
@@ -187,14 +206,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   health.addToServer(server);
   addReflection(server, options.descriptorSetPath, [...serviceNames, 'grpc.health.v1.Health']);
 
-  const host = options.host ?? (process.env.HOST || '0.0.0.0');
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    ),
+    server.bindAsync(`${host}:${options.port}`, serverCredentials(tls, logger), (err, bound) => (err ? reject(err) : resolve(bound))),
   );
   const address = `${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
-  logger.info({ port, services: serviceNames }, 'serving');
+  const requestedHealthPort = options.healthPort ?? healthPortFromEnv();
+  const healthServer = requestedHealthPort === undefined ? undefined : await startHealthServer(health, host, requestedHealthPort);
+  // One line says how callers reach the service: plaintext on loopback rides on 'serving'; off loopback it warns.
+  if (plaintextLine?.level === 'warn') logger.warn(plaintextLine.message);
+  const transport = plaintextLine
+    ? { transport: plaintextLine.message }
+    : { transport: 'tls', client_auth: tls.clientAuth, allowed_clients: tls.allowedClients, cert_file: tls.certFile };
+  logger.info({ port, health_port: healthServer?.port, services: serviceNames, ...transport }, 'serving');
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
@@ -212,6 +235,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           resolve();
         });
       });
+      healthServer?.server.forceShutdown();
       await flushTracing();
       logger.info('stopped');
     })();
@@ -229,5 +253,5 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     process.once('SIGINT', onSignal);
   }
 
-  return { server, port, address, health, logger, shutdown };
+  return { server, port, address, health, healthPort: healthServer?.port, logger, shutdown };
 }

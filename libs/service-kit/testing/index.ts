@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -86,4 +86,19 @@ export function spawnProcess(command: string, args: string[], env: NodeJS.Proces
       return exited;
     },
   };
+}
+
+/**
+ * A CA and a certificate per name (CN=name, SANs name, localhost, 127.0.0.1) made by tools/deploy/make-certs.sh in
+ * dir: dir/ca.crt, dir/<name>.crt and dir/<name>.key. Run it again on the same dir to re-issue under the same CA.
+ */
+export function makeCertificates(dir: string, names: string[]): { ca: string; cert(name: string): string; key(name: string): string } {
+  const script = path.resolve(__dirname, '..', '..', '..', 'tools', 'deploy', 'make-certs.sh');
+  execFileSync('bash', [script, dir, ...names], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return { ca: path.join(dir, 'ca.crt'), cert: (name) => path.join(dir, `${name}.crt`), key: (name) => path.join(dir, `${name}.key`) };
+}
+
+/** The TLS_* environment of a service that holds the certificate of `name` from makeCertificates(dir). */
+export function tlsEnv(dir: string, name: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { TLS_CA_FILE: path.join(dir, 'ca.crt'), TLS_CERT_FILE: path.join(dir, `${name}.crt`), TLS_KEY_FILE: path.join(dir, `${name}.key`), ...extra };
 }

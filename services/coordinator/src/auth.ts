@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
+import type { PeerCertificate } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import { PermissionDeniedError } from '@alignment/errors';
 import type { Run } from '@alignment/contracts';
@@ -18,6 +19,17 @@ export class UnauthenticatedError extends Error {
   }
 }
 
+/** A call as an authenticator sees it: its metadata, and its transport (a verified client certificate). */
+export interface AuthenticatedCall {
+  metadata: grpc.Metadata;
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null;
+}
+
+/** Who a call comes from; throws UnauthenticatedError when it cannot say. */
+export interface CallAuthenticator {
+  authenticateCall(call: AuthenticatedCall): Principal;
+}
+
 /** When the coordinator authenticates no one: every caller acts as this admin, and runs have no owner. */
 export const ANONYMOUS: Principal = { name: '', admin: true };
 
@@ -31,12 +43,21 @@ interface Entry {
  * token per line, `<token> <principal> [admin]`; blank lines and `#` comments are ignored. The file is read again when
  * it changes, so tokens are added and revoked without a restart. Callers send `authorization: Bearer <token>`.
  */
-export class TokenAuthenticator {
+export class TokenAuthenticator implements CallAuthenticator {
   private entries: Entry[] = [];
   private loadedMtimeMs = -1;
 
   constructor(private readonly file: string) {
     this.reload();
+  }
+
+  authenticateCall(call: AuthenticatedCall): Principal {
+    return this.authenticate(call.metadata);
+  }
+
+  /** True when the metadata carries a bearer token (valid or not). */
+  static presented(metadata: grpc.Metadata): boolean {
+    return metadata.get('authorization').length > 0;
   }
 
   authenticate(metadata: grpc.Metadata): Principal {

@@ -23,6 +23,8 @@ import type { AutoResumePolicy } from './run/auto-resume';
  * | UNAVAILABLE_ATTEMPTS     | 6                  | attempts at a service that answers UNAVAILABLE before the run FAILS  |
  * | RETRY_BACKOFF_MS         | 500                | first backoff between those attempts; doubles up to 10 s             |
  * | AUTH_TOKENS_FILE         | –                  | bearer tokens `<token> <principal> [admin]` per line (auth.ts)       |
+ * | TLS_PRINCIPALS           | –                  | client certificates as principals, `identity=principal[:admin],…`    |
+ * |                          |                    | (cert-auth.ts); TLS_* (service-kit tls-config.ts) set the transport  |
  * | AUTO_RESUMES             | 3                  | times a run resumes by itself after a stage was INTERRUPTED or a     |
  * |                          |                    | service stayed UNAVAILABLE (GetRun: automatic_resumes); 0 = never    |
  * | AUTO_RESUME_BACKOFF_MS   | 5000               | wait before the first of them; doubles up to 60 s                    |

@@ -2,7 +2,8 @@ import { DESCRIPTOR_SET_PATH } from '@alignment/contracts';
 import { createLogger, shutdownTracing, startServer } from '@alignment/service-kit';
 import { grpcExecutors } from './clients/grpc-executors';
 import { configFromEnv, databasePath } from './config';
-import { TokenAuthenticator } from './auth';
+import { TokenAuthenticator, type CallAuthenticator } from './auth';
+import { CertificateAuthenticator, parsePrincipals } from './cert-auth';
 import { DataDirLock } from './data-dir-lock';
 import { RunEngine, RunStore } from './run';
 import { coordinatorBinding } from './service';
@@ -25,9 +26,13 @@ async function main(): Promise<void> {
     running?.health.setStatus('', 'NOT_SERVING');
     setTimeout(() => process.exit(1), 100).unref();
   };
-  // AUTH_TOKENS_FILE: bearer tokens and who they are (auth.ts); without it every caller may act on every run.
-  const authenticator = process.env.AUTH_TOKENS_FILE ? new TokenAuthenticator(process.env.AUTH_TOKENS_FILE) : undefined;
-  if (!authenticator) logger.warn('authentication off: every caller may read and cancel every run (set AUTH_TOKENS_FILE)');
+  // AUTH_TOKENS_FILE: bearer tokens and who they are (auth.ts); TLS_PRINCIPALS: client certificates and who they are
+  // (cert-auth.ts); without either every caller may act on every run.
+  const tokens = process.env.AUTH_TOKENS_FILE ? new TokenAuthenticator(process.env.AUTH_TOKENS_FILE) : undefined;
+  const certificatePrincipals = parsePrincipals(process.env.TLS_PRINCIPALS ?? '');
+  const authenticator: CallAuthenticator | undefined =
+    certificatePrincipals.size > 0 ? new CertificateAuthenticator(certificatePrincipals, tokens) : tokens;
+  if (!authenticator) logger.warn('authentication off: every caller may read and cancel every run (set AUTH_TOKENS_FILE or TLS_PRINCIPALS)');
   const engine = new RunEngine({ store, dataDir: config.dataDir, executors, logger, autoResume: config.autoResume, onFatal });
   running = await startServer({
     name: 'coordinator',

@@ -14,7 +14,7 @@ import {
 } from '@alignment/contracts';
 import { InvalidArgumentError, NotFoundError } from '@alignment/errors';
 import type { ServiceBinding } from '@alignment/service-kit';
-import { ANONYMOUS, authorizeRun, UnauthenticatedError, type Principal, type TokenAuthenticator } from './auth';
+import { ANONYMOUS, authorizeRun, UnauthenticatedError, type AuthenticatedCall, type CallAuthenticator, type Principal } from './auth';
 import { RunConflictError, ShuttingDownError, type RunEngine, type RunEvent } from './run';
 
 /** ListRuns page size when the request says 0, and the most it may ask for. */
@@ -89,12 +89,12 @@ async function watchRun(engine: RunEngine, request: WatchRunRequest, call: grpc.
 }
 
 /**
- * The Coordinator service. With an authenticator (AUTH_TOKENS_FILE), every call needs a bearer token: StartRun makes
- * its principal the run's owner, and only the owner or an admin may read, watch, cancel or resume the run; ListRuns
+ * The Coordinator service. With an authenticator (AUTH_TOKENS_FILE: a bearer token; TLS_PRINCIPALS: a client
+ * certificate, cert-auth.ts), every call needs credentials: StartRun makes its principal the run's owner, and only the owner or an admin may read, watch, cancel or resume the run; ListRuns
  * lists the caller's runs (every run for an admin). Without one, every caller acts as an admin.
  */
-export function coordinatorBinding(engine: RunEngine, authenticator?: TokenAuthenticator): ServiceBinding {
-  const principalOf = (call: { metadata: grpc.Metadata }): Principal => (authenticator ? authenticator.authenticate(call.metadata) : ANONYMOUS);
+export function coordinatorBinding(engine: RunEngine, authenticator?: CallAuthenticator): ServiceBinding {
+  const principalOf = (call: AuthenticatedCall): Principal => (authenticator ? authenticator.authenticateCall(call) : ANONYMOUS);
   /** The run, if the caller may act on it. */
   const ownRun = (principal: Principal, runId: string) => {
     if (!runId) throw new InvalidArgumentError('run_id', 'is required');

@@ -26,6 +26,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from alignment_trainer.api.contracts import dro_pb2, dro_pb2_grpc
+from alignment_trainer.api.tls import TlsSettings, channel_credentials, settings_from_env
 from alignment_trainer.training.adversary import DroSolution, floats
 
 SOLVE_RPC = "alignment.v1.DroSolver/Solve"
@@ -92,6 +93,7 @@ class DroSolverClient:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         initial_backoff_s: float = DEFAULT_INITIAL_BACKOFF_S,
         max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
+        tls: TlsSettings | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -100,7 +102,11 @@ class DroSolverClient:
         self.max_attempts = max_attempts
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
-        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        # TLS when TLS_CA_FILE is set (tls defaults to the TLS_* environment, api/tls.py), with the trainer's
+        # certificate as the client's; the files are read per client, so the next job uses rotated certificates.
+        credentials = channel_credentials(tls or settings_from_env())
+        self._channel = (grpc.secure_channel(address, credentials, options=_CHANNEL_OPTIONS) if credentials
+                         else grpc.insecure_channel(address, options=_CHANNEL_OPTIONS))
         self._stub = dro_pb2_grpc.DroSolverStub(self._channel)
 
     def solve(
