@@ -68,20 +68,17 @@ def test_cancels_a_second_run(stack: Stack) -> None:
 
 
 def test_bearer_tokens_decide_who_sees_what(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    with Client(stack.coordinator, token=None) as anonymous:
-        monkeypatch.delenv("ALIGNMENT_TOKEN", raising=False)
-        with pytest.raises(ClientError) as unauthenticated:
-            Client(stack.coordinator).ls()
-        assert unauthenticated.value.code == grpc.StatusCode.UNAUTHENTICATED
-        del anonymous
+    monkeypatch.delenv("ALIGNMENT_TOKEN", raising=False)
+    with Client(stack.coordinator) as anonymous, pytest.raises(ClientError) as unauthenticated:
+        anonymous.ls()
+    assert unauthenticated.value.code == grpc.StatusCode.UNAUTHENTICATED
     # $ALIGNMENT_TOKEN is the default token, as for the CLI: bob sees none of alice's runs and may not read them.
     monkeypatch.setenv("ALIGNMENT_TOKEN", TOKENS["bob"])
     with Client(stack.coordinator) as bob:
         assert [r.run_id for r in bob.ls()] == []
-        client = Client(stack.coordinator, token=TOKENS["alice"])
-        client.run(micro(stack), run_id="py-alice-only")
-        client.cancel("py-alice-only")
-        client.close()
+        with Client(stack.coordinator, token=TOKENS["alice"]) as alice:
+            alice.run(micro(stack), run_id="py-alice-only")
+            alice.cancel("py-alice-only")
         with pytest.raises(ClientError) as denied:
             bob.get("py-alice-only")
         assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED

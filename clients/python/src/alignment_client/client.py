@@ -42,7 +42,7 @@ class ClientError(Exception):
         self.details = details
 
 
-def _raise(err: grpc.RpcError) -> ClientError:
+def _client_error(err: grpc.RpcError) -> ClientError:
     code = err.code() if callable(getattr(err, "code", None)) else grpc.StatusCode.UNKNOWN
     details = err.details() if callable(getattr(err, "details", None)) else str(err)
     return ClientError(code, details or "")
@@ -76,7 +76,7 @@ class Client:
         try:
             return method(request, timeout=timeout or self._timeout, metadata=self._metadata)
         except grpc.RpcError as err:
-            raise _raise(err) from None
+            raise _client_error(err) from None
 
     def run(self, spec: Spec, run_id: str | None = None, *, base_dir: str | os.PathLike[str] | None = None) -> coordinator_pb2.Run:
         """StartRun. `spec`: a RunSpec, a loaded RunFile, or a mapping as a run file holds it (a RunSpec, or `run_id`
@@ -125,7 +125,7 @@ class Client:
                 if event.WhichOneof("event") == "run":
                     return
         except grpc.RpcError as err:
-            raise _raise(err) from None
+            raise _client_error(err) from None
         finally:
             call.cancel()
 
