@@ -97,8 +97,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ports = {name: str(free_port()) for name in ("COORDINATOR", "GENERATOR", "JUDGE", "DRO_SOLVER", "TRAINER")}
     env = {"DATA_DIR": str(data_dir), "AUTH_TOKENS_FILE": str(tokens), "NX_DAEMON": "false", "NX_TUI": "false", "LOG_LEVEL": "warn"}
     env.update({f"{name}_PORT": port for name, port in ports.items()})
-    with started([str(TSX), "tools/stack/stack.ts"], env, r"\] ready:", STACK_START_TIMEOUT_S) as proc:
-        yield Stack(f"127.0.0.1:{ports['COORDINATOR']}", data_dir, proc.output)
+    # The stack runs in its own session: a SIGTERM to pytest (a CI timeout) must still stop it, so it interrupts
+    # the tests as Ctrl-C does, and the fixtures' teardown runs.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with started([str(TSX), "tools/stack/stack.ts"], env, r"\] ready:", STACK_START_TIMEOUT_S) as proc:
+            yield Stack(f"127.0.0.1:{ports['COORDINATOR']}", data_dir, proc.output)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
