@@ -27,6 +27,8 @@ step proto-docs python3 tools/ci/proto-docs.py
 step typecheck npx tsc -p tsconfig.json --noEmit
 step jest npx jest --ci --json --outputFile="$reports/jest.json"
 step pytest "$ALIGNMENT_VENV/bin/python" -m pytest services/trainer/tests -q --junitxml="$reports/pytest.xml"
+# The Python client and examples/python-judge against the real stack (clients/python/tests/conftest.py).
+step pytest-client "$ALIGNMENT_VENV/bin/python" -m pytest clients/python/tests -q --junitxml="$reports/pytest-client.xml"
 
 "$ALIGNMENT_VENV/bin/python" - "$reports" "${#failed_steps[@]}" "${failed_steps[@]}" <<'PY'
 import json, os, sys
@@ -39,8 +41,9 @@ if os.path.exists(jest):
     passed += j["numPassedTests"]
     failed += j["numFailedTests"] + j.get("numRuntimeErrorTestSuites", 0)
     skipped += j["numPendingTests"] + j.get("numTodoTests", 0)
-junit = os.path.join(reports, "pytest.xml")
-if os.path.exists(junit):
+for junit in (os.path.join(reports, name) for name in ("pytest.xml", "pytest-client.xml")):
+    if not os.path.exists(junit):
+        continue
     for suite in ET.parse(junit).getroot().iter("testsuite"):
         tests, errors, fails, skips = (int(suite.get(k, 0)) for k in ("tests", "errors", "failures", "skipped"))
         passed += tests - errors - fails - skips
@@ -48,9 +51,9 @@ if os.path.exists(junit):
         skipped += skips
 # A step that failed without a failing test (lint, codegen, a runner that crashed) still counts as a failure.
 for step in failed_steps:
-    if step not in ("jest", "pytest"):
+    if step not in ("jest", "pytest", "pytest-client"):
         failed += 1
-if any(step in ("jest", "pytest") for step in failed_steps) and failed == 0:
+if any(step in ("jest", "pytest", "pytest-client") for step in failed_steps) and failed == 0:
     failed = 1
 if failed_steps:
     print("failed steps: " + ", ".join(failed_steps))

@@ -96,8 +96,18 @@ export interface FakeExecutors extends Executors {
   generate: FakeGenerateExecutor;
   judge: FakeJudgeExecutor;
   learn: FakeLearnExecutor;
+  /** The judge every evaluation.gold_judge_address gets; `goldAddresses` records the address of each lookup. */
+  gold: FakeJudgeExecutor;
+  goldAddresses: string[];
+  goldJudge: (address: string) => JudgeExecutor;
 }
 
 export function fakeExecutors(): FakeExecutors {
-  return { generate: new FakeGenerateExecutor(), judge: new FakeJudgeExecutor(), learn: new FakeLearnExecutor() };
+  const gold = new FakeJudgeExecutor();
+  const goldAddresses: string[] = [];
+  const goldJudge = (address: string) => {
+    goldAddresses.push(address);
+    return gold;
+  };
+  return { generate: new FakeGenerateExecutor(), judge: new FakeJudgeExecutor(), learn: new FakeLearnExecutor(), gold, goldAddresses, goldJudge };
 }

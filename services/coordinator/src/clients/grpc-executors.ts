@@ -189,24 +189,32 @@ export class GrpcGenerateExecutor implements GenerateExecutor {
   }
 }
 
+/**
+ * JudgePairs over the judge replicas (`options.judgeAddresses`), or over `addresses` under another name: the gold
+ * judge of a RunSpec's evaluation.gold_judge_address is the same contract at the user's address.
+ */
 export class GrpcJudgeExecutor implements JudgeExecutor {
   private readonly pool: ClientPool<JudgeClient>;
 
-  constructor(private readonly options: GrpcExecutorOptions) {
-    if (options.judgeAddresses.length === 0) throw new Error('no judge address');
+  constructor(
+    private readonly options: GrpcExecutorOptions,
+    private readonly addresses: readonly string[] = options.judgeAddresses,
+    private readonly service = 'judge',
+  ) {
+    if (addresses.length === 0) throw new Error(`no ${service} address`);
     this.pool = new ClientPool(JudgeClient, options);
   }
 
   judgePairs(request: JudgePairsRequest, ctx: CallContext): Promise<JudgePairsResult> {
-    const addresses = this.options.judgeAddresses;
-    return withUnavailableRetries('judge', addresses, request.shard?.index ?? 0, this.options.retry, ctx.signal, async (address) => {
+    const service = this.service;
+    return withUnavailableRetries(service, this.addresses, request.shard?.index ?? 0, this.options.retry, ctx.signal, async (address) => {
       const client = this.pool.get(address);
       let result: JudgePairsResult | undefined;
       await consume(client.judgePairs(request, new grpc.Metadata(), { deadline: Date.now() + this.options.stageDeadlineMs }), ctx.signal, (message) => {
         if (message.event?.$case === 'progress') ctx.onProgress(message.event.value);
         else if (message.event?.$case === 'result') result = message.event.value;
       });
-      if (!result) throw new StageFailedError(`judge at ${address} ended its stream without a result`);
+      if (!result) throw new StageFailedError(`${service} at ${address} ended its stream without a result`);
       return result;
     });
   }
@@ -321,19 +329,33 @@ export class GrpcLearnExecutor implements LearnExecutor {
   }
 }
 
-/** The three executors over gRPC (evaluation is composed of the generator and the judge by the engine). */
+/**
+ * The three executors over gRPC (evaluation is composed of the generator and the judge by the engine), and the gold
+ * judges of evaluation.gold_judge_address, one client per address, made on first use.
+ */
 export function grpcExecutors(options: GrpcExecutorOptions): Executors & { close(): void } {
   const generate = new GrpcGenerateExecutor(options);
   const judge = new GrpcJudgeExecutor(options);
   const learn = new GrpcLearnExecutor(options);
+  const goldJudges = new Map<string, GrpcJudgeExecutor>();
+  const goldJudge = (address: string) => {
+    let executor = goldJudges.get(address);
+    if (!executor) {
+      executor = new GrpcJudgeExecutor(options, [address], 'gold judge');
+      goldJudges.set(address, executor);
+    }
+    return executor;
+  };
   return {
     generate,
     judge,
     learn,
+    goldJudge,
     close: () => {
       generate.close();
       judge.close();
       learn.close();
+      for (const executor of goldJudges.values()) executor.close();
     },
   };
 }

@@ -6,7 +6,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@a
 import { tracer, withSpan, type Logger } from '@alignment/service-kit';
 import { DEFAULT_AUTO_RESUME, backoffBefore, isResumable, type AutoResumePolicy } from './auto-resume';
 import { PairwiseEvaluator } from './evaluate';
-import { StageAbortedError, StageFailedError, ServiceUnavailableError, abortReason, sleep, type CallContext, type Executors } from './executors';
+import { StageAbortedError, StageFailedError, ServiceUnavailableError, abortReason, sleep, type CallContext, type Executors, type StageExecutors } from './executors';
 import { planStages, type PlannedStage } from './plan';
 import { RunEvents, type RunEvent } from './run-events';
 import { deriveSeed } from './seeds';
@@ -69,14 +69,14 @@ const label = (round: number, stage: Stage) => `round ${round} ${stageName(stage
 export class RunEngine {
   private readonly executions = new Map<string, Execution>();
   private readonly events = new RunEvents();
-  private readonly executors: Required<Executors>;
+  private readonly executors: StageExecutors;
   private stopping = false;
   private ticker?: NodeJS.Timeout;
 
   constructor(private readonly options: EngineOptions) {
     if (!path.isAbsolute(options.dataDir)) throw new Error(`dataDir must be absolute, got ${options.dataDir}`);
-    const { generate, judge, learn } = options.executors;
-    this.executors = { generate, judge, learn, evaluate: options.executors.evaluate ?? new PairwiseEvaluator(generate, judge) };
+    const { generate, judge, learn, goldJudge } = options.executors;
+    this.executors = { generate, judge, learn, evaluate: options.executors.evaluate ?? new PairwiseEvaluator(generate, judge, goldJudge) };
   }
 
   private get store(): RunStore {

@@ -34,7 +34,8 @@ export async function readPinned(ref: ArtifactRef, what: string): Promise<string
  * Evaluation of docs/algorithm.md §2 / docs/benchmark.md: π_t samples `samples_per_prompt` responses per held-out prompt,
  * each compared with π_init's one fixed sample for that prompt (generated once per run, in round 0) by the
  * configured evaluator — a RULE judge (the gold annotator: its rule decides wins) or a reward model. Pairs the
- * judge drops (identical responses, ties, unscorable) count as ties.
+ * judge drops (identical responses, ties, unscorable) count as ties. With evaluation.gold_judge_address, every
+ * judgement of the stage goes to the Judge service there (your own gold annotator) instead of the stack's judge.
  *
  * Metrics: eval/win_rate (ties half) with eval/win_rate_ci_low/high (95%, bootstrap over prompts, see metrics.ts),
  * eval/lc_win_rate (the win rate had both responses been equally long, length-controlled.ts),
@@ -47,7 +48,16 @@ export class PairwiseEvaluator implements EvaluateExecutor {
   constructor(
     private readonly generator: GenerateExecutor,
     private readonly judge: JudgeExecutor,
+    private readonly goldJudge?: (address: string) => JudgeExecutor,
   ) {}
+
+  /** Who judges the evaluation: the gold judge of evaluation.gold_judge_address, else the stack's judge. */
+  private evaluatorJudge(config: EvaluateRequest['config']): JudgeExecutor {
+    const address = config.goldJudgeAddress;
+    if (!address) return this.judge;
+    if (!this.goldJudge) throw new StageFailedError(`evaluation.gold_judge_address ${address}: this coordinator cannot call a gold judge`);
+    return this.goldJudge(address);
+  }
 
   async evaluate(request: EvaluateRequest, ctx: CallContext): Promise<EvaluateResult> {
     const config = request.config;
@@ -99,7 +109,7 @@ export class PairwiseEvaluator implements EvaluateExecutor {
 
     const judged = await judgeSharded(
       {
-        executor: this.judge,
+        executor: this.evaluatorJudge(config),
         request: { ...evaluatorRequest(request), responses: outputs.comparisons },
         items: comparisons,
         shards: request.judgeShards,
@@ -180,7 +190,7 @@ export class PairwiseEvaluator implements EvaluateExecutor {
     outputs.self_labels = { uri: itemsInfo.uri, sha256: itemsInfo.sha256, sizeBytes: itemsInfo.sizeBytes };
     const judged = await judgeSharded(
       {
-        executor: this.judge,
+        executor: this.evaluatorJudge(request.config),
         request: { ...evaluatorRequest(request), responses: outputs.self_labels },
         items,
         shards: request.judgeShards,

@@ -91,9 +91,14 @@ export interface Executors {
   generate: GenerateExecutor;
   judge: JudgeExecutor;
   learn: LearnExecutor;
-  /** Default: PairwiseEvaluator over `generate` and `judge`. */
+  /** Default: PairwiseEvaluator over `generate` and `judge` (and `goldJudge`). */
   evaluate?: EvaluateExecutor;
+  /** The judge at a RunSpec's evaluation.gold_judge_address; without it such a run's evaluation fails. */
+  goldJudge?: (address: string) => JudgeExecutor;
 }
+
+/** What the stages call: the executors with the evaluator in place (the gold judges are the evaluator's). */
+export type StageExecutors = Required<Omit<Executors, 'goldJudge'>>;
 
 // ------------------------------------------------------------------------------------------------------- errors
 

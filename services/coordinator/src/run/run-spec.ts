@@ -3,6 +3,7 @@ import { InvalidArgumentError } from '@alignment/errors';
 import { configurationPlan, CONFIGURATIONS, effectiveRounds, type ConfigurationPlan } from './configurations';
 import { DataFormatError, readPairs } from './data';
 import { check, configName, fail, finite } from './spec/fields';
+import { checkEvaluation } from './spec/evaluation';
 import { checkGeneration } from './spec/generation';
 import { checkHyperparams } from './spec/hyperparams';
 import { checkLoss } from './spec/loss';
@@ -19,7 +20,6 @@ import { checkUnfinishedPairs } from './spec/unfinished-pairs';
 export const MAX_ROUNDS = 20;
 /** Shards of one generator or judge call. */
 export const MAX_SHARDS = 64;
-export const MAX_SAMPLES_PER_PROMPT = 64;
 export const MAX_NAME_LENGTH = 200;
 /** Run ids become directory names and trainer job ids; the trainer allows [A-Za-z0-9._-]{1,128}. */
 export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -82,26 +82,7 @@ export async function validateSpec(input: RunSpec): Promise<ValidatedSpec> {
 
   // Evaluation (optional): who decides wins, and with what.
   const evaluation = spec.evaluation;
-  if (evaluation) {
-    check(
-      evaluation.evaluator === JudgeMethod.JUDGE_METHOD_RULE || evaluation.evaluator === JudgeMethod.JUDGE_METHOD_REWARD_MODEL,
-      'evaluation.evaluator',
-      `must be JUDGE_METHOD_RULE or JUDGE_METHOD_REWARD_MODEL, got ${JudgeMethod[evaluation.evaluator] ?? evaluation.evaluator}`,
-    );
-    if (evaluation.evaluator === JudgeMethod.JUDGE_METHOD_RULE) {
-      check(evaluation.rule.trim() !== '', 'evaluation.rule', 'is required by JUDGE_METHOD_RULE (a registered verifier, e.g. "toyworld/arithmetic")');
-      check(evaluation.rewardModel === undefined, 'evaluation.reward_model', 'is not used by JUDGE_METHOD_RULE');
-    } else {
-      check(evaluation.rewardModel !== undefined, 'evaluation.reward_model', 'is required by JUDGE_METHOD_REWARD_MODEL');
-      check(evaluation.rule === '', 'evaluation.rule', 'is not used by JUDGE_METHOD_REWARD_MODEL');
-    }
-    check(
-      evaluation.samplesPerPrompt <= MAX_SAMPLES_PER_PROMPT,
-      'evaluation.samples_per_prompt',
-      `must be 0 (default 4) or in [1, ${MAX_SAMPLES_PER_PROMPT}], got ${evaluation.samplesPerPrompt}`,
-    );
-    checkGeneration(evaluation.generation, 'evaluation.generation', { kind: 'evaluation', roundsPlanned: rounds > 0 });
-  }
+  if (evaluation) checkEvaluation(evaluation, rounds > 0);
 
   // Files and directories, last: they are the slow checks.
   const baseModel = await pinModel(spec.baseModel, 'base_model', { hf: true });

@@ -1,5 +1,5 @@
 import { Stage, type ArtifactRef, type ModelRef, type RunSpec } from '@alignment/contracts';
-import type { CallContext, Executors } from '../executors';
+import type { CallContext, StageExecutors } from '../executors';
 import type { StageOutput } from '../stage-manifest';
 
 /**
@@ -38,7 +38,7 @@ export interface StageContext {
   seed: number;
   /** Executions of this stage that did not resume an in-flight one (part of the trainer job id). */
   attempt: number;
-  executors: Required<Executors>;
+  executors: StageExecutors;
   call: CallContext;
 }
 

@@ -1,0 +1,136 @@
+"""A thin, typed client of the Coordinator API (proto/alignment/v1/coordinator.proto), as the TS CLI calls it.
+
+    from alignment_client import Client
+    with Client("localhost:50051") as client:          # token: $ALIGNMENT_TOKEN unless given
+        run = client.run_file("examples/micro-run.yaml")
+        for event in client.watch(run.run_id):        # stage, progress and round metrics; ends with the run
+            ...
+        print(client.get(run.run_id).rounds[-1].metrics["eval/win_rate"])
+
+Every method answers the contracts' messages (coordinator_pb2.Run, ...). A call the coordinator refuses raises
+ClientError with its status code and details (INVALID_ARGUMENT names the field: ``spec.loss.beta: ...``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from alignment_client.contracts import coordinator_pb2, coordinator_pb2_grpc
+from alignment_client.run_file import RunFile, load_run_file, run_from_document
+
+#: The coordinator's address when neither `address` nor $ALIGNMENT_COORDINATOR is given (`npm run stack`'s).
+DEFAULT_ADDRESS = "localhost:50051"
+#: StartRun validates the spec and hashes every input file before it answers.
+START_TIMEOUT_S = 120.0
+#: ListRuns pages (the coordinator allows up to 1000).
+PAGE_SIZE = 500
+
+Spec = coordinator_pb2.RunSpec | RunFile | Mapping[str, Any]
+
+
+class ClientError(Exception):
+    """A call the coordinator (or the channel) refused: `code` is the gRPC status, `details` its message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+def _client_error(err: grpc.RpcError) -> ClientError:
+    code = err.code() if callable(getattr(err, "code", None)) else grpc.StatusCode.UNKNOWN
+    details = err.details() if callable(getattr(err, "details", None)) else str(err)
+    return ClientError(code, details or "")
+
+
+class Client:
+    """One channel to the coordinator at `address` (default $ALIGNMENT_COORDINATOR, else localhost:50051).
+
+    `token` (default $ALIGNMENT_TOKEN) goes with every call as ``authorization: Bearer <token>``, for a coordinator
+    that authenticates (AUTH_TOKENS_FILE). `timeout` is the deadline of the unary calls but StartRun (120 s).
+    """
+
+    def __init__(self, address: str | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
+        self.address = address or os.environ.get("ALIGNMENT_COORDINATOR") or DEFAULT_ADDRESS
+        token = token if token is not None else os.environ.get("ALIGNMENT_TOKEN") or None
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout = timeout
+        self._channel = grpc.insecure_channel(self.address)
+        self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return method(request, timeout=timeout or self._timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise _client_error(err) from None
+
+    def run(self, spec: Spec, run_id: str | None = None, *, base_dir: str | os.PathLike[str] | None = None) -> coordinator_pb2.Run:
+        """StartRun. `spec`: a RunSpec, a loaded RunFile, or a mapping as a run file holds it (a RunSpec, or `run_id`
+        and `spec`; relative URIs resolved against `base_dir`, default the working directory). `run_id` overrides
+        the file's; none = the coordinator names the run. The same run_id and spec again resumes a stopped run."""
+        if isinstance(spec, Mapping):
+            spec = run_from_document(dict(spec), Path(base_dir or os.getcwd()), os.environ)
+        if isinstance(spec, RunFile):
+            run_id = run_id if run_id is not None else spec.run_id
+            spec = spec.spec
+        request = coordinator_pb2.StartRunRequest(spec=spec, run_id=run_id or "")
+        return self._call(self._stub.StartRun, request, START_TIMEOUT_S).run
+
+    def run_file(self, path: str | os.PathLike[str], run_id: str | None = None) -> coordinator_pb2.Run:
+        """StartRun with a run file (YAML or JSON, as `npx alignment run -f` reads it: see run_file.py)."""
+        return self.run(load_run_file(path), run_id)
+
+    def get(self, run_id: str) -> coordinator_pb2.Run:
+        """GetRun."""
+        return self._call(self._stub.GetRun, coordinator_pb2.GetRunRequest(run_id=run_id)).run
+
+    def ls(self, limit: int | None = None) -> list[coordinator_pb2.Run]:
+        """ListRuns: the caller's runs (every run for an admin), oldest first; all of them or the first `limit`."""
+        runs: list[coordinator_pb2.Run] = []
+        token = ""
+        while limit is None or len(runs) < limit:
+            size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(runs))
+            page = self._call(self._stub.ListRuns, coordinator_pb2.ListRunsRequest(page_size=size, page_token=token))
+            runs.extend(page.runs)
+            token = page.next_page_token
+            if not token:
+                break
+        return runs
+
+    def cancel(self, run_id: str) -> coordinator_pb2.Run:
+        """CancelRun: the run ends CANCELLED (FAILED_PRECONDITION for a SUCCEEDED one)."""
+        return self._call(self._stub.CancelRun, coordinator_pb2.CancelRunRequest(run_id=run_id)).run
+
+    def watch(self, run_id: str) -> Iterator[coordinator_pb2.WatchRunResponse]:
+        """WatchRun's events (``event.WhichOneof("event")``: "stage", "progress", "round_metrics", then "run"), until
+        the run ends: the last event holds the ended run. No deadline; closing the iterator cancels the call."""
+        call = self._stub.WatchRun(coordinator_pb2.WatchRunRequest(run_id=run_id), metadata=self._metadata)
+        try:
+            for event in call:
+                yield event
+                if event.WhichOneof("event") == "run":
+                    return
+        except grpc.RpcError as err:
+            raise _client_error(err) from None
+        finally:
+            call.cancel()
+
+    def wait(self, run_id: str) -> coordinator_pb2.Run:
+        """Watches the run to its end and returns it (GetRun's view, with every stage and metric)."""
+        for _ in self.watch(run_id):
+            pass
+        return self.get(run_id)
