@@ -162,7 +162,7 @@ class PreferenceObjective:
     """DPO and its variants over (policy, reference) with one configured loss (docs/algorithm.md §1, §3-§5)."""
 
     def __init__(self, model, ref_model, task: PreferenceTask, *, total_steps: int, device: torch.device,
-                 bf16: bool, adversary: Adversary | None = None, backward=None) -> None:
+                 bf16: bool, adversary: Adversary | None = None, backward=None, solves: bool = True) -> None:
         self.model = model
         self._backward = backward or torch.Tensor.backward
         self.ref_model = ref_model
@@ -170,7 +170,8 @@ class PreferenceObjective:
         self.device = device
         self.bf16 = bf16
         self.adversary = adversary
-        if task.loss in WDRO_LOSSES and adversary is None:
+        # solves=False: another process calls the adversary for this one (distributed_objective.py).
+        if task.loss in WDRO_LOSSES and adversary is None and solves:
             raise ValueError(f"the {task.loss!r} loss needs an adversary (a DroSolver client)")
         self.per_round_schedule = (task.loss in WDRO_LOSSES and task.wdro is not None
                                    and task.wdro.schedule == ADVERSARY_PER_ROUND)
@@ -246,6 +247,12 @@ class PreferenceObjective:
         value, metrics = self._loss(h, detection, step, indices)
         (g,) = torch.autograd.grad(value, h)
         extra.append((metrics, h.numel()))
+        self._replay(micro_batches, scored, g)
+        return value.item()
+
+    def _replay(self, micro_batches: Sequence[PairBatch], scored: list[_Scored], g: torch.Tensor) -> None:
+        """The second pass: back-propagates Σ_i g_i·h_i micro-batch by micro-batch (g: one coefficient per pair, in
+        micro-batch order; the reference log-probs of ``scored`` are reused)."""
         offset = 0
         for mb, s in zip(micro_batches, scored):
             mb = mb.to(self.device)
@@ -253,9 +260,8 @@ class PreferenceObjective:
                 logits = forward_logits(self.model, mb)
             pc, pr = split_pairs(sequence_logps(logits, mb.input_ids, mb.response_mask))
             h_mb = losses.margin(pc, pr, s.ref_chosen, s.ref_rejected)
-            self._backward((g[offset: offset + mb.n_pairs] * h_mb).sum())
+            self._backward((g[offset: offset + mb.n_pairs].to(h_mb.dtype) * h_mb).sum())
             offset += mb.n_pairs
-        return value.item()
 
     def _score(self, mb: PairBatch, *, with_grad: bool) -> _Scored:
         dnd = self.refinement is not None and self.task.spa.dnd_lambda > 0
