@@ -226,7 +226,8 @@ class TrainingJob:
     def _micro_batches(self, step: int):
         epoch, index = divmod(step, self.steps_per_epoch)
         indices = self._epoch_batches(epoch)[index]
-        size = self.h.micro_batch_size
+        # With several processes a micro-batch has at least one pair per process (fewer would leave some idle).
+        size = max(self.h.micro_batch_size, self.world)
         chunks = [indices[i:i + size] for i in range(0, len(indices), size)]
         if self.world > 1:
             # This process's disjoint share of each micro-batch of the step (collective.shard). A micro-batch with

@@ -19,6 +19,7 @@ Preference losses come in two kinds (losses.py):
     With the per-round adversary (docs/algorithm.md §7; per_round_adversary.py) the W-DRO losses take fixed
     per-pair coefficients, solved once before the first step (``solve_per_round``), and call no adversary in a step.
 The reference model is run once per micro-batch, under no_grad, and its log-probs are reused by the second pass.
+Across the processes of a data-parallel job, distributed_objective.py runs these objectives on the gathered pairs.
 """
 
 from __future__ import annotations
