@@ -4,8 +4,8 @@ in float64, with the in-process exact adversary (training/exact_adversary.py).
 
     python services/trainer/scripts/distributed_check.py          (npx nx run trainer:distributed-check)
 
-For each loss (wdro, wdro-sr and drdpo, the coupled ones, and spa, whose SR threshold is shared too; SR with
-de-coupled noise detection and no warm-up), for one and for two micro-batches per process, three optimizer steps
+For each loss (wdro, wdro-sr and drdpo, the coupled ones; spa, whose SR threshold is shared too; SR with de-coupled
+noise detection and no warm-up; and wdro on the per-round adversary's fixed weights, solved once and broadcast), for one and for two micro-batches per process, three optimizer steps
 of 6, 5 and 1 pairs (unequal shards; a step where one process only repeats a pair) are taken without updating the
 weights, and after each step the policy's gradient (after DDP's averaging) is compared with the single-process
 gradient over the same pairs. Reported per loss: the largest absolute difference, the same figure for the average
@@ -18,6 +18,7 @@ when the figure exceeds 1e-6 or a broadcast or gradient differs between the proc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -27,18 +28,27 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
 
-from alignment_trainer.config import Artifact, PreferenceTask, SpaSettings, WdroSettings  # noqa: E402
+from alignment_trainer.config import (  # noqa: E402
+    ADVERSARY_PER_ROUND,
+    Artifact,
+    PreferenceTask,
+    SpaSettings,
+    WdroSettings,
+)
 from alignment_trainer.training.collective import REPEAT, Collective, StepLayout, shard  # noqa: E402
 from alignment_trainer.training.exact_adversary import ExactAdversary  # noqa: E402
 from alignment_trainer.training.logprobs import TokenizedPair, collate_pairs  # noqa: E402
 from alignment_trainer.training.objectives import PreferenceObjective  # noqa: E402
 
-LOSSES = ("wdro", "wdro-sr", "drdpo", "spa")
+LOSSES = ("wdro", "wdro-sr", "drdpo", "spa", "wdro-per-round")
+PER_ROUND = "wdro-per-round"
+JUDGE_MARGINS = (2.0, -1.0, 0.5, None, -3.0, 1.0)  # per example index, for the per-round adversary (groups of 3)
 BATCH_SIZE = 6
 ACCUMULATION = (1, 2)  # micro-batches of 6 and of 3 pairs
 STEP_SIZES = (6, 5, 1)
@@ -47,10 +57,15 @@ TOLERANCE = 1e-6
 VOCAB, PAD = 48, 0
 
 
-def task(loss: str) -> PreferenceTask:
+def task(name: str) -> PreferenceTask:
     here = Artifact(Path("."))
-    return PreferenceTask(init=here, reference=here, pairs=here, loss=loss, beta=0.7, drdpo_beta_prime=0.5,
-                          wdro=WdroSettings(delta=0.01, rho=0.3) if loss.startswith("wdro") else None,
+    wdro = None
+    if name == PER_ROUND:
+        wdro = WdroSettings(delta=0.01, rho=0.3, schedule=ADVERSARY_PER_ROUND, group_size=3)
+    elif name.startswith("wdro"):
+        wdro = WdroSettings(delta=0.01, rho=0.3)
+    loss = "wdro" if name == PER_ROUND else name
+    return PreferenceTask(init=here, reference=here, pairs=here, loss=loss, beta=0.7, drdpo_beta_prime=0.5, wdro=wdro,
                           spa=SpaSettings(alpha=0.3, k_percentile=40.0, warmup_fraction=0.0, dnd_lambda=0.5))
 
 
@@ -93,22 +108,26 @@ def single_process(loss: str, accumulation: int, shard_of: int | None = None) ->
     policy, ref = models()
     objective = PreferenceObjective(policy, ref, task(loss), total_steps=len(STEP_SIZES), device=torch.device("cpu"),
                                     bf16=False, adversary=ExactAdversary())
+    if loss == PER_ROUND:
+        objective.solve_per_round(JUDGE_MARGINS)
     grads = []
     for step, pairs in enumerate(steps()):
         size = BATCH_SIZE // accumulation
+        indices = list(range(len(pairs)))
         if shard_of is not None:
-            micro = [collate(shard_pairs(pairs, part, start, size, shard_of))
-                     for part, start in zip(shard(len(pairs), shard_of, WORLD, size), range(0, len(pairs), size))]
+            parts = list(zip(shard(len(pairs), shard_of, WORLD, size), range(0, len(pairs), size)))
+            micro = [collate(shard_pairs(pairs, part, start, size, shard_of)) for part, start in parts]
+            indices = [i for part, start in parts for i in shard_pairs(indices, part, start, size, shard_of)]
         else:
             micro = [collate(pairs[i:i + size]) for i in range(0, len(pairs), size)]
         policy.zero_grad(set_to_none=True)
-        objective.step(micro, step)
+        objective.step(micro, step, pair_indices=indices)
         grads.append(flat_grad(policy))
     return grads
 
 
-def shard_pairs(pairs: list[TokenizedPair], part: list[int], start: int, size: int, rank: int) -> list[TokenizedPair]:
-    """The pairs of one of a process's micro-batches (``part``, collective.shard) of the micro-batch at ``start``."""
+def shard_pairs(pairs: list, part: list[int], start: int, size: int, rank: int) -> list:
+    """The pairs (or example indices) of one of a process's micro-batches (``part``, collective.shard) of the micro-batch at ``start``."""
     if part == [REPEAT]:
         chunk = pairs[start:start + size]
         return [chunk[rank % len(chunk)]]
@@ -148,6 +167,8 @@ def worker(out_dir: Path) -> None:
             objective = DistributedPreferenceObjective(
                 policy, ref, task(loss), collective=collective, total_steps=len(STEP_SIZES), device=acc.device,
                 bf16=False, adversary=ExactAdversary() if rank == 0 else None, backward=acc.backward)
+            if loss == PER_ROUND:
+                objective.solve_per_round(JUDGE_MARGINS)
             grads = []
             for step, pairs in enumerate(steps()):
                 size = BATCH_SIZE // accumulation
@@ -192,7 +213,8 @@ def launch_workers(out_dir: Path, timeout_s: float = 300.0) -> None:
 
 
 def same(a, b) -> bool:
-    """Bit-identical: tensors by value, dtype and shape, containers element by element, floats exactly."""
+    """Bit-identical: tensors and arrays by value, dtype and shape, containers and dataclasses field by field,
+    floats exactly."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
                 and a.shape == b.shape and torch.equal(a, b))
@@ -200,6 +222,10 @@ def same(a, b) -> bool:
         return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and bool((a == b).all())
+    if dataclasses.is_dataclass(a):
+        return type(a) is type(b) and all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
     return a == b
 
 

@@ -1,5 +1,6 @@
 """The preference objectives across processes (training/distributed_objective.py, collective.py): two CPU processes
-over gloo give the single-process gradient of the union batch for every coupled loss (and SPA), both get the
+over gloo give the single-process gradient of the union batch for every coupled loss (and SPA, and W-DRO on the
+per-round adversary's weights), both get the
 bit-identical solutions, and a 2-process job with resumable checkpoints survives a SIGKILL of one rank: relaunched
 with the same work dir it resumes from the checkpoint (accelerate's save_state/load_state) and finishes."""
 
@@ -38,7 +39,7 @@ def check():
     return {item["loss"]: item for item in report["losses"]} | {"max": report["max_abs_grad_diff"]}
 
 
-@pytest.mark.parametrize("loss", [*COUPLED, "spa"])
+@pytest.mark.parametrize("loss", [*COUPLED, "spa", "wdro-per-round"])
 def test_two_processes_give_the_single_process_gradient_of_the_union_batch(check, loss):
     item = check[loss]
     # float64 model and log-probs: equal up to the order of the sums, far below the 1e-6 the check demands.
@@ -55,6 +56,8 @@ def test_every_process_gets_the_bit_identical_solution(check):
         assert check[loss]["broadcasts"] == 6
         assert check[loss]["solutions_identical"] and check[loss]["rank_grads_identical"]
     assert check["spa"]["broadcasts"] == 8  # SPA's rounds are micro-batches: 3 steps of 1, then 2 + 2 + 1
+    # Per-round schedule: the weights solved once by the main process and broadcast, then one broadcast per step.
+    assert check["wdro-per-round"]["broadcasts"] == 8 and check["wdro-per-round"]["solutions_identical"]
     assert check["wdro"]["moved_frac_max"] > 0  # the adversary moved pairs
     assert check["wdro-sr"]["flagged_frac_max"] > 0 and check["spa"]["flagged_frac_max"] > 0  # SR flagged some
 

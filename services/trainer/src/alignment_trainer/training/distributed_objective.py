@@ -26,7 +26,7 @@ import torch
 
 from alignment_trainer.training.collective import Collective, StepLayout
 from alignment_trainer.training.logprobs import PairBatch
-from alignment_trainer.training.objectives import COUPLED_LOSSES, PreferenceObjective, StepResult, _detach
+from alignment_trainer.training.objectives import COUPLED_LOSSES, PreferenceObjective, StepResult, detached
 
 
 class DistributedPreferenceObjective(PreferenceObjective):
@@ -79,7 +79,7 @@ class DistributedPreferenceObjective(PreferenceObjective):
             else:
                 self._replay(batches, here, g)
             loss += value * n_round / len(layout.batch)
-            scored.extend(_detach(s) for s in here)
+            scored.extend(detached(s) for s in here)
             extra.append((metrics, n_round))
         return StepResult(loss=loss, metrics=self._metrics(scored, extra), tokens=tokens)
 

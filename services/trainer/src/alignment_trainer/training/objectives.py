@@ -234,7 +234,7 @@ class PreferenceObjective:
                 weight = mb.n_pairs / n_pairs
                 self._backward(value * weight)
                 loss += value.item() * weight
-                scored.append(_detach(s))
+                scored.append(detached(s))
                 extra.append((metrics, mb.n_pairs))
         return StepResult(loss=loss, metrics=self._metrics(scored, extra), tokens=tokens)
 
@@ -364,7 +364,8 @@ class PreferenceObjective:
         return metrics
 
 
-def _detach(s: _Scored) -> _Scored:
+def detached(s: _Scored) -> _Scored:
+    """The micro-batch's scores without the policy's graph (kept for the step's metrics)."""
     return _Scored(s.policy_chosen.detach(), s.policy_rejected.detach(), s.ref_chosen, s.ref_rejected, s.detection,
                    s.logits_chosen_mean, s.logits_rejected_mean, s.n_chosen_positions, s.n_rejected_positions)
 
@@ -377,4 +378,5 @@ __all__ = [
     "StepResult",
     "autocast_context",
     "collate_sft",
+    "detached",
 ]
