@@ -1,8 +1,8 @@
 """The preference objectives across processes (training/distributed_objective.py, collective.py): two CPU processes
 over gloo give the single-process gradient of the union batch for every coupled loss (and SPA, and W-DRO on the
-per-round adversary's weights), both get the
-bit-identical solutions, and a 2-process job with resumable checkpoints survives a SIGKILL of one rank: relaunched
-with the same work dir it resumes from the checkpoint (accelerate's save_state/load_state) and finishes."""
+per-round adversary's weights), both get the bit-identical solutions, and a 2-process job with resumable checkpoints
+survives a SIGKILL of one rank: relaunched with the same work dir it resumes from the checkpoint (accelerate's
+save_state/load_state) and finishes."""
 
 from __future__ import annotations
 
