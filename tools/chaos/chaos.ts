@@ -95,6 +95,7 @@ async function main(o: ChaosOptions): Promise<number> {
   const faults = planFaults(o.seed, o.runs);
   log(`seed '${o.seed}': ${o.runs} disturbed run${o.runs === 1 ? '' : 's'}; data dir ${dataDir}`);
   const stack = await ChaosStack.start(dataDir);
+  log(`services: ${stack.describeGroups()}`);
   const client = new RunClient(stack.coordinatorAddress(), dataDir);
   const results: RunResult[] = [];
   let failed = false;
@@ -108,6 +109,7 @@ async function main(o: ChaosOptions): Promise<number> {
       const t0 = Date.now();
       await client.startRun(runId);
       await disturb(stack, dataDir, runId, fault);
+      if (fault.action === 'kill') log(`restarted: ${stack.describeGroups()}`);
       const result = await finish(stack, dataDir, runId, reference.snapshot);
       results.push(result);
       const seconds = Math.round((Date.now() - t0) / 100) / 10;

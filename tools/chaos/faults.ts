@@ -43,6 +43,11 @@ export class ChaosStack {
 
   private constructor(readonly stack: Stack) {}
 
+  /** "coordinator (pid 123), generator (pid 124), ...": the process groups serving now. */
+  describeGroups(): string {
+    return (['coordinator', 'generator', 'judge', 'dro-solver', 'trainer'] as const).map((n) => `${n} (pid ${this.group(n)})`).join(', ');
+  }
+
   static async start(dataDir: string): Promise<ChaosStack> {
     return new ChaosStack(await startStack(dataDir, { STACK_KEEP_GOING: '1', LOG_LEVEL: 'warn', ...CHAOS_ENV }));
   }
