@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { grpcurl, waitFor } from '@alignment/service-kit/testing';
+import { grpcurl } from '@alignment/service-kit/testing';
 import { ROOT, getRun, waitFinished, type RunView } from '../stack/harness';
 import { differences, snapshotRun, type RunSnapshot } from './checks';
 import { ChaosStack } from './faults';
@@ -80,10 +80,22 @@ async function finish(stack: ChaosStack, dataDir: string, runId: string, referen
   return { runId, state: run.state, automaticResumes: resumes, problems, snapshot };
 }
 
-/** Waits for the fault's stage to start (its directory appears), then its delay, then does it. */
+/**
+ * Waits for the fault's stage to start (its directory appears), then its delay, then does it. A run that ends first
+ * (it failed before that stage) is left to its checks.
+ */
 async function disturb(stack: ChaosStack, dataDir: string, runId: string, fault: Fault): Promise<void> {
   const dir = path.join(dataDir, 'runs', runId, `round-${fault.at.round}`, fault.at.stage.toLowerCase());
-  await waitFor(async () => fs.existsSync(dir), RUN_TIMEOUT_MS, `round ${fault.at.round} ${fault.at.stage} of ${runId} to start`);
+  const until = Date.now() + RUN_TIMEOUT_MS;
+  for (let poll = 1; !fs.existsSync(dir); poll++) {
+    if (Date.now() > until) throw new Error(`round ${fault.at.round} ${fault.at.stage} of ${runId} did not start within ${RUN_TIMEOUT_MS / 1000} s`);
+    const state = poll % 40 === 0 ? await getRun(stack.coordinatorAddress(), runId).then((r) => r.state, () => 'unknown') : 'unknown';
+    if (!['JOB_STATE_RUNNING', 'JOB_STATE_PENDING', 'unknown'].includes(state)) {
+      log(`${runId} ended before round ${fault.at.round} ${fault.at.stage}: no fault done`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
   await new Promise((r) => setTimeout(r, fault.delayMs));
   await stack.fault(fault.service, fault.action);
 }
