@@ -47,7 +47,8 @@ describe('npm run chaos', () => {
     });
     // One line per run, naming its fault, as drawn from the seed.
     for (const fault of faults) {
-      expect(run.stderr).toContain(`run ${fault.run}/2 chaos-${fault.run}: ${describeFault(fault)}: JOB_STATE_SUCCEEDED`);
+      const line = run.stderr.split('\n').find((l) => l.startsWith(`[chaos] run ${fault.run}/2 chaos-${fault.run}: ${describeFault(fault)} (`));
+      expect(line).toMatch(/ \((mid-stage|after the stage)\): JOB_STATE_SUCCEEDED, automatic resumes \d+, [\d.]+ s, identical, no orphans$/);
     }
     expect(run.stderr.match(/identical, no orphans/g)).toHaveLength(2);
     expect(summary.restarts).toBe(faults.filter((f) => f.action === 'kill').length);

@@ -81,23 +81,25 @@ async function finish(stack: ChaosStack, dataDir: string, runId: string, referen
 }
 
 /**
- * Waits for the fault's stage to start (its directory appears), then its delay, then does it. A run that ends first
- * (it failed before that stage) is left to its checks.
+ * Waits for the fault's stage to start (its directory appears), then its delay, then does it. Resolves with whether
+ * the stage was still running then (no stage.json yet), or 'no fault' for a run that ended first (it failed before
+ * that stage; its checks say so).
  */
-async function disturb(stack: ChaosStack, dataDir: string, runId: string, fault: Fault): Promise<void> {
+async function disturb(stack: ChaosStack, dataDir: string, runId: string, fault: Fault): Promise<'mid-stage' | 'after the stage' | 'no fault'> {
   const dir = path.join(dataDir, 'runs', runId, `round-${fault.at.round}`, fault.at.stage.toLowerCase());
   const until = Date.now() + RUN_TIMEOUT_MS;
   for (let poll = 1; !fs.existsSync(dir); poll++) {
     if (Date.now() > until) throw new Error(`round ${fault.at.round} ${fault.at.stage} of ${runId} did not start within ${RUN_TIMEOUT_MS / 1000} s`);
     const state = poll % 40 === 0 ? await getRun(stack.coordinatorAddress(), runId).then((r) => r.state, () => 'unknown') : 'unknown';
     if (!['JOB_STATE_RUNNING', 'JOB_STATE_PENDING', 'unknown'].includes(state)) {
-      log(`${runId} ended before round ${fault.at.round} ${fault.at.stage}: no fault done`);
-      return;
+      return 'no fault';
     }
     await new Promise((r) => setTimeout(r, 50));
   }
   await new Promise((r) => setTimeout(r, fault.delayMs));
+  const ended = fs.existsSync(path.join(dir, 'stage.json'));
   await stack.fault(fault.service, fault.action);
+  return ended ? 'after the stage' : 'mid-stage';
 }
 
 async function main(o: ChaosOptions): Promise<number> {
@@ -110,6 +112,8 @@ async function main(o: ChaosOptions): Promise<number> {
   log(`services: ${stack.describeGroups()}`);
   const client = new RunClient(stack.coordinatorAddress(), dataDir);
   const results: RunResult[] = [];
+  /** Faults done while their stage was still running (the others hit the stages after it). */
+  let midStage = 0;
   let failed = false;
   try {
     await client.startRun('chaos-reference');
@@ -120,12 +124,13 @@ async function main(o: ChaosOptions): Promise<number> {
       const runId = `chaos-${fault.run}`;
       const t0 = Date.now();
       await client.startRun(runId);
-      await disturb(stack, dataDir, runId, fault);
+      const when = await disturb(stack, dataDir, runId, fault);
+      if (when === 'mid-stage') midStage++;
       if (fault.action === 'kill') log(`restarted: ${stack.describeGroups()}`);
       const result = await finish(stack, dataDir, runId, reference.snapshot);
       results.push(result);
       const seconds = Math.round((Date.now() - t0) / 100) / 10;
-      log(`run ${fault.run}/${o.runs} ${runId}: ${describeFault(fault)}: ${result.state}, automatic resumes ${result.automaticResumes}, ${seconds} s, ${result.problems.length === 0 ? 'identical, no orphans' : `FAILED: ${brief(result.problems)}`}`);
+      log(`run ${fault.run}/${o.runs} ${runId}: ${describeFault(fault)} (${when}): ${result.state}, automatic resumes ${result.automaticResumes}, ${seconds} s, ${result.problems.length === 0 ? 'identical, no orphans' : `FAILED: ${brief(result.problems)}`}`);
     }
   } catch (error) {
     failed = true;
@@ -150,6 +155,7 @@ async function main(o: ChaosOptions): Promise<number> {
     seed: o.seed,
     restarts: stack.restarts,
     automatic_resumes: results.reduce((s, r) => s + r.automaticResumes, 0),
+    faults_mid_stage: midStage,
     seconds: Math.round((Date.now() - started) / 100) / 10,
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -48,8 +48,11 @@ export const MICRO_STAGES: readonly PlannedStage[] = [
  * (about 3 s) — and past the DroSolver call's 10 s deadline.
  */
 export const PAUSE_MS = 12_000;
-/** The fault comes 0 to MAX_DELAY_MS after its stage started (its directory appeared). */
-export const MAX_DELAY_MS = 1_500;
+/**
+ * The fault comes 0 to MAX_DELAY_MS after its stage started (its directory appeared): the micro run's stages take
+ * from a fraction of a second to a few seconds, so most faults land while the stage runs (the run line says).
+ */
+export const MAX_DELAY_MS = 500;
 
 export interface Fault {
   /** 1-based disturbed run. */
