@@ -81,25 +81,26 @@ async function finish(stack: ChaosStack, dataDir: string, runId: string, referen
 }
 
 /**
- * Waits for the fault's stage to start (its directory appears), then its delay, then does it. Resolves with whether
- * the stage was still running then (no stage.json yet), or 'no fault' for a run that ended first (it failed before
- * that stage; its checks say so).
+ * Waits for the fault's stage to start (its directory appears), then the fault's fraction of the stage's duration in
+ * the undisturbed run, then does it. Resolves with "<delay> ms in, mid-stage" (no stage.json yet) or "..., after the
+ * stage", or 'no fault' for a run that ended first (it failed before that stage; its checks say so).
  */
-async function disturb(stack: ChaosStack, dataDir: string, runId: string, fault: Fault): Promise<'mid-stage' | 'after the stage' | 'no fault'> {
+async function disturb(stack: ChaosStack, dataDir: string, runId: string, fault: Fault, reference: RunSnapshot): Promise<string> {
   const dir = path.join(dataDir, 'runs', runId, `round-${fault.at.round}`, fault.at.stage.toLowerCase());
   const until = Date.now() + RUN_TIMEOUT_MS;
   for (let poll = 1; !fs.existsSync(dir); poll++) {
     if (Date.now() > until) throw new Error(`round ${fault.at.round} ${fault.at.stage} of ${runId} did not start within ${RUN_TIMEOUT_MS / 1000} s`);
-    const state = poll % 40 === 0 ? await getRun(stack.coordinatorAddress(), runId).then((r) => r.state, () => 'unknown') : 'unknown';
+    const state = poll % 200 === 0 ? await getRun(stack.coordinatorAddress(), runId).then((r) => r.state, () => 'unknown') : 'unknown';
     if (!['JOB_STATE_RUNNING', 'JOB_STATE_PENDING', 'unknown'].includes(state)) {
       return 'no fault';
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 10));
   }
-  await new Promise((r) => setTimeout(r, fault.delayMs));
+  const delayMs = Math.round(fault.fraction * (reference.durationsMs[`${fault.at.round} ${fault.at.stage}`] ?? 0));
+  await new Promise((r) => setTimeout(r, delayMs));
   const ended = fs.existsSync(path.join(dir, 'stage.json'));
   await stack.fault(fault.service, fault.action);
-  return ended ? 'after the stage' : 'mid-stage';
+  return `${delayMs} ms in, ${ended ? 'after the stage' : 'mid-stage'}`;
 }
 
 async function main(o: ChaosOptions): Promise<number> {
@@ -124,8 +125,8 @@ async function main(o: ChaosOptions): Promise<number> {
       const runId = `chaos-${fault.run}`;
       const t0 = Date.now();
       await client.startRun(runId);
-      const when = await disturb(stack, dataDir, runId, fault);
-      if (when === 'mid-stage') midStage++;
+      const when = await disturb(stack, dataDir, runId, fault, reference.snapshot);
+      if (when.endsWith('mid-stage')) midStage++;
       if (fault.action === 'kill') log(`restarted: ${stack.describeGroups()}`);
       const result = await finish(stack, dataDir, runId, reference.snapshot);
       results.push(result);

@@ -43,12 +43,13 @@ describe('the comparison with the undisturbed run', () => {
     outputs: { 'round-1/generate/responses': 'aa', 'round-1/judge/pairs': 'bb' },
     metrics: { '1/judge/num_pairs': 6, '1/train/loss': 0.5, '1/eval/win_rate': 0.625 },
     stages: ['0 3 3', '1 1 3'],
+    durationsMs: { '0 LEARN': 900, '1 GENERATE': 120 },
     problems: [],
     orphans: [],
   };
 
-  it('is empty for the same outputs, metrics and stage rows', () => {
-    expect(differences(reference, structuredClone(reference))).toEqual([]);
+  it('is empty for the same outputs, metrics and stage rows (however long the stages took)', () => {
+    expect(differences(reference, { ...structuredClone(reference), durationsMs: { '0 LEARN': 30_000 } })).toEqual([]);
   });
 
   it('names every output or metric that changed, was lost or is extra, and different stage rows', () => {

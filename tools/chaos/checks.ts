@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { sha256File, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { Stage } from '@alignment/contracts';
 
 /** A temporary file of an atomic write that never committed (@alignment/artifacts: .<name>.tmp-<pid>-<hex>). */
 const TEMP_FILE = /^\..+\.tmp-\d+-[0-9a-f]+$/;
@@ -27,6 +28,8 @@ export interface RunSnapshot {
   metrics: Record<string, number>;
   /** "<round> <STAGE> <state>" per stages row, sorted. */
   stages: string[];
+  /** "<round> <STAGE>" -> how long the stage took (ms), from the database's stages rows. */
+  durationsMs: Record<string, number>;
   /** Problems found in the run's own files: an output that does not re-hash, a stage without stage.json. */
   problems: string[];
   /** Paths (relative to the run directory) the run left behind: work/, .tmp-*, attempt-N of no stage.json. */
@@ -72,7 +75,7 @@ export function findOrphans(runDir: string, attempts: Map<string, number>): stri
 
 export async function snapshotRun(dataDir: string, runId: string): Promise<RunSnapshot> {
   const runDir = path.join(dataDir, 'runs', runId);
-  const snapshot: RunSnapshot = { outputs: {}, metrics: {}, stages: [], problems: [], orphans: [] };
+  const snapshot: RunSnapshot = { outputs: {}, metrics: {}, stages: [], durationsMs: {}, problems: [], orphans: [] };
   const attempts = new Map<string, number>();
   for (const round of fs.readdirSync(runDir).sort()) {
     for (const stage of fs.readdirSync(path.join(runDir, round)).sort()) {
@@ -96,8 +99,17 @@ export async function snapshotRun(dataDir: string, runId: string): Promise<RunSn
     for (const row of db.prepare('SELECT round, name, value FROM metrics WHERE run_id = ? ORDER BY round, name').all(runId) as Array<{ round: number; name: string; value: number }>) {
       snapshot.metrics[`${row.round}/${row.name}`] = row.value;
     }
-    const rows = db.prepare('SELECT round, stage, state FROM stages WHERE run_id = ? ORDER BY round, stage').all(runId) as Array<{ round: number; stage: number; state: number }>;
+    const rows = db.prepare('SELECT round, stage, state, started_at, finished_at FROM stages WHERE run_id = ? ORDER BY round, stage').all(runId) as Array<{
+      round: number;
+      stage: number;
+      state: number;
+      started_at: number | null;
+      finished_at: number | null;
+    }>;
     snapshot.stages = rows.map((r) => `${r.round} ${r.stage} ${r.state}`);
+    for (const r of rows) {
+      if (r.started_at !== null && r.finished_at !== null) snapshot.durationsMs[`${r.round} ${Stage[r.stage].replace(/^STAGE_/, '')}`] = r.finished_at - r.started_at;
+    }
   } finally {
     db.close();
   }

@@ -1,7 +1,7 @@
 /**
  * The faults of `npm run chaos`, drawn from the seed: for disturbed run i, a stage of the micro run, a service that
- * stage uses (the coordinator, which drives every stage, or the service it calls), a delay into that stage, and what
- * happens to the service there — kill -9 (then a restart, as an orchestrator
+ * stage uses (the coordinator, which drives every stage, or the service it calls), how far into that stage (a
+ * fraction of the time it took in the undisturbed run), and what happens to the service there — kill -9 (then a restart, as an orchestrator
  * restarts a crashed container) or SIGSTOP for PAUSE_MS, then SIGCONT. The same seed gives the same faults.
  */
 import { createHash } from 'node:crypto';
@@ -48,18 +48,14 @@ export const MICRO_STAGES: readonly PlannedStage[] = [
  * (about 3 s) — and past the DroSolver call's 10 s deadline.
  */
 export const PAUSE_MS = 12_000;
-/**
- * The fault comes 0 to MAX_DELAY_MS after its stage started (its directory appeared): the micro run's stages take
- * from a fraction of a second to a few seconds, so most faults land while the stage runs (the run line says).
- */
-export const MAX_DELAY_MS = 500;
 
 export interface Fault {
   /** 1-based disturbed run. */
   run: number;
   service: StackServiceName;
   at: PlannedStage;
-  delayMs: number;
+  /** In [0, 1): the fault comes this fraction of the stage's undisturbed duration after the stage started. */
+  fraction: number;
   action: FaultAction;
 }
 
@@ -78,7 +74,7 @@ export function planFaults(seed: string, runs: number): Fault[] {
       run: i + 1,
       service: services[rng.int(services.length)],
       at,
-      delayMs: rng.int(MAX_DELAY_MS + 1),
+      fraction: rng.int(100) / 100,
       action: rng.int(2) === 0 ? 'kill' : 'pause',
     };
   });
@@ -86,5 +82,5 @@ export function planFaults(seed: string, runs: number): Fault[] {
 
 export function describeFault(f: Fault): string {
   const what = f.action === 'kill' ? 'kill -9 + restart' : `SIGSTOP ${PAUSE_MS / 1000} s + SIGCONT`;
-  return `${what} of ${f.service} ${f.delayMs} ms into round ${f.at.round} ${f.at.stage}`;
+  return `${what} of ${f.service} at ${Math.round(f.fraction * 100)}% of round ${f.at.round} ${f.at.stage}`;
 }
