@@ -61,7 +61,10 @@ def seed_pair(i: int) -> dict:
 def conversational(pair: dict) -> dict:
     """A seed pair in TRL's conversational form: the prompt as messages, each completion one assistant message."""
     return {
-        "prompt": [{"role": "system", "content": "Answer arithmetic questions."}, {"role": "user", "content": pair["prompt"]}],
+        "prompt": [
+            {"role": "system", "content": "Answer arithmetic questions."},
+            {"role": "user", "content": pair["prompt"]},
+        ],
         "chosen": [{"role": "assistant", "content": pair["chosen"]}],
         "rejected": [{"role": "assistant", "content": pair["rejected"]}],
     }

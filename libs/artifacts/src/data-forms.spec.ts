@@ -89,7 +89,7 @@ describe('malformed records name file:line (or file:row N), the field and the fi
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  async function errorOf(lines: unknown[], read: typeof pairsOf = pairsOf): Promise<string> {
+  async function errorOf(lines: unknown[], read: (file: string) => Promise<unknown> = pairsOf): Promise<string> {
     const file = path.join(dir, 'bad.jsonl');
     fs.writeFileSync(file, lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n');
     const error = await read(file).then(
