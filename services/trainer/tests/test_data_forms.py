@@ -165,3 +165,55 @@ def test_a_tokenizer_without_a_chat_template_is_refused_naming_the_file():
     tok.chat_template = None
     with pytest.raises(data.DatasetError, match=r"^pairs\.parquet:0: prompt: the model's tokenizer has no chat template"):
         data.require_chat_template(tok, "pairs.parquet", "prompt")
+
+
+# Real trainer jobs (runner.run_job on the tiny Llama) on the example files: the forms reach the training loop.
+
+def _tokenizer_dir(tmp_path: Path, *, chat_template: bool) -> Path:
+    tok = tiny_tokenizer()
+    if not chat_template:
+        tok.chat_template = None
+    tok.save_pretrained(tmp_path / "tokenizer")
+    return tmp_path / "tokenizer"
+
+
+def _sft_job(tmp_path: Path, dataset: Path, tokenizer: Path):
+    from alignment_trainer.config import Architecture, Artifact, Hyperparams, JobConfig, SftTask
+    from alignment_trainer.training import runner
+
+    arch = Architecture(hidden_size=32, num_layers=1, num_attention_heads=4, intermediate_size=64,
+                        tokenizer=Artifact(tokenizer))
+    config = JobConfig(task=SftTask(dataset=Artifact(dataset), architecture=arch), output_dir=tmp_path / "out",
+                       hparams=Hyperparams(learning_rate=1e-3, batch_size=2, epochs=1, max_length=64))
+    return runner.run_job(config, tmp_path / "work")
+
+
+@pytest.mark.parametrize("name", ["sft-text.parquet", "sft-messages.jsonl", "sft-prompt-completion-conversational.parquet"])
+def test_an_sft_job_trains_on_the_example(tmp_path, name):
+    out = _sft_job(tmp_path, DATA / name, _tokenizer_dir(tmp_path, chat_template=True))
+    assert out.total_steps == 1
+    assert out.final_metrics["data/dropped"] == 0
+
+
+def test_without_a_chat_template_text_trains_and_conversations_are_refused_naming_the_file(tmp_path):
+    tokenizer = _tokenizer_dir(tmp_path, chat_template=False)
+    assert _sft_job(tmp_path / "text", DATA / "sft-text.jsonl", tokenizer).total_steps == 1
+    with pytest.raises(data.DatasetError, match=r"sft-messages\.parquet:0: prompt: the model's tokenizer has no chat "
+                                                r"template"):
+        _sft_job(tmp_path / "messages", DATA / "sft-messages.parquet", tokenizer)
+
+
+def test_a_preference_job_trains_on_conversational_parquet_pairs(tmp_path):
+    from alignment_trainer.config import Artifact, Hyperparams, JobConfig, PreferenceTask
+    from alignment_trainer.training import runner
+    from tiny import tiny_llama
+
+    tok = tiny_tokenizer()
+    tiny_llama(vocab_size=len(tok)).save_pretrained(tmp_path / "init")
+    tok.save_pretrained(tmp_path / "init")
+    task = PreferenceTask(init=Artifact(tmp_path / "init"), reference=Artifact(tmp_path / "init"),
+                          pairs=Artifact(DATA / "preference-implicit-conversational.parquet"), loss="dpo")
+    out = runner.run_job(JobConfig(task=task, output_dir=tmp_path / "out", hparams=Hyperparams(
+        learning_rate=1e-3, batch_size=2, epochs=1, max_length=64)), tmp_path / "work")
+    assert out.total_steps == 1
+    assert out.final_metrics["data/dropped"] == 0
