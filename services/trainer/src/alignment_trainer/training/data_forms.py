@@ -168,8 +168,4 @@ def sft_fields(record: object) -> tuple[object | None, str]:
                                 '{"prompt", "response"}')
 
 
-def is_conversational(prompt: object) -> bool:
-    return isinstance(prompt, list)
-
-
-__all__ = ["FormError", "is_conversational", "is_parquet", "pair_fields", "parquet_rows", "sft_fields"]
+__all__ = ["FormError", "is_parquet", "pair_fields", "parquet_rows", "sft_fields"]
