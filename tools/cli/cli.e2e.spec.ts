@@ -69,7 +69,7 @@ test('init writes the commented micro run, which validates against the stack’s
   expect(shown(dry)).toMatchObject({ code: 0 });
   const request = JSON.parse(dry.stdout);
   expect(request.runId).toBe('micro');
-  expect(request.spec.seedPairs.uri).toBe(path.join(dataDir, 'micro/seed_pairs.jsonl'));
+  expect(request.spec.seedPairs.uri).toBe(path.join(dataDir, 'micro/seed_pairs.conversational.jsonl'));
 });
 
 test('a run file with a bad field exits 2 naming it, and starts no run', async () => {

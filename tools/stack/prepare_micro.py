@@ -4,6 +4,8 @@
     model/checkpoint, model/onnx   π_init: a random tiny Llama (seed 0, vocab 320, hidden 32, 2 layers) saved and
                                    exported with the trainer's own export (alignment_trainer.public; make_tiny_model.py)
     seed_pairs.jsonl               10 pairs labelled by the judge's rule `length/shorter` (chosen = shorter response)
+    seed_pairs.conversational.jsonl  the same pairs in TRL's conversational form (examples/data/README.md), a system
+                                   turn before each user prompt (examples/micro-run.yaml trains on these)
     round-1.jsonl, round-2.jsonl   12 fresh prompts each (disjoint from each other and from the seed prompts)
     eval.jsonl                     8 held-out prompts
     .complete                      written last
@@ -25,6 +27,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools/testing"))
+
+# What .complete holds: a cache built by an older version (without a file the examples now name) is rebuilt.
+VERSION = "micro run inputs v2 (conversational seed pairs)\n"
 
 # Arithmetic prompts: any text tokenises with the tiny byte-level BPE; the numbers make every prompt distinct.
 OPS = ("+", "-", "*")
@@ -53,6 +58,18 @@ def seed_pair(i: int) -> dict:
     return {"prompt": prompt(i), "chosen": chosen, "rejected": rejected}
 
 
+def conversational(pair: dict) -> dict:
+    """A seed pair in TRL's conversational form: the prompt as messages, each completion one assistant message."""
+    return {
+        "prompt": [
+            {"role": "system", "content": "Answer arithmetic questions."},
+            {"role": "user", "content": pair["prompt"]},
+        ],
+        "chosen": [{"role": "assistant", "content": pair["chosen"]}],
+        "rejected": [{"role": "assistant", "content": pair["rejected"]}],
+    }
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), encoding="utf-8")
 
@@ -62,10 +79,11 @@ def build(tmp: Path) -> None:
 
     build_causal_lm(tmp / "model", vocab_size=320, hidden=32, layers=2, seed=0)
     write_jsonl(tmp / "seed_pairs.jsonl", [seed_pair(i) for i in range(0, 10)])
+    write_jsonl(tmp / "seed_pairs.conversational.jsonl", [conversational(seed_pair(i)) for i in range(0, 10)])
     write_jsonl(tmp / "round-1.jsonl", [{"id": f"r1-{i}", "prompt": prompt(i)} for i in range(10, 22)])
     write_jsonl(tmp / "round-2.jsonl", [{"id": f"r2-{i}", "prompt": prompt(i)} for i in range(22, 34)])
     write_jsonl(tmp / "eval.jsonl", [{"id": f"eval-{i}", "prompt": prompt(i)} for i in range(34, 42)])
-    (tmp / ".complete").write_text("micro run inputs v1\n")
+    (tmp / ".complete").write_text(VERSION)
 
 
 def main() -> None:
@@ -75,7 +93,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (out / ".complete").is_file():
+        if (out / ".complete").is_file() and (out / ".complete").read_text() == VERSION:
             print(f"prepare_micro: {out} is ready (cached)", file=sys.stderr)
             return
         shutil.rmtree(out, ignore_errors=True)  # an incomplete earlier build

@@ -16,19 +16,19 @@ def test_reads_the_commented_micro_run_yaml_with_paths_from_data_dir_or_the_file
     spec = with_env.spec
     assert spec.configuration == coordinator_pb2.CONFIGURATION_SPA
     assert spec.unfinished_pairs == common_pb2.UNFINISHED_PAIRS_KEEP
-    assert spec.seed_pairs.uri == "/srv/data/micro/seed_pairs.jsonl"
+    assert spec.seed_pairs.uri == "/srv/data/micro/seed_pairs.conversational.jsonl"
     assert [r.uri for r in spec.round_prompts.rounds] == ["/srv/data/micro/round-1.jsonl", "/srv/data/micro/round-2.jsonl"]
     assert list(spec.loss.dnd_lambda_schedule) == [0.5, 0.25]
     assert spec.evaluation.rule == "length/shorter" and spec.evaluation.samples_per_prompt == 2
     # Without DATA_DIR the default ../.data is relative to the file's folder (examples/).
     default = load_run_file(REPO / "examples/micro-run.yaml", {})
-    assert default.spec.seed_pairs.uri == str(REPO / ".data/micro/seed_pairs.jsonl")
+    assert default.spec.seed_pairs.uri == str(REPO / ".data/micro/seed_pairs.conversational.jsonl")
 
 
 def test_the_json_run_file_is_the_same_request_as_grpcurl_sends() -> None:
     spec = load_run_file(REPO / "examples/micro-run.json", {}).spec
     assert spec.evaluation.evaluator == common_pb2.JUDGE_METHOD_RULE
-    assert spec.seed_pairs.uri == str(REPO / "examples/.data/micro/seed_pairs.jsonl")
+    assert spec.seed_pairs.uri == str(REPO / "examples/.data/micro/seed_pairs.conversational.jsonl")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@ export * from './uri';
 export * from './hash';
 export * from './atomic';
 export * from './jsonl';
+export * from './data-records';
+export * from './data-forms';
 export * from './manifest';
 export * from './store';
 export * from './confine';

@@ -33,10 +33,10 @@ def test_loads_pairs_and_sft_ignoring_extra_keys(tmp_path):
      "pairs.jsonl:2: not valid JSON"),
     (['{"prompt": "a", "chosen": "b", "rejected": "c"}', "", '{"prompt": "a", "rejected": "c"}'],
      "pairs.jsonl:3: chosen: missing"),
-    (['{"prompt": 7, "chosen": "b", "rejected": "c"}'], "pairs.jsonl:1: prompt: must be a string, got int"),
+    (['{"prompt": 7, "chosen": "b", "rejected": "c"}'], "pairs.jsonl:1: prompt: must be a string or a list of"),
     (['{"prompt": "a", "chosen": "b", "rejected": "  "}'], "pairs.jsonl:1: rejected: must not be empty"),
     (['{"prompt": "a", "chosen": "same", "rejected": "same"}'], "pairs.jsonl:1: rejected: identical to chosen"),
-    (['["prompt", "chosen"]'], "pairs.jsonl:1: expected a JSON object, got list"),
+    (['["prompt", "chosen"]'], "pairs.jsonl:1: (record): must be a JSON object, got list"),
     ([""], "pairs.jsonl:0: no records"),
 ])
 def test_pair_errors_name_file_line_and_field(tmp_path, lines, expected):
@@ -50,8 +50,8 @@ def test_pair_errors_name_file_line_and_field(tmp_path, lines, expected):
 def test_missing_file_and_sft_field_errors(tmp_path):
     with pytest.raises(data.DatasetError, match=r"nope\.jsonl:0: no such file"):
         data.load_sft(tmp_path / "nope.jsonl")
-    p = _write(tmp_path, "sft.jsonl", ['{"prompt": "a", "completion": "b"}'])
-    with pytest.raises(data.DatasetError, match=r"sft\.jsonl:1: response: missing"):
+    p = _write(tmp_path, "sft.jsonl", ['{"prompt": "a", "completion": "b"}', '{"prompt": "a", "answer": "b"}'])
+    with pytest.raises(data.DatasetError, match=r"sft\.jsonl:2: \(record\): is in no SFT form"):
         data.load_sft(p)
 
 

@@ -81,7 +81,7 @@ describe('run', () => {
     // Unknown fields and unset variables too.
     fs.writeFileSync(file, micro.replace('  seed: 7', '  sed: 7'));
     expect((await cli('run', '-f', file)).stderr).toContain('invalid spec.sed: unknown field of RunSpec (did you mean seed?)');
-    fs.writeFileSync(file, micro.replace('${DATA_DIR:-../.data}/micro/seed_pairs.jsonl', '${SEEDS}'));
+    fs.writeFileSync(file, micro.replace('${DATA_DIR:-../.data}/micro/seed_pairs.conversational.jsonl', '${SEEDS}'));
     expect((await cli('run', '-f', file)).stderr).toContain('invalid spec.seed_pairs.uri: environment variable SEEDS is not set');
     expect((await cli('run', '-f', path.join(dir, 'none.yaml'))).stderr).toBe(`alignment: ${path.join(dir, 'none.yaml')}: no such file\n`);
   });
@@ -111,7 +111,7 @@ describe('init', () => {
     expect(text).toContain('# ');
     expect(text).toContain(`npx alignment run -f ${file} --wait`);
     // Outside the repo: the default data directory is absolute.
-    expect(text).toContain(`\${DATA_DIR:-${path.join(ROOT, '.data')}}/micro/seed_pairs.jsonl`);
+    expect(text).toContain(`\${DATA_DIR:-${path.join(ROOT, '.data')}}/micro/seed_pairs.conversational.jsonl`);
     expect(loadRunFile(file, {})).toEqual(loadRunFile(path.join(ROOT, 'examples/micro-run.yaml'), {}));
 
     fs.writeFileSync(file, 'mine\n');

@@ -1,4 +1,15 @@
-import { ArtifactError, JsonlWriter, readJsonl, type ArtifactInfo } from '@alignment/artifacts';
+import {
+  ArtifactError,
+  explicitPairRecord,
+  JsonlWriter,
+  multiTurnPromptReason,
+  normalisePair,
+  normalisePrompt,
+  readDataRecords,
+  singleTurnText,
+  type ArtifactInfo,
+  type DataPrompt,
+} from '@alignment/artifacts';
 
 // The JSONL records the coordinator reads and writes (formats from generator.proto / judge.proto / trainer.proto).
 
@@ -18,65 +29,88 @@ export interface Line<T> {
   value: T;
 }
 
-/** Every non-blank line of a JSONL file as an object (an array or scalar line is a format error). */
+/** Every record of a data file (JSONL lines, or Parquet rows for a .parquet file) as an object. */
 export async function readObjects(file: string): Promise<Array<Line<JsonObject>>> {
-  const lines: Array<Line<JsonObject>> = [];
-  try {
-    for await (const record of readJsonl(file)) {
+  return formatErrors(async () => {
+    const lines: Array<Line<JsonObject>> = [];
+    for await (const record of readDataRecords(file)) {
       if (typeof record.value !== 'object' || record.value === null || Array.isArray(record.value)) {
-        throw new DataFormatError(`${file}:${record.line}: must be a JSON object`);
+        throw new DataFormatError(`${record.where}: must be a JSON object`);
       }
       lines.push({ line: record.line, value: record.value as JsonObject });
     }
+    return lines;
+  });
+}
+
+async function formatErrors<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
   } catch (error) {
     if (error instanceof ArtifactError) throw new DataFormatError(error.message);
     throw error;
   }
-  return lines;
 }
 
-function requireString(file: string, line: number, value: JsonObject, key: string): string {
-  const field = value[key];
-  if (typeof field !== 'string' || field === '') throw new DataFormatError(`${file}:${line}: "${key}" must be a non-empty string`);
-  return field;
+/** The record's other fields as JSON can write them (a Parquet int64 column reads as a bigint). */
+function jsonSafe(value: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const [key, field] of Object.entries(value)) {
+    if (typeof field === 'bigint') out[key] = Number.isSafeInteger(Number(field)) ? Number(field) : String(field);
+    else if (field !== undefined) out[key] = field;
+  }
+  return out;
 }
 
 export interface PromptRecord {
   line: number;
   prompt: string;
+  /** The record as the generator reads it: its fields, with "prompt" as text. */
   value: JsonObject;
 }
 
-/** A prompts JSONL (`{"prompt": "..."}` per line, optionally "id"); at least one prompt. */
+/**
+ * A prompt set in either of TRL's prompt-only forms (`{"prompt": text}` or `{"prompt": [messages]}`, optionally
+ * "id"), JSONL or Parquet; at least one prompt. The generator and the judge take a prompt as one user turn, so a
+ * conversational prompt must be one user message (its text is the prompt).
+ */
 export async function readPrompts(file: string): Promise<PromptRecord[]> {
-  const records = (await readObjects(file)).map(({ line, value }) => ({ line, value, prompt: requireString(file, line, value, 'prompt') }));
+  const records = await formatErrors(async () => {
+    const out: PromptRecord[] = [];
+    for await (const { line, where, value } of readDataRecords(file)) {
+      const normalised = normalisePrompt(value, where).prompt;
+      const prompt = singleTurnText(normalised);
+      if (prompt === undefined) throw new DataFormatError(`${where}: ${multiTurnPromptReason(normalised)}`);
+      out.push({ line, prompt, value: { ...jsonSafe(value as JsonObject), prompt } });
+    }
+    return out;
+  });
   if (records.length === 0) throw new DataFormatError(`${file}: has no prompts`);
   return records;
 }
 
 export interface PairRecord {
   line: number;
-  prompt: string;
+  prompt: DataPrompt;
   chosen: string;
   rejected: string;
+  /** The pair in TRL's explicit-prompt form (the record's other fields kept), as label noise and replay write it. */
   value: JsonObject;
 }
 
 /**
- * A preference-pairs JSONL (`{"prompt", "chosen", "rejected"}` per line, as TRL); at least one pair, none with
- * identical responses (it carries no preference, and the trainer refuses it).
+ * Preference pairs in any of TRL's preference forms (explicit or implicit prompt, standard or conversational; JSONL
+ * or Parquet: @alignment/artifacts data-forms.ts); at least one pair, none with identical responses (it carries no
+ * preference, and the trainer refuses it).
  */
 export async function readPairs(file: string): Promise<PairRecord[]> {
-  const records = (await readObjects(file)).map(({ line, value }) => {
-    const record = {
-      line,
-      value,
-      prompt: requireString(file, line, value, 'prompt'),
-      chosen: requireString(file, line, value, 'chosen'),
-      rejected: requireString(file, line, value, 'rejected'),
-    };
-    if (record.chosen === record.rejected) throw new DataFormatError(`${file}:${line}: "chosen" and "rejected" are identical (the pair carries no preference)`);
-    return record;
+  const records = await formatErrors(async () => {
+    const out: PairRecord[] = [];
+    for await (const { line, where, value } of readDataRecords(file)) {
+      const pair = normalisePair(value, where);
+      out.push({ line, prompt: pair.prompt, chosen: pair.chosen, rejected: pair.rejected, value: { ...jsonSafe(value as JsonObject), ...explicitPairRecord(pair) } });
+    }
+    return out;
   });
   if (records.length === 0) throw new DataFormatError(`${file}: has no pairs`);
   return records;

@@ -1,4 +1,5 @@
 import { Configuration, JudgeMethod, RunSpec } from '@alignment/contracts';
+import { promptKey } from '@alignment/artifacts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { configurationPlan, CONFIGURATIONS, effectiveRounds, type ConfigurationPlan } from './configurations';
 import { DataFormatError, readPairs } from './data';
@@ -94,7 +95,7 @@ export async function validateSpec(input: RunSpec): Promise<ValidatedSpec> {
   spec.seedPairs = seed.pinned;
   let seedPrompts: Set<string>;
   try {
-    seedPrompts = new Set((await readPairs(seed.file)).map((p) => p.prompt));
+    seedPrompts = new Set((await readPairs(seed.file)).map((p) => promptKey(p.prompt)));
   } catch (error) {
     if (error instanceof DataFormatError) fail('seed_pairs.uri', error.message);
     throw error;

@@ -1,8 +1,11 @@
-import { ArtifactError, confinePath, readJsonl, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { ArtifactError, confinePath, multiTurnPromptReason, normalisePrompt, readDataRecords, singleTurnText, toLocalPath, verifyArtifact } from '@alignment/artifacts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { inShard, requireTextWithinLimit, type ShardSpec } from '@alignment/service-kit';
 
-/** Where a request's prompts are: inline, or a prompts JSONL artifact (`{"prompt": "..."}`, optionally `"id"`). */
+/**
+ * Where a request's prompts are: inline, or a prompt set artifact in either of TRL's prompt-only forms, JSONL or
+ * Parquet (`{"prompt": "..."}` or `{"prompt": [{"role": "user", "content": "..."}]}`, optionally `"id"`).
+ */
 export type PromptSource = { kind: 'inline'; prompts: string[] } | { kind: 'artifact'; uri: string; sha256: string };
 
 export interface PromptRecord {
@@ -52,20 +55,20 @@ export async function loadPromptSet(source: PromptSource | undefined, shard: Sha
     throw error;
   }
   const prompts: PromptRecord[] = [];
-  const lines: number[] = [];
+  const wheres: string[] = [];
   let total = 0;
   try {
-    for await (const { line, value } of readJsonl(path)) {
-      const record = value as { prompt?: unknown; id?: unknown } | null;
-      if (typeof record?.prompt !== 'string' || record.prompt.trim() === '') {
-        throw new InvalidArgumentError('prompt_set', `${path}:${line}: "prompt" must be a non-empty string`);
-      }
-      requireTextWithinLimit('prompt_set', record.prompt, `${path}:${line}: "prompt"`);
-      const id = typeof record.id === 'string' || typeof record.id === 'number' ? record.id : undefined;
+    for await (const { where, value } of readDataRecords(path)) {
+      const normalised = normalisePrompt(value, where).prompt;
+      const prompt = singleTurnText(normalised);
+      if (prompt === undefined) throw new InvalidArgumentError('prompt_set', `${where}: ${multiTurnPromptReason(normalised)}`);
+      requireTextWithinLimit('prompt_set', prompt, `${where}: "prompt"`);
+      const record = value as { id?: unknown };
+      const id = typeof record.id === 'string' || typeof record.id === 'number' ? record.id : typeof record.id === 'bigint' ? Number(record.id) : undefined;
       if (inShard(total, shard)) {
-        prompts.push({ index: total, prompt: record.prompt, ...(id !== undefined ? { id } : {}) });
+        prompts.push({ index: total, prompt, ...(id !== undefined ? { id } : {}) });
       }
-      lines[total] = line;
+      wheres[total] = where;
       total += 1;
     }
   } catch (error) {
@@ -73,5 +76,6 @@ export async function loadPromptSet(source: PromptSource | undefined, shard: Sha
     throw error;
   }
   if (total === 0) throw new InvalidArgumentError('prompt_set', `${path} holds no prompts`);
-  return { total, prompts, fieldOf: (index) => `prompt_set (${path}:${lines[index]})` };
+  return { total, prompts, fieldOf: (index) => `prompt_set (${wheres[index]})` };
 }
+

@@ -87,7 +87,7 @@ spec:
     // micro-run.json's paths are relative to the repo root (grpcurl sends them to the services, whose cwd it is).
     const json = runFromDocument(JSON.parse(fs.readFileSync(path.join(ROOT, 'examples/micro-run.json'), 'utf8')), ROOT, {});
     expect(yaml).toEqual(json);
-    expect(yaml.spec.seedPairs?.uri).toBe(path.join(ROOT, '.data/micro/seed_pairs.jsonl'));
+    expect(yaml.spec.seedPairs?.uri).toBe(path.join(ROOT, '.data/micro/seed_pairs.conversational.jsonl'));
     // DATA_DIR moves every input.
     const moved = loadRunFile(path.join(ROOT, 'examples/micro-run.yaml'), { DATA_DIR: '/srv/data' });
     expect(moved.spec.baseModel?.onnx?.uri).toBe('/srv/data/micro/model/onnx');

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { promptKey } from '@alignment/artifacts';
 import { RoundPromptOverlap, Stage, type ArtifactRef, type ModelRef, type RunSpec } from '@alignment/contracts';
 import { readPairs, readPrompts, writeJsonl, type PromptRecord } from '../data';
 import { readPinned } from '../evaluate';
@@ -29,7 +30,7 @@ export const generateStage: StageDefinition<GenerateInputs> = {
     let records = rounds[round - 1];
     let promptsRef: ArtifactRef | undefined = spec.prompts?.$case === 'roundPrompts' ? inputs.prompts.value! : undefined;
     if (overlapPolicy(spec) === RoundPromptOverlap.ROUND_PROMPT_OVERLAP_DEDUPLICATE) {
-      const seedPrompts = new Set((await readPairs(await readPinned(spec.seedPairs!, 'the seed pairs'))).map((p) => p.prompt));
+      const seedPrompts = new Set((await readPairs(await readPinned(spec.seedPairs!, 'the seed pairs'))).map((p) => promptKey(p.prompt)));
       const { kept, dropped } = deduplicateRounds(seedPrompts, rounds.map((r) => r.map((p) => p.prompt)))[round - 1];
       result.metrics['generate/dropped_repeated_prompts'] = dropped;
       if (dropped > 0) {

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { writeFileAtomic } from '@alignment/artifacts';
 import { Stage, type ArtifactRef } from '@alignment/contracts';
-import { readObjects, writeJsonl } from '../data';
+import { readObjects, readPairs, writeJsonl } from '../data';
 import { readPinned } from '../evaluate';
 import { StageFailedError } from '../executors';
 import { preferenceJobSpec } from '../job-spec';
@@ -50,7 +50,7 @@ export const learnStage: StageDefinition<LearnInputs> = {
         // Label noise is part of round 0's LEARN: deterministic from the run seed, so a re-executed stage flips the
         // same pairs and produces the same file.
         const noiseSeed = deriveSeed(spec.seed, 0, 'label-noise');
-        const original = (await readObjects(seedFile)).map((l) => l.value);
+        const original = (await readPairs(seedFile)).map((p) => p.value);
         const noisy = flipLabels(original, spec.labelNoiseRate, noiseSeed);
         const info = await writeJsonl(path.join(dir, 'seed_pairs.noisy.jsonl'), noisy.pairs);
         const record = await writeFileAtomic(
@@ -98,7 +98,7 @@ async function mixSeedReplay(
   args: { pairs: ArtifactRef; seedPairs: ArtifactRef; fraction: number; round: number; dir: string; runSeed: number },
 ): Promise<ArtifactRef> {
   const selfLabelled = (await readObjects(await readPinned(args.pairs, `round ${args.round}'s pairs`))).map((l) => l.value);
-  const seeds = (await readObjects(await readPinned(args.seedPairs, 'the seed pairs'))).map((l) => l.value);
+  const seeds = (await readPairs(await readPinned(args.seedPairs, 'the seed pairs'))).map((p) => p.value);
   const replayed = drawReplay(seeds, replayCount(args.fraction, selfLabelled.length, seeds.length), deriveSeed(args.runSeed, args.round, 'seed-replay'));
   const info = await writeJsonl(path.join(args.dir, 'training_pairs.jsonl'), [...selfLabelled, ...replayed]);
   const mixed = { uri: info.uri, sha256: info.sha256, sizeBytes: info.sizeBytes };

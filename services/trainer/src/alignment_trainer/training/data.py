@@ -1,16 +1,18 @@
 """Training data for the trainer: JSONL loading with validation, and length-grouped, seeded batching.
 
-Two record shapes (trainer.proto: SftJob, PreferenceJob; docs/algorithm.md §1-§2):
+Two kinds of record (trainer.proto: SftJob, PreferenceJob; docs/algorithm.md §1-§2), each in every one of TRL's
+dataset forms, JSONL or Parquet (data_forms.py; examples/data/README.md):
 
-    SFT    {"prompt": str, "response": str}
-    pairs  {"prompt": str, "chosen": str, "rejected": str}        (TRL's "standard, explicit prompt" format)
+    SFT    {"prompt", "response"}, {"prompt", "completion"}, {"messages"} or {"text"}
+    pairs  {"prompt", "chosen", "rejected"} or {"chosen", "rejected"} (implicit prompt), strings or message lists
            + optional "chosen_finished" / "rejected_finished": bool  (false: cut at max_new_tokens, trained without
                                                                        EOS; absent or null: finished)
 
 Extra keys are kept out of the way (the judge writes scores and margins beside each pair), so a labelled-pairs
 artifact can be trained on as it is; the one read is the SPA judge's margin (a "margin" beside "method":
 "spa_implicit", formats.proto LabelledPair), which the per-round adversary starts from (docs/algorithm.md §7).
-Every problem is reported as ``path:line: field: reason`` so a user can open the file at the offending line.
+Every problem is reported as ``path:line: field: reason`` (``path:row N: ...`` in a Parquet file) so a user can
+open the file at the offending record.
 
 Batching groups examples of similar length so a micro-batch pads little: the order is a seeded shuffle, cut into
 mega-batches that are sorted by length, cut into batches, and the batches shuffled again (the scheme of
@@ -27,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from alignment_trainer.training import data_forms
+from alignment_trainer.training.data_forms import FormError
+
 # Batches per mega-batch. Bigger groups pad less but make the batch order less random; 50 is the value
 # transformers' LengthGroupedSampler uses.
 MEGABATCH_MULTIPLIER = 50
@@ -35,18 +40,20 @@ MEGABATCH_MULTIPLIER = 50
 class DatasetError(ValueError):
     """Raised when a JSONL file is missing, empty, or has a line that is not a valid record.
 
-    The message starts with ``path:line`` (line 0 for whole-file problems) and names the offending field.
+    The message starts with ``path:line`` (line 0 for whole-file problems; ``path:row N`` for a Parquet row) and
+    names the offending field.
     """
 
-    def __init__(self, path: str | Path, line: int, message: str) -> None:
+    def __init__(self, path: str | Path, line: int, message: str, *, row: bool = False) -> None:
         self.path = str(path)
         self.line = line
-        super().__init__(f"{self.path}:{line}: {message}")
+        super().__init__(f"{self.path}:{'row ' if row else ''}{line}: {message}")
 
 
 @dataclass(frozen=True)
 class SftExample:
-    prompt: str
+    # Text or chat messages (logprobs.Prompt); None for language-modelling text ({"text"}): no prompt, no template.
+    prompt: str | list | None
     response: str
 
 
@@ -56,7 +63,8 @@ SPA_IMPLICIT_METHOD = "spa_implicit"
 
 @dataclass(frozen=True)
 class PreferencePair:
-    prompt: str
+    # Text (one user turn) or chat messages (logprobs.Prompt).
+    prompt: str | list
     chosen: str
     rejected: str
     # The SPA judge's margin s(chosen) − s(rejected) (π_{t−1} or π_0 against π_init; no β) when the SPA judge
@@ -67,81 +75,102 @@ class PreferencePair:
     rejected_finished: bool = True
 
 
-def _records(path: str | Path, fields: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    """Parses JSONL into (line number, object) and checks that every line is an object whose ``fields`` are
-    strings (response-like fields non-empty). Blank lines are skipped; line numbers are the file's own."""
+def _records(path: str | Path) -> list[tuple[int, bool, object]]:
+    """(line or row number, whether it is a Parquet row, parsed value) of every record: JSONL lines (blank ones
+    skipped, line numbers the file's own), or the rows of a ``.parquet`` file."""
     p = Path(path)
     if not p.is_file():
         raise DatasetError(p, 0, "no such file")
-    records: list[tuple[int, dict[str, str]]] = []
-    with p.open("r", encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DatasetError(p, lineno, f"not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(obj, dict):
-                raise DatasetError(p, lineno, f"expected a JSON object, got {type(obj).__name__}")
-            for field in fields:
-                if field not in obj:
-                    raise DatasetError(p, lineno, f"{field}: missing")
-                value = obj[field]
-                if not isinstance(value, str):
-                    raise DatasetError(p, lineno, f"{field}: must be a string, got {type(value).__name__}")
-                # An empty prompt is legal (unconditional text); an empty response trains on nothing but EOS
-                # and an empty side of a pair makes the pair meaningless, so those are refused.
-                if field != "prompt" and not value.strip():
-                    raise DatasetError(p, lineno, f"{field}: must not be empty")
-            records.append((lineno, obj))
+    records: list[tuple[int, bool, object]] = []
+    if data_forms.is_parquet(p):
+        try:
+            records = [(i, True, row) for i, row in enumerate(data_forms.parquet_rows(p), start=1)]
+        except FormError as err:
+            raise DatasetError(p, 0, str(err)) from None
+    else:
+        with p.open("r", encoding="utf-8") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    records.append((lineno, False, json.loads(raw)))
+                except json.JSONDecodeError as err:
+                    raise DatasetError(p, lineno, f"not valid JSON ({err.msg} at column {err.colno})") from None
     if not records:
         raise DatasetError(p, 0, "no records (the file is empty)")
     return records
 
 
 def load_sft(path: str | Path) -> list[SftExample]:
-    """Loads ``{"prompt", "response"}`` JSONL; raises DatasetError naming file:line and field."""
-    return [SftExample(r["prompt"], r["response"]) for _, r in _records(path, ("prompt", "response"))]
+    """Loads SFT data in any accepted form (module docstring); raises DatasetError naming file:line and field."""
+    examples = []
+    for lineno, row, r in _records(path):
+        try:
+            prompt, response = data_forms.sft_fields(r)
+        except FormError as err:
+            raise DatasetError(path, lineno, str(err), row=row) from None
+        examples.append(SftExample(prompt, response))
+    return examples
 
 
 def load_pairs(path: str | Path) -> list[PreferencePair]:
-    """Loads ``{"prompt", "chosen", "rejected"}`` JSONL; raises DatasetError naming file:line and field.
+    """Loads preference pairs in any of TRL's preference forms; raises DatasetError naming file:line and field.
 
     A pair whose chosen and rejected responses are identical carries no preference (its DPO gradient is exactly
     zero) and is refused rather than silently trained on: the judge drops such pairs (docs/algorithm.md §2), so one
     here means the file did not come from it.
     """
     pairs = []
-    for lineno, r in _records(path, ("prompt", "chosen", "rejected")):
-        if r["chosen"] == r["rejected"]:
-            raise DatasetError(path, lineno, "rejected: identical to chosen (the pair carries no preference)")
-        chosen_finished = _finished_flag(path, lineno, r, "chosen_finished")
-        rejected_finished = _finished_flag(path, lineno, r, "rejected_finished")
-        pairs.append(PreferencePair(r["prompt"], r["chosen"], r["rejected"], judge_margin=_judge_margin(path, lineno, r),
+    for lineno, row, r in _records(path):
+        try:
+            prompt, chosen, rejected = data_forms.pair_fields(r)
+            if chosen == rejected:
+                raise FormError("rejected", "identical to chosen (the pair carries no preference)")
+            chosen_finished = _finished_flag(r, "chosen_finished")
+            rejected_finished = _finished_flag(r, "rejected_finished")
+            margin = _judge_margin(r)
+        except FormError as err:
+            raise DatasetError(path, lineno, str(err), row=row) from None
+        pairs.append(PreferencePair(prompt, chosen, rejected, judge_margin=margin,
                                     chosen_finished=chosen_finished, rejected_finished=rejected_finished))
     return pairs
 
 
-def _judge_margin(path: str | Path, lineno: int, record: dict) -> float | None:
+def text_example_ids(tokenizer, text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(prompt_ids, response_ids) of {"text"} language-modelling data: raw text, no chat template. The prompt is the
+    tokenizer's BOS when it has one (so the text's first token is learned too), the response the text and EOS."""
+    bos = tokenizer.bos_token_id
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ((bos,) if bos is not None else ()), (*ids, tokenizer.eos_token_id)
+
+
+def require_chat_template(tokenizer, path: str | Path, field: str) -> None:
+    """Prompts (text or messages) are rendered through the model's chat template; a tokenizer without one can only
+    train on {"text"} data. Raises DatasetError naming the file and the field."""
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise DatasetError(path, 0, f"{field}: the model's tokenizer has no chat template, which renders every prompt "
+                                    "(a text prompt is one user turn, a message list a conversation): use a model "
+                                    'with a chat template, or SFT data in the {"text"} form (raw text)')
+
+
+def _judge_margin(record: dict) -> float | None:
     """The SPA judge's margin of a labelled pair: a finite number when "method" is "spa_implicit", else None."""
     if record.get("method") != SPA_IMPLICIT_METHOD:
         return None
     value = record.get("margin")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DatasetError(path, lineno, f"margin: must be a finite number for method {SPA_IMPLICIT_METHOD!r}, "
-                                         f"got {value!r}")
+        raise FormError("margin", f"must be a finite number for method {SPA_IMPLICIT_METHOD!r}, got {value!r}")
     return float(value)
 
 
-def _finished_flag(path: str | Path, lineno: int, record: dict, field: str) -> bool:
+def _finished_flag(record: dict, field: str) -> bool:
     """A pair's optional ``chosen_finished`` / ``rejected_finished`` (formats.proto LabelledPair): absent or null
     means finished (seed pairs and TRL-style pairs have none)."""
     value = record.get(field)
     if value is None:
         return True
     if not isinstance(value, bool):
-        raise DatasetError(path, lineno, f"{field}: must be true or false, got {type(value).__name__}")
+        raise FormError(field, f"must be true or false, got {type(value).__name__}")
     return value
 
 
@@ -185,5 +214,7 @@ __all__ = [
     "length_grouped_batches",
     "load_pairs",
     "load_sft",
+    "require_chat_template",
     "steps_per_epoch",
+    "text_example_ids",
 ]

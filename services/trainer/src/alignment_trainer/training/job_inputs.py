@@ -96,16 +96,22 @@ def tokenize_examples(config: JobConfig, tokenizer) -> tuple[list, list[int], in
     if isinstance(task, SftTask):
         path = task.dataset.path
         for ex in data.load_sft(path):
-            # tokenize_pair renders the prompt exactly as preference batches and the generator do; the
-            # response is passed as both sides of the pair and read back once.
-            t = tokenize_pair(tokenizer, ex.prompt, ex.response, ex.response)
-            if len(t.prompt_ids) >= max_length:
+            if ex.prompt is None:  # {"text"}: raw text
+                prompt_ids, response_ids = data.text_example_ids(tokenizer, ex.response)
+            else:
+                # tokenize_pair renders the prompt exactly as preference batches and the generator do; the
+                # response is passed as both sides of the pair and read back once.
+                data.require_chat_template(tokenizer, path, "prompt")
+                t = tokenize_pair(tokenizer, ex.prompt, ex.response, ex.response)
+                prompt_ids, response_ids = t.prompt_ids, t.chosen_ids
+            if len(prompt_ids) >= max_length:
                 dropped += 1
                 continue
-            examples.append((t.prompt_ids, t.chosen_ids))
-            lengths.append(min(max_length, len(t.prompt_ids) + len(t.chosen_ids)))
+            examples.append((prompt_ids, response_ids))
+            lengths.append(min(max_length, len(prompt_ids) + len(response_ids)))
     else:
         path = task.pairs.path
+        data.require_chat_template(tokenizer, path, "prompt")
         for pair in data.load_pairs(path):
             t = tokenize_pair(tokenizer, pair.prompt, pair.chosen, pair.rejected,
                               chosen_finished=pair.chosen_finished, rejected_finished=pair.rejected_finished)
