@@ -26,7 +26,7 @@ export function causalModelCache(capacity: number): ModelCache<CausalModel, Open
  * directory are LmArgumentError on `${field}.onnx.uri` / `.sha256`, with the server on `${field}.openai.base_url` /
  * `.model`.
  */
-export function acquireCausalModel(cache: ModelCache<CausalModel, OpenAiEndpoint>, ref: CausalModelRef | undefined, field: string): Promise<Lease<CausalModel>> {
+export async function acquireCausalModel(cache: ModelCache<CausalModel, OpenAiEndpoint>, ref: CausalModelRef | undefined, field: string): Promise<Lease<CausalModel>> {
   const endpoint = ref?.openai;
   if (endpoint) validateEndpoint(endpoint, `${field}.openai`);
   const variant = endpoint ? { key: `${endpoint.baseUrl}\0${endpoint.model}`, value: endpoint } : undefined;
