@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { ArtifactStore } from '@alignment/artifacts';
 import { DESCRIPTOR_SET_PATH } from '@alignment/contracts';
+import { readModelDirectory } from '@alignment/lm';
 import { DEFAULT_PORTS, portFromEnv, startServer, tlsFromEnv } from '@alignment/service-kit';
 import { openAiModelsFromEnv, startOpenAiServer } from './openai-http/http-server';
 import { defaultModelCache, generatorBinding } from './service';
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
   if (!/^[0-9]{1,5}$/.test(httpPort) || Number(httpPort) > 65535) throw new Error(`OPENAI_HTTP_PORT must be a port number, got '${httpPort}'`);
   const served = openAiModelsFromEnv(process.env.OPENAI_MODELS);
   if (served.size === 0) throw new Error('OPENAI_HTTP_PORT is set but OPENAI_MODELS names no model (name=/path/to/onnx-export,…)');
+  // A wrong directory fails the start (naming it), not every request.
+  for (const directory of served.values()) readModelDirectory(directory);
   const http = await startOpenAiServer({
     port: Number(httpPort),
     host: process.env.OPENAI_HTTP_HOST || process.env.HOST || undefined,
