@@ -10,5 +10,6 @@ module.exports = {
     '<rootDir>/tools/campaign/jest.config.js',
     '<rootDir>/tools/cli/jest.config.js',
     '<rootDir>/tools/fuzz/jest.config.js',
+    '<rootDir>/tools/chaos/jest.config.js',
   ],
 };

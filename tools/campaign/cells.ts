@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '@alignment/artifacts';
 import type { SeedResult } from '../demo/results';
-import { SECTIONS, type Plan, type RunSettings, type SectionName, type Variant } from './plan';
+import { SECTIONS, type Plan, type RunSettings, type Section, type SectionName, type Variant } from './plan';
 
 export interface Cell {
   /** `<world>-<budget>-<variant>-s<seed>-n<noise>-<hash>`: the hash covers everything the cell's result depends on. */
@@ -75,28 +75,27 @@ export function cellId(c: Omit<Cell, 'id' | 'sections'>): string {
 export function expandCells(plan: Plan, cpuCapability: string): Cell[] {
   const cells = new Map<string, Cell>();
   for (const name of SECTIONS) {
-    const section = plan.sections[name];
-    if (!section) continue;
-    for (const world of section.worlds) {
-      for (const budget of section.budgets) {
-        for (const seed of section.seeds) {
-          for (const noise of section.noise) {
-            for (const variant of section.variants) {
-              const fields = { world, variant, budget, seed, noise, settings: section.settings, cpuCapability };
-              const id = cellId(fields);
-              const existing = cells.get(id);
-              if (existing) {
-                if (!existing.sections.includes(name)) existing.sections.push(name);
-              } else {
-                cells.set(id, { id, sections: [name], ...fields });
-              }
-            }
-          }
-        }
-      }
+    const top = plan.sections[name];
+    if (!top) continue;
+    for (const fields of [top, ...top.also].flatMap((block) => blockFields(block, cpuCapability))) {
+      const id = cellId(fields);
+      const existing = cells.get(id);
+      if (!existing) cells.set(id, { id, sections: [name], ...fields });
+      else if (!existing.sections.includes(name)) existing.sections.push(name);
     }
   }
   return [...cells.values()].sort((a, b) => groupKey(a).localeCompare(groupKey(b)) || a.seed - b.seed);
+}
+
+/** One section block's cells (world × budget × seed × noise × variant), before de-duplication. */
+function blockFields(block: Omit<Section, 'also'>, cpuCapability: string): Omit<Cell, 'id' | 'sections'>[] {
+  return block.worlds.flatMap((world) =>
+    block.budgets.flatMap((budget) =>
+      block.seeds.flatMap((seed) =>
+        block.noise.flatMap((noise) => block.variants.map((variant) => ({ world, variant, budget, seed, noise, settings: block.settings, cpuCapability }))),
+      ),
+    ),
+  );
 }
 
 /** Cells with the same group key share a base model, prompt sets (and so evaluation prompts). */

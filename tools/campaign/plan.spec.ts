@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkFindings, parsePlan, PlanError, type Plan } from './plan';
+import { expandCells } from './cells';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -50,7 +51,30 @@ describe('campaign plans', () => {
       seeds: [1, 2],
       noise: [0],
       settings: { rounds: 2, eval_prompts: 200, scale: 'cpu' },
+      also: [],
     });
+  });
+
+  it("takes `also:` blocks that inherit the section's omitted keys, and expands their cells into the same section", () => {
+    const plan = parsePlan(
+      `sections:\n  noise:\n    worlds: [arithmetic]\n    configs: [dpo-seed, cdpo]\n    budgets: [1500]\n    seeds: [1, 2]\n    noise: [0, 0.2]\n    also:\n      - {worlds: [listing, sentiment], configs: [dpo-seed]}\n      - {worlds: [listing], seeds: [3]}`,
+      'x',
+    );
+    const [first, second] = plan.sections.noise!.also;
+    expect(first).toMatchObject({ worlds: ['listing', 'sentiment'], budgets: [1500], seeds: [1, 2], noise: [0, 0.2], also: [] });
+    expect(first.variants.map((v) => v.name)).toEqual(['dpo-seed']);
+    expect(second.variants.map((v) => v.name)).toEqual(['dpo-seed', 'cdpo']);
+    const cells = expandCells(plan, 'avx2');
+    // arithmetic 2 configs × 2 seeds × 2 rates, + listing/sentiment 1 × 2 × 2 each, + listing seed 3: 2 configs × 2 rates
+    expect(cells).toHaveLength(8 + 8 + 4);
+    expect(cells.every((c) => c.sections.join() === 'noise')).toBe(true);
+    expect(cells.filter((c) => c.world === 'sentiment').map((c) => c.variant.name)).toEqual(Array(4).fill('dpo-seed'));
+    expect(() => parsePlan(`sections:\n  main:\n    worlds: [arithmetic]\n    configs: [dpo-seed]\n    budgets: [300]\n    seeds: [1]\n    also: [{worlds: [chess]}]`, 'x')).toThrow(
+      'sections.main.also[0].worlds[0]: unknown world "chess"',
+    );
+    expect(() => parsePlan(`sections:\n  main:\n    worlds: [arithmetic]\n    configs: [dpo-seed]\n    budgets: [300]\n    seeds: [1]\n    also: [{also: []}]`, 'x')).toThrow(
+      'sections.main.also[0].also: unknown key',
+    );
   });
 
   it('layers settings: defaults, then the plan, then the section', () => {
@@ -91,7 +115,7 @@ sections:
     ['a repeated seed', withMain('seeds', '[1, 1]'), 'sections.main.seeds: 1 is listed twice'],
     ['an empty list', withMain('budgets', '[]'), 'sections.main.budgets: expected a non-empty list'],
     ['a noise rate of one half', `${MINIMAL}    noise: [0, 0.5]\n`, 'sections.main.noise[1]: expected a fraction of flipped seed labels in [0, 0.5), got 0.5'],
-    ['an unknown section key', `${MINIMAL}    budget: [300]\n`, 'sections.main.budget: unknown key (known: worlds, configs, budgets, seeds, noise, settings)'],
+    ['an unknown section key', `${MINIMAL}    budget: [300]\n`, 'sections.main.budget: unknown key (known: worlds, configs, budgets, seeds, noise, settings, also)'],
     ['an unknown section', MINIMAL.replace('  main:', '  mian:'), 'sections.mian: unknown key (known: main, judges, seed_size, ablation, noise)'],
     ['an unknown top-level key', `sweep: 1\n${MINIMAL}`, 'plan.sweep: unknown key'],
     ['no section', 'sections: {}', 'sections: fill at least one of main, judges, seed_size, ablation, noise'],

@@ -36,6 +36,9 @@ export interface Section {
   seeds: number[];
   noise: number[];
   settings: RunSettings;
+  /** `also:` blocks: more cells for the same section (other worlds with fewer configurations, say); a block's
+   * omitted keys take the section's values. */
+  also: Omit<Section, 'also'>[];
 }
 
 export interface Plan {
@@ -153,21 +156,28 @@ function sectionVariant(value: unknown, where: string, named: ReadonlyMap<string
   );
 }
 
-function section(value: unknown, where: string, named: ReadonlyMap<string, Variant>, base: RunSettings): Section {
-  const raw = object(value, where, ['worlds', 'configs', 'budgets', 'seeds', 'noise', 'settings']);
-  const worlds = distinct(
-    list(raw.worlds, `${where}.worlds`).map((w, i) => {
-      if (typeof w !== 'string' || !WORLDS.has(w)) throw new PlanError(`${where}.worlds[${i}]: unknown world ${JSON.stringify(w)} (known: ${[...WORLDS.keys()].join(', ')})`);
-      return w;
-    }),
-    `${where}.worlds`,
-  );
-  const variants = list(raw.configs, `${where}.configs`).map((v, i) => sectionVariant(v, `${where}.configs[${i}]`, named));
+function section(value: unknown, where: string, named: ReadonlyMap<string, Variant>, base: RunSettings, parent?: Section): Section {
+  const raw = object(value, where, parent ? ['worlds', 'configs', 'budgets', 'seeds', 'noise', 'settings'] : ['worlds', 'configs', 'budgets', 'seeds', 'noise', 'settings', 'also']);
+  const worlds =
+    parent && raw.worlds === undefined
+      ? parent.worlds
+      : distinct(
+          list(raw.worlds, `${where}.worlds`).map((w, i) => {
+            if (typeof w !== 'string' || !WORLDS.has(w)) throw new PlanError(`${where}.worlds[${i}]: unknown world ${JSON.stringify(w)} (known: ${[...WORLDS.keys()].join(', ')})`);
+            return w;
+          }),
+          `${where}.worlds`,
+        );
+  const variants = parent && raw.configs === undefined ? parent.variants : list(raw.configs, `${where}.configs`).map((v, i) => sectionVariant(v, `${where}.configs[${i}]`, named));
   distinct(variants.map((v) => v.name), `${where}.configs`);
-  const budgets = distinct(list(raw.budgets, `${where}.budgets`).map((b, i) => integer(b, `${where}.budgets[${i}]`, 100, MAX_BUDGET)), `${where}.budgets`);
-  const seeds = distinct(list(raw.seeds, `${where}.seeds`).map((s, i) => integer(s, `${where}.seeds[${i}]`, 1, 2 ** 31)), `${where}.seeds`);
-  const noise = distinct((raw.noise === undefined ? [0] : list(raw.noise, `${where}.noise`)).map((n, i) => noiseRate(n, `${where}.noise[${i}]`)), `${where}.noise`);
-  return { worlds, variants, budgets, seeds, noise, settings: settings(raw.settings, `${where}.settings`, base) };
+  const budgets =
+    parent && raw.budgets === undefined ? parent.budgets : distinct(list(raw.budgets, `${where}.budgets`).map((b, i) => integer(b, `${where}.budgets[${i}]`, 100, MAX_BUDGET)), `${where}.budgets`);
+  const seeds = parent && raw.seeds === undefined ? parent.seeds : distinct(list(raw.seeds, `${where}.seeds`).map((s, i) => integer(s, `${where}.seeds[${i}]`, 1, 2 ** 31)), `${where}.seeds`);
+  const rates = raw.noise === undefined ? (parent ? parent.noise : [0]) : list(raw.noise, `${where}.noise`);
+  const noise = distinct(rates.map((n, i) => noiseRate(n, `${where}.noise[${i}]`)), `${where}.noise`);
+  const own: Section = { worlds, variants, budgets, seeds, noise, settings: parent && raw.settings === undefined ? parent.settings : settings(raw.settings, `${where}.settings`, base), also: [] };
+  if (raw.also !== undefined) own.also = list(raw.also, `${where}.also`).map((b, i) => section(b, `${where}.also[${i}]`, named, base, own));
+  return own;
 }
 
 /** Parses and validates a plan's YAML text; `fallbackName` (the file's base name) names a plan without `name`. */
@@ -202,7 +212,7 @@ export function parsePlan(text: string, fallbackName: string): Plan {
   }
   if (Object.keys(sections).length === 0) throw new PlanError(`sections: fill at least one of ${SECTIONS.join(', ')}`);
   const recommended = raw.recommended === undefined ? [] : typeof raw.recommended === 'string' ? [raw.recommended] : list(raw.recommended, 'recommended');
-  const known = new Set(Object.values(sections).flatMap((s) => s.variants.map((v) => v.name)));
+  const known = new Set(Object.values(sections).flatMap((s) => [s, ...s.also].flatMap((b) => b.variants.map((v) => v.name))));
   for (const [i, r] of recommended.entries()) {
     if (typeof r !== 'string' || !known.has(r)) {
       throw new PlanError(`recommended${Array.isArray(raw.recommended) ? `[${i}]` : ''}: ${JSON.stringify(r)} is not a configuration of any section (${[...known].join(', ')})`);

@@ -21,6 +21,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { serviceCommands, serviceEnv } from './services';
 
 const ROOT = path.resolve(__dirname, '../..');
 const DATA_DIR = path.resolve(ROOT, process.env.DATA_DIR || '.data');
@@ -59,29 +60,8 @@ function stackTls(name: string): NodeJS.ProcessEnv {
   if (name === 'coordinator') return { ...files, TLS_CLIENT_AUTH: 'optional', TLS_PRINCIPALS: 'cli=cli:admin' };
   return { ...files, TLS_CLIENT_AUTH: 'require', TLS_ALLOWED_CLIENTS: CALLERS[name] };
 }
-
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 const VENV_PYTHON = 'venv=$(bash tools/python/venv.sh) && ';
-
-/** The serve targets' commands (services/<name>/project.json), run directly so signals reach the service. */
-const SERVICES: Record<Name, { command: string[]; env: NodeJS.ProcessEnv }> = {
-  generator: { command: [TSX, 'services/generator/src/main.ts'], env: { DATA_DIR: path.join(DATA_DIR, 'generator') } },
-  judge: { command: [TSX, 'services/judge/src/main.ts'], env: { DATA_DIR: path.join(DATA_DIR, 'judge') } },
-  'dro-solver': { command: [TSX, 'services/dro-solver/src/main.ts'], env: {} },
-  trainer: {
-    command: ['bash', '-c', `${VENV_PYTHON}PYTHONPATH=services/trainer/src exec "$venv/bin/python" -m alignment_trainer.server`],
-    env: { DATA_DIR: path.join(DATA_DIR, 'trainer'), DRO_SOLVER_ADDRESS: addr('dro-solver') },
-  },
-  coordinator: {
-    command: [TSX, 'services/coordinator/src/main.ts'],
-    env: {
-      DATA_DIR,
-      GENERATOR_ADDRESS: addr('generator'),
-      JUDGE_ADDRESS: addr('judge'),
-      TRAINER_ADDRESS: addr('trainer'),
-    },
-  },
-};
+const SERVICES = serviceCommands(ROOT, DATA_DIR, PORTS);
 
 const WIDTH = Math.max(...Object.keys(SERVICES).map((n) => n.length), 'stack'.length);
 const prefix = (name: string) => `[${name.padEnd(WIDTH)}] `;
@@ -110,7 +90,7 @@ function start(name: string, command: string[], env: NodeJS.ProcessEnv): ChildPr
   const child = spawn(command[0], command.slice(1), {
     cwd: ROOT,
     // HOST: the local stack listens on loopback only (in a pod the services bind every interface).
-    env: { ...process.env, HOST: '127.0.0.1', ...stackTls(name), ...env, ...(name in PORTS ? { PORT: String(PORTS[name as Name]) } : {}) },
+    env: name in PORTS ? serviceEnv({ ...process.env, ...stackTls(name) }, { command, env }, PORTS[name as Name]) : { ...process.env, HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group: stop() signals the whole group (tsx's node, the venv's python, ...)
   });

@@ -100,6 +100,38 @@ describe('atomic writes', () => {
     expect(fs.readFileSync(dest, 'utf8')).toBe('new');
     expect(info.sha256).toBe(sha('new'));
   });
+
+  it("with existing 'keep', never replaces a file: other bytes there are an 'exists' error, the same bytes a retry done", async () => {
+    const dest = path.join(dir, 'out.jsonl');
+    // Nothing there: written as usual, no temporary file left.
+    expect((await writeFileAtomic(dest, 'first\n', { existing: 'keep' })).sha256).toBe(sha('first\n'));
+    // The same bytes again (a retried call whose first try wrote them): succeeds, the file as it was.
+    const again = await writeFileAtomic(dest, 'first\n', { existing: 'keep' });
+    expect([again.sha256, again.path, fs.readFileSync(dest, 'utf8')]).toEqual([sha('first\n'), dest, 'first\n']);
+    // Other bytes: refused at commit, naming the file and both hashes; the file untouched.
+    const writer = await JsonlWriter.open(dest, { existing: 'keep' });
+    await writer.append({ other: true });
+    const refused = await writer.commit().catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ArtifactError);
+    expect((refused as ArtifactError).kind).toBe('exists');
+    expect((refused as ArtifactError).message).toBe(
+      `${dest} already exists with other content (sha256 ${sha('first\n')}, this write's ${sha('{"other":true}\n')}); it is not replaced`,
+    );
+    expect(fs.readFileSync(dest, 'utf8')).toBe('first\n');
+    expect(fs.readdirSync(dir)).toEqual(['out.jsonl']);
+  });
+
+  it("with existing 'keep', one of two writers racing to the same destination wins and the other is refused", async () => {
+    const dest = path.join(dir, 'race.txt');
+    const [a, b] = await Promise.all([AtomicFileWriter.open(dest, { existing: 'keep' }), AtomicFileWriter.open(dest, { existing: 'keep' })]);
+    await a.write('from a');
+    await b.write('from b');
+    const results = await Promise.allSettled([a.commit(), b.commit()]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const winner = results[0].status === 'fulfilled' ? 'from a' : 'from b';
+    expect(fs.readFileSync(dest, 'utf8')).toBe(winner);
+    expect(fs.readdirSync(dir)).toEqual(['race.txt']);
+  });
 });
 
 describe('JSONL', () => {

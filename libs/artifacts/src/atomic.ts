@@ -2,6 +2,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArtifactError } from './errors';
+import { sha256File } from './hash';
 import { fileUri } from './uri';
 
 /** What an alignment.v1.ArtifactRef says about a written file. */
@@ -76,6 +77,18 @@ async function statUnlessMissing(p: string): Promise<fs.Stats | undefined> {
   }
 }
 
+export interface AtomicWriteOptions {
+  /**
+   * What `commit` does when a file is at the destination by then. 'replace' (the default): renames over it, for a
+   * writer that owns the destination (the coordinator's own stage outputs). 'keep': never replaces it (issue 12: a
+   * service does not overwrite an artifact that is not its own staging file): the commit links the finished file into
+   * place only where nothing is, succeeds without writing when the file there has exactly these bytes (an
+   * idempotent retry of the same work: a coordinator's call retried after the first one wrote its output), and fails
+   * otherwise with an 'exists' ArtifactError, the destination untouched.
+   */
+  existing?: 'replace' | 'keep';
+}
+
 /** Failures to create a client-named file that say the path is unusable, not that this process is unwell. */
 const UNWRITABLE_PATH_CODES = new Set(['ENOENT', 'ENOTDIR', 'EEXIST', 'EISDIR', 'ELOOP', 'ENAMETOOLONG', 'EACCES', 'EPERM', 'EROFS']);
 
@@ -96,6 +109,7 @@ export class AtomicFileWriter {
     readonly destination: string,
     private readonly tempPath: string,
     private readonly handle: fs.promises.FileHandle,
+    private readonly existing: 'replace' | 'keep',
   ) {}
 
   /**
@@ -103,12 +117,12 @@ export class AtomicFileWriter {
    * cannot be written (checkDestination, or a failure that names the path: ENOTDIR, EACCES, ...) is an `invalid-uri`
    * ArtifactError.
    */
-  static async open(destination: string): Promise<AtomicFileWriter> {
+  static async open(destination: string, options: AtomicWriteOptions = {}): Promise<AtomicFileWriter> {
     const dest = await checkDestination(destination);
     try {
       await fs.promises.mkdir(path.dirname(dest), { recursive: true });
       const temp = path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-      return new AtomicFileWriter(dest, temp, await fs.promises.open(temp, 'wx'));
+      return new AtomicFileWriter(dest, temp, await fs.promises.open(temp, 'wx'), options.existing ?? 'replace');
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code && UNWRITABLE_PATH_CODES.has(code)) throw new ArtifactError('invalid-uri', `cannot write ${dest}: ${code}`);
@@ -146,9 +160,30 @@ export class AtomicFileWriter {
     }
     this.closed = true;
     await this.handle.close();
-    await fs.promises.rename(this.tempPath, this.destination);
+    const sha256 = this.hash.digest('hex');
+    if (this.existing === 'keep') await this.linkUnlessPresent(sha256);
+    else await fs.promises.rename(this.tempPath, this.destination);
     await fsyncDirectory(path.dirname(this.destination));
-    return { uri: fileUri(this.destination), path: this.destination, sha256: this.hash.digest('hex'), sizeBytes: this.size };
+    return { uri: fileUri(this.destination), path: this.destination, sha256, sizeBytes: this.size };
+  }
+
+  /** existing 'keep': link(2) fails rather than replace what is there; the same bytes there are this write done already. */
+  private async linkUnlessPresent(sha256: string): Promise<void> {
+    try {
+      await fs.promises.link(this.tempPath, this.destination);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        await fs.promises.rm(this.tempPath, { force: true });
+        throw error;
+      }
+      const there = await sha256File(this.destination).catch(() => undefined);
+      await fs.promises.rm(this.tempPath, { force: true });
+      if (there !== sha256) {
+        throw new ArtifactError('exists', `${this.destination} already exists${there ? ` with other content (sha256 ${there}, this write's ${sha256})` : ' and is not a readable file'}; it is not replaced`);
+      }
+      return;
+    }
+    await fs.promises.rm(this.tempPath, { force: true });
   }
 
   /** Discards what was written; the destination is untouched. Safe to call more than once. */
@@ -161,8 +196,8 @@ export class AtomicFileWriter {
 }
 
 /** Writes a whole file atomically (see AtomicFileWriter). */
-export async function writeFileAtomic(destination: string, data: string | Uint8Array): Promise<ArtifactInfo> {
-  const writer = await AtomicFileWriter.open(destination);
+export async function writeFileAtomic(destination: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<ArtifactInfo> {
+  const writer = await AtomicFileWriter.open(destination, options);
   try {
     await writer.write(data);
   } catch (error) {

@@ -10,7 +10,9 @@ export type ArtifactErrorKind =
   /** The URI is malformed or names a store this process cannot read (e.g. s3:// without a bucket client). */
   | 'invalid-uri'
   /** The file exists but is not in the expected format (e.g. a JSONL line that is not JSON). */
-  | 'format';
+  | 'format'
+  /** A write that keeps what is there found other content at its destination (AtomicWriteOptions.existing). */
+  | 'exists';
 
 /** Thrown by every function of this library when an artifact cannot be read, verified or written. */
 export class ArtifactError extends Error {

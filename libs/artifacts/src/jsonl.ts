@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { AtomicFileWriter, type ArtifactInfo } from './atomic';
+import { AtomicFileWriter, type ArtifactInfo, type AtomicWriteOptions } from './atomic';
 import { ArtifactError } from './errors';
 import { unreadable } from './hash';
 
@@ -96,8 +96,8 @@ function parseLine(bytes: Buffer, filePath: string, lineNumber: number): JsonlRe
 export class JsonlWriter {
   private constructor(private readonly writer: AtomicFileWriter) {}
 
-  static async open(destination: string): Promise<JsonlWriter> {
-    return new JsonlWriter(await AtomicFileWriter.open(destination));
+  static async open(destination: string, options: AtomicWriteOptions = {}): Promise<JsonlWriter> {
+    return new JsonlWriter(await AtomicFileWriter.open(destination, options));
   }
 
   get destination(): string {

@@ -1,7 +1,7 @@
 /**
  * The errors domain code throws when a request cannot be served: plain Error subclasses that know nothing of gRPC.
  * Only the transport maps them to status codes (service-kit's toServiceError: INVALID_ARGUMENT, PERMISSION_DENIED,
- * NOT_FOUND, FAILED_PRECONDITION, CANCELLED; see docs/architecture.md). A domain with a more specific error subclasses one of
+ * NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, CANCELLED; see docs/architecture.md). A domain with a more specific error subclasses one of
  * these (the LM runtime's LmArgumentError, the DRO solver's InvalidProblemError), so the mapping reaches it unchanged.
  */
 
@@ -31,6 +31,20 @@ export class PermissionDeniedError extends Error {
   ) {
     super(`permission denied for ${field}: ${reason}`);
     this.name = 'PermissionDeniedError';
+  }
+}
+
+/**
+ * What the request would create is there already and is not the same (issue 12: a service never overwrites an
+ * artifact it did not just write itself). `field` names the request field that named it. Mapped to ALREADY_EXISTS.
+ */
+export class AlreadyExistsError extends Error {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+    this.name = 'AlreadyExistsError';
   }
 }
 

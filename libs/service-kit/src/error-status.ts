@@ -1,5 +1,5 @@
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
-import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '@alignment/errors';
+import { AlreadyExistsError, CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '@alignment/errors';
 
 // The transport boundary: domain code throws the transport-free errors of @alignment/errors, and this is the one
 // place they become gRPC status codes (docs/architecture.md).
@@ -33,6 +33,10 @@ function statusOf(err: unknown): Partial<ServiceError> {
   if (err instanceof PermissionDeniedError) {
     metadata.set('invalid-field', err.field);
     return { code: status.PERMISSION_DENIED, details: err.message, metadata };
+  }
+  if (err instanceof AlreadyExistsError) {
+    metadata.set('invalid-field', err.field);
+    return { code: status.ALREADY_EXISTS, details: err.message, metadata };
   }
   if (err instanceof NotFoundError) return { code: status.NOT_FOUND, details: err.message };
   if (err instanceof FailedPreconditionError) return { code: status.FAILED_PRECONDITION, details: err.message };

@@ -39,10 +39,15 @@ interface Coordinator {
   client: CoordinatorClient;
 }
 
+// The coordinator runs under `node --import tsx`, not the tsx CLI: the CLI relays a signal to its child and, when the
+// child does not acknowledge it within 30 ms (a loaded machine), exits 143 and SIGKILLs it, which fails the graceful
+// shutdown checks below for a reason that is not the coordinator's.
+const TSX_MAIN = ['--import', 'tsx', 'services/coordinator/src/main.ts'];
+
 async function startCoordinator(port: number, dataDir: string, tracesFile: string): Promise<Coordinator> {
   const child = spawnProcess(
-    path.join(root, 'node_modules/.bin/tsx'),
-    ['services/coordinator/src/main.ts'],
+    process.execPath,
+    TSX_MAIN,
     {
       PORT: String(port),
       DATA_DIR: dataDir,
@@ -184,8 +189,8 @@ it('refuses to start a second coordinator on a data directory another one serves
   const dataDir = path.join(ws.root, 'shared-data');
   const first = await startCoordinator(await freePort(), dataDir, path.join(ws.root, 'spans-first.jsonl'));
   const second = spawnProcess(
-    path.join(root, 'node_modules/.bin/tsx'),
-    ['services/coordinator/src/main.ts'],
+    process.execPath,
+    TSX_MAIN,
     { PORT: String(await freePort()), DATA_DIR: dataDir, GENERATOR_ADDRESS: generator.address, JUDGE_ADDRESS: judge.address, TRAINER_ADDRESS: trainer.address },
     root,
   );

@@ -49,8 +49,13 @@ async function main(): Promise<void> {
   );
 
   // Stop executing first (runs stay RUNNING and resume at the next start; trainer jobs keep running), which also
-  // ends the WatchRun streams, then drain the server.
+  // ends the WatchRun streams, then drain the server. A second signal during that (a process-group kill also reaches
+  // us through the tsx or npm wrapper that relays it) is ignored, not left to the default action that would end the
+  // process mid-shutdown with 128 + the signal's number.
+  let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
     logger.info({ signal }, 'signal received');
     engine
       .stop()
@@ -63,8 +68,8 @@ async function main(): Promise<void> {
       })
       .finally(() => process.exit(0));
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }
 
 main().catch((error) => {

@@ -152,6 +152,26 @@ describe('alignment.v1.Generator over gRPC', () => {
     expect(fs.readdirSync(taken)).toEqual([]);
   });
 
+  // Issue 12: output_uri replaced whatever file was there. It never does now; a retried call (the same request, so
+  // the same bytes: the coordinator retries a shard whose first call wrote its output) still succeeds.
+  it('never replaces a file at output_uri: the same bytes are a retry done, other bytes ALREADY_EXISTS naming it', async () => {
+    const out = path.join(dir, 'kept', 'responses.jsonl');
+    const job = request({ prompts: { $case: 'inlinePrompts', value: { prompts: ['Hi', 'Two plus two?'] } }, params: { n: 2, maxNewTokens: 6, seed: 5, topK: 0, stop: [], greedy: false }, outputUri: out });
+    const resultOf = (messages: GenerateResponse[]) => (messages.at(-1)?.event?.$case === 'result' ? messages.at(-1)!.event!.value : undefined) as { responses?: { sha256: string } } | undefined;
+    const first = resultOf(await readAll(client.generate(job)));
+    const written = fs.readFileSync(out);
+    const retried = resultOf(await readAll(client.generate(job)));
+    expect(retried?.responses?.sha256).toBe(first?.responses?.sha256);
+    expect(fs.readFileSync(out)).toEqual(written);
+
+    fs.writeFileSync(out, '{"someone":"else"}\n');
+    const error = (await readAll(client.generate(job)).catch((e) => e)) as grpc.ServiceError;
+    expect([error.code, error.metadata?.get('invalid-field')]).toEqual([grpc.status.ALREADY_EXISTS, ['output_uri']]);
+    expect(error.details).toMatch(new RegExp(`^output_uri: ${out.replace(/[.]/g, '\\.')} already exists with other content \\(sha256 [0-9a-f]{64}, this write's ${first!.responses!.sha256}\\); it is not replaced$`));
+    expect(fs.readFileSync(out, 'utf8')).toBe('{"someone":"else"}\n');
+    expect(fs.readdirSync(path.dirname(out))).toEqual(['responses.jsonl']);
+  });
+
   it.each([
     ['the client cancels', (stream: grpc.ClientReadableStream<GenerateResponse>) => firstMessage(stream).then(() => stream.cancel()), grpc.status.CANCELLED, undefined],
     ['the deadline passes', () => Promise.resolve(), grpc.status.DEADLINE_EXCEEDED, 1_500],

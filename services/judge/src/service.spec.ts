@@ -149,6 +149,32 @@ describe('alignment.v1.Judge over gRPC', () => {
     expect(fs.readdirSync(taken)).toEqual([]);
   });
 
+  // Issue 12: output_uri replaced whatever file was there. It never does now; a retried call (the same request, so
+  // the same pairs) still succeeds.
+  it('JudgePairs never replaces a file at output_uri: the same bytes are a retry done, other bytes ALREADY_EXISTS', async () => {
+    const responses = path.join(dir, 'to-pair.jsonl');
+    fs.writeFileSync(responses, ['2', '4'].map((r, i) => JSON.stringify({ prompt_index: i, prompt: `${i} + 2?`, responses: [r, '7'] })).join('\n') + '\n');
+    const out = path.join(dir, 'kept', 'pairs.jsonl');
+    const request = JudgePairsRequest.fromPartial({ method: JudgeMethod.JUDGE_METHOD_RULE, rule: { rule: 'toyworld/arithmetic', tieTolerance: 0 }, responses: { uri: responses }, outputUri: out });
+    const sha256Of = (messages: Awaited<ReturnType<typeof readAll>>) => {
+      const last = (messages.at(-1) as { event?: { $case: string; value: { pairs?: { sha256: string } } } }).event;
+      return last?.$case === 'result' ? last.value.pairs?.sha256 : undefined;
+    };
+    const first = sha256Of(await readAll(client.judgePairs(request)));
+    expect(first).toMatch(/^[0-9a-f]{64}$/);
+    const written = fs.readFileSync(out);
+    expect(sha256Of(await readAll(client.judgePairs(request)))).toBe(first);
+    expect(fs.readFileSync(out)).toEqual(written);
+
+    fs.writeFileSync(out, 'not ours\n');
+    const error = (await readAll(client.judgePairs(request)).catch((e) => e)) as grpc.ServiceError;
+    expect([error.code, error.metadata?.get('invalid-field')]).toEqual([grpc.status.ALREADY_EXISTS, ['output_uri']]);
+    expect(error.details).toContain(`output_uri: ${out} already exists with other content`);
+    expect(error.details).toContain(`this write's ${first}); it is not replaced`);
+    expect(fs.readFileSync(out, 'utf8')).toBe('not ours\n');
+    expect(fs.readdirSync(path.dirname(out))).toEqual(['pairs.jsonl']);
+  });
+
   it('JudgePairs stops the work when the client cancels: no artifact, no temporary file left', async () => {
     const responses = path.join(dir, 'many.jsonl');
     const record = (i: number) => JSON.stringify({ prompt_index: i, prompt: `Prompt ${i}`, responses: ['The sky is blue.', 'Green, mostly.'] });

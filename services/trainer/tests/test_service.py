@@ -261,10 +261,12 @@ def test_start_is_idempotent_per_job_id(stub, world):
     assert len(generated.job_id) == 32  # a fresh id when none is given
 
 
-def test_wdro_without_its_solver_fails_naming_the_address(stub, world):
+def test_wdro_without_its_solver_is_interrupted_naming_the_address(stub, world):
+    # INTERRUPTED, not FAILED (issue 12, npm run chaos): a solver that is down or stopped for a while fails the job
+    # through no fault of its spec; the coordinator resumes an INTERRUPTED run by itself, a FAILED one never.
     spec = preference_spec(world, "wdro", dro_solver_address="127.0.0.1:1")
     _, job = run_to_end(stub, spec, "wdro-no-solver")
-    assert job.state == common_pb2.JOB_STATE_FAILED
+    assert job.state == common_pb2.JOB_STATE_INTERRUPTED
     assert "DroSolver at 127.0.0.1:1 unavailable" in job.error
     assert "no fallback" in job.error
     assert not job.outputs.model.HasField("hf_checkpoint")
@@ -319,3 +321,51 @@ def test_an_output_outside_artifact_roots_is_permission_denied(stub, world, tmp_
         stub.StartJob(trainer_pb2.StartJobRequest(spec=spec, job_id="escape"), timeout=TIMEOUT)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert err.value.details().startswith("spec.output_uri: the path is outside the directories this trainer may write")
+
+
+def test_a_new_job_never_overwrites_what_is_at_its_output_uri(stub, world, tmp_path):
+    # Issue 12: the trainer never overwrites an artifact that is not its own. A new job's output_uri must be a new or
+    # empty directory that no live job writes to (ALREADY_EXISTS naming spec.output_uri, nothing queued); the same
+    # job retried gets itself back, outputs and all.
+    def refused(spec, job_id):
+        with pytest.raises(grpc.RpcError) as err:
+            stub.StartJob(trainer_pb2.StartJobRequest(spec=spec, job_id=job_id), timeout=TIMEOUT)
+        with pytest.raises(grpc.RpcError) as missing:
+            stub.GetJob(trainer_pb2.GetJobRequest(job_id=job_id), timeout=TIMEOUT)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND  # nothing was queued
+        return err.value.code(), err.value.details()
+
+    spec = preference_spec(world, "dpo")
+    spec.hparams.max_steps = 1
+    spec.export_onnx = False
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("someone else's")
+    spec.output_uri = str(a_file)
+    assert refused(spec, "onto-a-file") == (grpc.StatusCode.ALREADY_EXISTS,
+                                            f"spec.output_uri: {a_file} exists and is not a directory; it is not replaced")
+    assert a_file.read_text() == "someone else's"
+
+    spec.output_uri = str(tmp_path / "mine")
+    _, done = run_to_end(stub, spec, "writes-mine")
+    assert done.state == common_pb2.JOB_STATE_SUCCEEDED
+    before = {p.name: p.read_bytes() for p in (tmp_path / "mine").iterdir() if p.is_file()}
+    assert "manifest.json" in before
+    again = stub.StartJob(trainer_pb2.StartJobRequest(spec=spec, job_id="writes-mine"), timeout=TIMEOUT).job
+    assert again.state == common_pb2.JOB_STATE_SUCCEEDED and again.outputs.manifest.sha256 == done.outputs.manifest.sha256
+    code, details = refused(spec, "over-mine")
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert details.startswith(f"spec.output_uri: {tmp_path / 'mine'} already holds files")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "mine").iterdir() if p.is_file()} == before
+
+    # A job that has not ended owns its directory, whether or not it has written there yet.
+    long = sft_spec(world, epochs=500, batch_size=2)
+    long.export_onnx = False
+    long.output_uri = str(tmp_path / "live")
+    stub.StartJob(trainer_pb2.StartJobRequest(spec=long, job_id="live-owner"), timeout=TIMEOUT)
+    try:
+        code, details = refused(long, "live-intruder")
+        assert code == grpc.StatusCode.ALREADY_EXISTS
+        assert details.startswith(f"spec.output_uri: {tmp_path / 'live'} is the output directory of job 'live-owner' (")
+    finally:
+        stub.CancelJob(trainer_pb2.CancelJobRequest(job_id="live-owner"), timeout=TIMEOUT)

@@ -1,5 +1,5 @@
 import { ArtifactError, type ArtifactInfo, type ArtifactStore, checkDestination, confinePath, JsonlWriter, toLocalPath } from '@alignment/artifacts';
-import { InvalidArgumentError } from '@alignment/errors';
+import { AlreadyExistsError, InvalidArgumentError } from '@alignment/errors';
 import {
   LmArgumentError,
   acquireCausalModel,
@@ -74,10 +74,21 @@ async function outputPath(job: GenerationJob, store: ArtifactStore): Promise<str
   }
 }
 
-/** Opens the output; a client-named path that cannot be written is INVALID_ARGUMENT on output_uri. */
+/**
+ * Opens the output; a client-named path that cannot be written is INVALID_ARGUMENT on output_uri. The output never
+ * replaces a file (issue 12): where one is there by the commit, the same bytes are this work done before (a retried
+ * call) and the commit succeeds; other bytes are ALREADY_EXISTS on output_uri (commitOutput).
+ */
 function openOutput(job: GenerationJob, destination: string): Promise<JsonlWriter> {
-  return JsonlWriter.open(destination).catch((error: unknown) => {
+  return JsonlWriter.open(destination, { existing: 'keep' }).catch((error: unknown) => {
     if (error instanceof ArtifactError && job.outputUri.trim() !== '') throw new InvalidArgumentError('output_uri', error.message);
+    throw error;
+  });
+}
+
+function commitOutput(writer: JsonlWriter): Promise<ArtifactInfo> {
+  return writer.commit().catch((error: unknown) => {
+    if (error instanceof ArtifactError && error.kind === 'exists') throw new AlreadyExistsError('output_uri', error.message);
     throw error;
   });
 }
@@ -144,7 +155,7 @@ export async function generateResponses(
           etaSeconds: perPrompt * (items.length - done),
         });
       }
-      const info = await writer.commit();
+      const info = await commitOutput(writer);
       const seconds = (Date.now() - started) / 1000;
       return {
         responses: info,

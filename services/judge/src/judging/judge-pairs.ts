@@ -1,5 +1,5 @@
 import { ArtifactError, type ArtifactInfo, type ArtifactStore, checkDestination, confinePath, JsonlWriter, toLocalPath } from '@alignment/artifacts';
-import { CancelledError, InvalidArgumentError } from '@alignment/errors';
+import { AlreadyExistsError, CancelledError, InvalidArgumentError } from '@alignment/errors';
 import { acquireCausalModel, acquireModel, type CausalModel, type CausalModelRef, type ModelCache, type ModelLocation, type OpenAiEndpoint, type RewardModel } from '@alignment/lm';
 import { requireFinite, requireShard, type ShardSpec } from '@alignment/service-kit';
 import { readResponses, responsesPath, type ResponsesRecord } from './responses';
@@ -237,10 +237,21 @@ async function outputPath(job: JudgeJob, store: ArtifactStore): Promise<string> 
   }
 }
 
-/** Opens the output; a client-named path that cannot be written is INVALID_ARGUMENT on output_uri. */
+/**
+ * Opens the output; a client-named path that cannot be written is INVALID_ARGUMENT on output_uri. The output never
+ * replaces a file (issue 12): where one is there by the commit, the same bytes are this work done before (a retried
+ * call) and the commit succeeds; other bytes are ALREADY_EXISTS on output_uri (commitOutput).
+ */
 function openOutput(job: JudgeJob, destination: string): Promise<JsonlWriter> {
-  return JsonlWriter.open(destination).catch((error: unknown) => {
+  return JsonlWriter.open(destination, { existing: 'keep' }).catch((error: unknown) => {
     if (error instanceof ArtifactError && job.outputUri.trim() !== '') throw new InvalidArgumentError('output_uri', error.message);
+    throw error;
+  });
+}
+
+function commitOutput(writer: JsonlWriter): Promise<ArtifactInfo> {
+  return writer.commit().catch((error: unknown) => {
+    if (error instanceof ArtifactError && error.kind === 'exists') throw new AlreadyExistsError('output_uri', error.message);
     throw error;
   });
 }
@@ -322,7 +333,7 @@ export async function judgePairs(
     }
     if (!hooks.signal?.aborted) await flush();
     if (hooks.signal?.aborted) throw new CancelledError();
-    return { pairs: await writer.commit(), counts, unfinished };
+    return { pairs: await commitOutput(writer), counts, unfinished };
   } catch (error) {
     await writer.abort();
     throw error;

@@ -4,7 +4,8 @@ JobManager.
 Error mapping (client errors apart from server errors, as callers retry only the latter):
     INVALID_ARGUMENT     a spec or request field is wrong; the message starts with the field's path
                          (``spec.preference.beta: must be > 0, got -1``)
-    ALREADY_EXISTS       StartJob with a job_id that names a job with a different spec
+    ALREADY_EXISTS       StartJob with a job_id that names a job with a different spec, or a new job whose
+                         spec.output_uri is taken: a file, a directory with files, another live job's output
     NOT_FOUND            unknown job_id
     UNAVAILABLE          WatchJob while the trainer shuts down (the job resumes when it restarts)
 A job that fails while running is not an RPC error: it is a Job in state FAILED with ``error`` saying why.
@@ -52,6 +53,23 @@ def watcher_slots(max_workers: int) -> int:
     return max(1, max_workers - min(RESERVED_WORKERS, max_workers // 2))
 
 
+def _output_taken(output_dir: Path, manager: JobManager) -> str | None:
+    """Why a new job may not write into ``output_dir``, or None (issue 12: the trainer never overwrites an artifact that
+    is not its own). A job's manifest lists every file of its output directory, so the directory must be new or empty
+    and no other job that has not ended may be writing there. A retried StartJob of the same job never gets here (its
+    job_id finds the job), and a job resumed after a restart writes into its own directory again."""
+    real = os.path.realpath(output_dir)
+    for rec in manager.store.in_states([JobState.PENDING, JobState.RUNNING]):
+        if os.path.realpath(rec.output_dir) == real:
+            return f"{output_dir} is the output directory of job {rec.job_id!r} ({rec.state.name})"
+    if output_dir.exists() and not output_dir.is_dir():
+        return f"{output_dir} exists and is not a directory; it is not replaced"
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        return (f"{output_dir} already holds files (a job's manifest lists every file in its output directory, so it "
+                "must start empty); they are not overwritten")
+    return None
+
+
 class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
     def __init__(self, manager: JobManager, max_watchers: int = watcher_slots(16),
                  dro_solver_allowlist: set[str] | None = None) -> None:
@@ -61,6 +79,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         self.max_watchers = max_watchers
         self._watch_slots = threading.BoundedSemaphore(max_watchers)
         self._watchers_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._open_watchers = 0
 
     @property
@@ -108,13 +127,14 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(err))
         except jobspec.InvalidSpec as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
-        if request.spec.output_uri and config.output_dir.is_dir() and any(config.output_dir.iterdir()):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"spec.output_uri: {config.output_dir} is not empty (a job's manifest lists every file in "
-                          "its output directory, so it must start empty)")
-        # The active span is this call's SERVER span (tracing.ServerInterceptor): the job's span becomes its child.
-        record, created = self.manager.submit(job_id, request.spec.SerializeToString(), config,
-                                              trace_context=tracing.inject_current())
+        # Checked and recorded under one lock: two new jobs naming one empty directory cannot both pass.
+        with self._start_lock:
+            taken = _output_taken(config.output_dir, self.manager) if request.spec.output_uri else None
+            if taken:
+                context.abort(grpc.StatusCode.ALREADY_EXISTS, f"spec.output_uri: {taken}")
+            # The active span is this call's SERVER span (tracing.ServerInterceptor): the job's span becomes its child.
+            record, created = self.manager.submit(job_id, request.spec.SerializeToString(), config,
+                                                  trace_context=tracing.inject_current())
         if not created and trainer_pb2.JobSpec.FromString(record.spec) != request.spec:
             # A concurrent StartJob with the same job_id won the insert.
             context.abort(grpc.StatusCode.ALREADY_EXISTS,

@@ -13,8 +13,9 @@ service's: ``DIR/checkpoint`` (Hugging Face), ``DIR/onnx`` when ``exportOnnx``, 
 ``DIR/manifest.json`` (``--output`` overrides the spec's output_uri). Beside them, in ``--work-dir`` (default
 ``DIR.work``, outside DIR: the manifest lists every file of DIR), the main process writes ``progress.json`` after
 every step ({"step", "total_steps", "loss", "tokens_per_second", "eta_seconds", "time"}) and, at the end,
-``result.json`` (the outputs, or the error) for whoever launched it; resumable checkpoints (one process only) go
-there too, and a run started again with the same work dir resumes.
+``result.json`` (the outputs, or the error) for whoever launched it; resumable checkpoints go there too (with
+several processes through accelerate's save_state), and a run started again with the same work dir (and as many
+processes) resumes, also after one of its processes was killed.
 
 Under ``accelerate launch`` with more than one process the job runs data-parallel through accelerate.Accelerator
 (runner.run_job). TRACEPARENT in the environment (W3C) parents the job's span, as a service-launched job continues

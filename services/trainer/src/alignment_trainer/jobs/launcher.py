@@ -7,8 +7,8 @@ instead of in its worker thread, and follows it through the files the CLI writes
 Progress: every new line of ``metrics.jsonl`` becomes a StepReport (with total steps, throughput and ETA from
 ``progress.json``); the outcome is ``result.json``. The job's trace continues in the subprocess (TRACEPARENT).
 CancelJob and a graceful shutdown terminate the launch (SIGTERM, then SIGKILL after a grace period); a job stopped by
-a shutdown is queued again and starts over when the trainer restarts (multi-process runs write no resumable
-checkpoints yet).
+a shutdown is queued again, and its next launch (same ``<work>/launch``) resumes from the newest resumable checkpoint
+there when the spec sets checkpoint_every_steps (accelerate's save_state, job.py), else starts over.
 """
 
 from __future__ import annotations

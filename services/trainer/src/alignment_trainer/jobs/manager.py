@@ -58,7 +58,7 @@ PROGRESS_WRITE_INTERVAL_S = 1.0
 _WATCH_POLL_S = 0.5
 
 # Errors that mean "the job as specified cannot succeed": shown to the user as they are, without a traceback.
-_USER_ERRORS = (DatasetError, ArtifactMismatch, DroSolverUnavailable, runner.TrainingDiverged, ValueError, OSError)
+_USER_ERRORS = (DatasetError, ArtifactMismatch, runner.TrainingDiverged, ValueError, OSError)
 
 
 class ShuttingDown(RuntimeError):
@@ -318,6 +318,12 @@ class JobManager:
             log.info("job suspended for shutdown", extra={"fields": {"job_id": job_id, "step": err.step}})
         except runner.JobCancelled as err:
             self._end(job_id, JobState.CANCELLED, error=str(err))
+        except DroSolverUnavailable as err:
+            # Issue 12 (npm run chaos): the solver was down or stopped past the client's retries. Nothing is wrong
+            # with the job: INTERRUPTED (the caller may run it again: the coordinator resumes the run by itself),
+            # not FAILED, which ended the whole run for a solver that was back seconds later.
+            log.warning("job interrupted: the DroSolver is unavailable", extra={"fields": {"job_id": job_id, "error": str(err)}})
+            self._end(job_id, JobState.INTERRUPTED, error=f"{type(err).__name__}: {err}")
         except _USER_ERRORS as err:
             log.warning("job failed", exc_info=True, extra={"fields": {"job_id": job_id, "error": str(err)}})
             self._end(job_id, JobState.FAILED, error=f"{type(err).__name__}: {err}")
@@ -339,7 +345,7 @@ class JobManager:
             if span is not None:
                 state = self.store.get(job_id).state
                 span.set_attribute("trainer.state", state.name)
-                if state == JobState.FAILED:
+                if state in (JobState.FAILED, JobState.INTERRUPTED):
                     span.set_status(Status(StatusCode.ERROR, self.store.get(job_id).error[:500]))
                 span.end()
             with self._cond:

@@ -1,10 +1,15 @@
 """A training job's resumable checkpoints (runner.py, step 4): ``<work_dir>/resume/step-N`` holds the model (with
 its tokenizer) and ``state.pt`` (optimizer, scheduler, objective state, RNG, counters, metrics.jsonl length). Each is
 written through a temp dir and a rename, and only the newest is kept.
+
+With several processes (accelerate), ``step-N`` holds ``state.pt`` (objective state, counters, metrics.jsonl length)
+and ``accelerate/``: accelerate's save_state of the prepared models (policy and reference), optimizer, scheduler
+and every process's RNG state, which load_state restores into the same number of processes.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -16,6 +21,7 @@ from alignment_trainer.training import export
 RESUME_DIR = "resume"
 STATE_FILE = "state.pt"
 MODEL_DIR = "model"
+ACCELERATE_DIR = "accelerate"
 
 
 def latest_checkpoint(work_dir: Path) -> tuple[int, Path] | None:
@@ -59,6 +65,35 @@ def save_checkpoint(work_dir: Path, step: int, model, tokenizer, state: dict) ->
             shutil.rmtree(old, ignore_errors=True)
 
 
+def save_distributed_checkpoint(accelerator, work_dir: Path, step: int, state: dict) -> None:
+    """Collective (every process calls it): accelerate's save_state of every process into a temp dir, then the main
+    process adds ``state`` and renames it to ``step-N`` (so a kill at any point leaves the previous checkpoint the
+    newest complete one) and removes the older ones."""
+    root = Path(work_dir) / RESUME_DIR
+    name = f"step-{step:08d}"
+    tmp = root / f".{name}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp / ACCELERATE_DIR))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        torch.save(state, tmp / STATE_FILE)
+        shutil.rmtree(root / name, ignore_errors=True)
+        os.rename(tmp, root / name)
+        export.fsync_dir(root)
+        for old in root.iterdir():
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def load_distributed_checkpoint(accelerator, resume_dir: Path) -> None:
+    """Restores what save_distributed_checkpoint gave accelerate (collective under FSDP)."""
+    accelerator.load_state(str(Path(resume_dir) / ACCELERATE_DIR))
+
+
 def load_state(resume_dir: Path) -> dict:
     # weights_only=True: the state holds tensors, numbers and the python RNG tuple; nothing executable.
     return torch.load(resume_dir / STATE_FILE, map_location="cpu", weights_only=True)
@@ -69,5 +104,6 @@ def remove_checkpoints(work_dir: Path) -> None:
     shutil.rmtree(Path(work_dir) / RESUME_DIR, ignore_errors=True)
 
 
-__all__ = ["MODEL_DIR", "RESUME_DIR", "STATE_FILE", "latest_checkpoint", "load_state", "remove_checkpoints",
-           "restore_rng_state", "rng_state", "save_checkpoint"]
+__all__ = ["ACCELERATE_DIR", "MODEL_DIR", "RESUME_DIR", "STATE_FILE", "latest_checkpoint", "load_state", "remove_checkpoints",
+           "load_distributed_checkpoint", "restore_rng_state", "rng_state", "save_checkpoint",
+           "save_distributed_checkpoint"]

@@ -72,7 +72,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -93,7 +93,7 @@ def write_json_atomic(path: Path, obj) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_manifest(root: Path) -> ArtifactInfo:
@@ -164,7 +164,7 @@ def atomic_directory(dest: Path) -> Iterator[Path]:
         if dest.exists():
             shutil.rmtree(dest)
         os.rename(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -331,6 +331,7 @@ __all__ = [
     "clear_program_cache",
     "export_onnx",
     "file_info",
+    "fsync_dir",
     "kv_shape",
     "onnx_io_names",
     "save_hf_checkpoint",

@@ -21,6 +21,8 @@ from alignment_trainer import tracing
 from alignment_trainer.config import WDRO_LOSSES, JobConfig, PreferenceTask, SftTask
 from alignment_trainer.training import checkpoints, data, export, job_inputs
 from alignment_trainer.training.adversary import Adversary, ConnectAdversary
+from alignment_trainer.training.collective import REPEAT, Collective, StepLayout, shard
+from alignment_trainer.training.distributed_objective import DistributedPreferenceObjective
 from alignment_trainer.training.lifecycle import (
     CHECKPOINT_DIR,
     METRICS_FILE,
@@ -33,7 +35,7 @@ from alignment_trainer.training.lifecycle import (
     TrainingDiverged,
 )
 from alignment_trainer.training.logprobs import TokenizedPair, collate_pairs
-from alignment_trainer.training.objectives import COUPLED_LOSSES, PreferenceObjective, SftObjective, collate_sft
+from alignment_trainer.training.objectives import PreferenceObjective, SftObjective, collate_sft
 
 log = logging.getLogger("alignment_trainer.runner")
 
@@ -55,6 +57,9 @@ class TrainingJob:
         self.rank = accelerator.process_index if accelerator is not None else 0
         self.world = accelerator.num_processes if accelerator is not None else 1
         self.is_main = accelerator is None or accelerator.is_main_process
+        # Gathers the coupled losses' per-pair values and broadcasts the main process's solution (collective.py).
+        self.collective = Collective(self.rank, self.world) if accelerator is not None else None
+        self.layout: StepLayout | None = None
         self.samples_seen = 0  # examples this process trained on (dist/samples/rank<r>)
         self.trace_step_every = max(0, int(os.environ.get("TRAINER_TRACE_STEP_EVERY") or 0))
         self.out = config.output_dir
@@ -73,27 +78,19 @@ class TrainingJob:
     # -- setup --------------------------------------------------------------------------------------------------
 
     def _check_distributed(self) -> None:
-        task = self.config.task
-        if isinstance(task, PreferenceTask) and task.loss in COUPLED_LOSSES:
-            # The coupled losses need every pair of the step in one place (one DroSolver call per step, §4).
-            raise ValueError(f"the {task.loss!r} loss is not supported with more than one process yet "
-                             "(its batch loss couples the step's pairs across processes); run it in one process")
-        if self.h.checkpoint_every_steps:
-            raise ValueError("spec.hparams.checkpoint_every_steps: resumable checkpoints are not supported with more "
-                             "than one process yet; set it to 0 (the final checkpoint is still written)")
         if self.h.batch_size < self.world:
             raise ValueError(f"spec.hparams.batch_size: {self.h.batch_size} is smaller than the {self.world} "
                              "processes it is split across")
 
     def _setup(self) -> int:
         job_inputs.verify_inputs(self.config)
+        latest = checkpoints.latest_checkpoint(self.work_dir)
         if self.acc is not None:
             self._check_distributed()
-            latest = None
-        else:
-            latest = checkpoints.latest_checkpoint(self.work_dir)
+            latest = self.collective.broadcast(latest)  # the main process's choice, should the listings differ
         resume_step, resume_dir = latest if latest else (0, None)
-        model, tokenizer = job_inputs.load_policy(self.config, resume_dir)
+        # Several processes: the policy starts from its initial weights; accelerate's load_state restores them.
+        model, tokenizer = job_inputs.load_policy(self.config, resume_dir if self.acc is None else None)
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.examples, self.lengths, self.n_dropped, judge_margins = job_inputs.tokenize_examples(self.config,
@@ -115,7 +112,8 @@ class TrainingJob:
         task = self.config.task
         ref = None
         if isinstance(task, PreferenceTask):
-            ref = job_inputs.load_reference(task, model, resumed=resume_dir is not None, device=self.device)
+            ref = job_inputs.load_reference(task, model, resumed=resume_dir is not None and self.acc is None,
+                                            device=self.device)
         backward = None
         if self.acc is not None:
             # The model first (FSDP shards it; the optimizer is then built over the prepared parameters); the
@@ -129,12 +127,14 @@ class TrainingJob:
         if isinstance(task, SftTask):
             self.objective = SftObjective(model, device=self.device, bf16=self.h.bf16, backward=backward)
         else:
-            if task.loss in WDRO_LOSSES:
+            if task.loss in WDRO_LOSSES and self.is_main:  # several processes: the main one solves for all
                 if self.connect_adversary is None:
                     raise ValueError(f"the {task.loss!r} loss needs an adversary: run_job(..., connect_adversary=...)")
                 self.adversary = self.connect_adversary(task.dro_solver_address)
-            self.objective = PreferenceObjective(model, ref, task, total_steps=self.total_steps, device=self.device,
-                                                 bf16=self.h.bf16, adversary=self.adversary, backward=backward)
+            kwargs = dict(total_steps=self.total_steps, device=self.device, bf16=self.h.bf16,
+                          adversary=self.adversary, backward=backward)
+            self.objective = (PreferenceObjective(model, ref, task, **kwargs) if self.collective is None else
+                              DistributedPreferenceObjective(model, ref, task, collective=self.collective, **kwargs))
             if self.objective.per_round_schedule:
                 # docs/algorithm.md §7: the round's worst case, once, from the judge's margins in the pairs file
                 # (so a resumed job recomputes the same weights).
@@ -162,12 +162,12 @@ class TrainingJob:
         random.seed(self.h.seed)
         torch.manual_seed(self.h.seed)
 
+        offset = self._restore(resume_dir) if resume_dir is not None else None
         if not self.is_main:
             return resume_step
         self.out.mkdir(parents=True, exist_ok=True)
         metrics_path = self.out / METRICS_FILE
         if resume_dir is not None:
-            offset = self._restore(resume_dir)
             # Steps after the checkpoint are done again; their old lines go so each step appears once.
             with open(metrics_path, "a+b") as fh:
                 fh.truncate(offset)
@@ -180,28 +180,36 @@ class TrainingJob:
     # -- checkpoints --------------------------------------------------------------------------------------------
 
     def _save_checkpoint(self, step: int) -> None:
-        self._metrics_fh.flush()
-        os.fsync(self._metrics_fh.fileno())
+        """Collective with several processes: every process calls it at the same step."""
+        if self._metrics_fh is not None:  # the main process only
+            self._metrics_fh.flush()
+            os.fsync(self._metrics_fh.fileno())
         state = {
             "step": step,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "objective": self.objective.state_dict() if isinstance(self.objective, PreferenceObjective) else None,
-            "rng": checkpoints.rng_state(),
             "counters": {"num_tokens": self.num_tokens, "n_truncated": self.n_truncated},
-            "metrics_offset": self._metrics_fh.tell(),
+            "metrics_offset": self._metrics_fh.tell() if self._metrics_fh is not None else 0,
         }
-        checkpoints.save_checkpoint(self.work_dir, step, self.model, self.tokenizer, state)
+        if self.acc is not None:
+            # Model, optimizer, scheduler and every process's RNG through accelerate (FSDP gathers or shards them).
+            checkpoints.save_distributed_checkpoint(self.acc, self.work_dir, step, state)
+        else:
+            state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                         rng=checkpoints.rng_state())
+            checkpoints.save_checkpoint(self.work_dir, step, self.model, self.tokenizer, state)
         self.hooks.on_checkpoint(step)
         log.info("checkpoint saved", extra={"fields": {"step": step}})
 
     def _restore(self, resume_dir: Path) -> int:
         state = checkpoints.load_state(resume_dir)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if self.acc is not None:
+            checkpoints.load_distributed_checkpoint(self.acc, resume_dir)
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            checkpoints.restore_rng_state(state["rng"])
         if isinstance(self.objective, PreferenceObjective):
             self.objective.load_state_dict(state["objective"])
-        checkpoints.restore_rng_state(state["rng"])
         self.num_tokens = state["counters"]["num_tokens"]
         self.n_truncated = state["counters"]["n_truncated"]
         return state["metrics_offset"]
@@ -218,16 +226,19 @@ class TrainingJob:
     def _micro_batches(self, step: int):
         epoch, index = divmod(step, self.steps_per_epoch)
         indices = self._epoch_batches(epoch)[index]
-        size = self.h.micro_batch_size
-        if self.world > 1:
-            # This process's disjoint shard of the step's batch. A final short batch with fewer examples than
-            # processes repeats some (every process must take part in every step); dist/shard_overlap counts them.
-            shard = indices[self.rank::self.world] or [indices[self.rank % len(indices)]]
-            indices = shard
-            size = max(1, math.ceil(len(shard) / self.h.gradient_accumulation_steps))
-        self.step_indices = list(indices)
-        self.samples_seen += len(indices)
+        # With several processes a micro-batch has at least one pair per process (fewer would leave some idle).
+        size = max(self.h.micro_batch_size, self.world)
         chunks = [indices[i:i + size] for i in range(0, len(indices), size)]
+        if self.world > 1:
+            # This process's disjoint share of each micro-batch of the step (collective.shard). A micro-batch with
+            # fewer examples than processes has some repeated (every process must take part in every micro-batch);
+            # dist/shard_overlap counts them, and they add nothing to the gradient.
+            parts = shard(len(indices), self.rank, self.world, size)
+            self.layout = StepLayout(batch=list(indices), positions=[p for part in parts for p in part])
+            chunks = [[indices[p] for p in part] if part != [REPEAT] else [chunk[self.rank % len(chunk)]]
+                      for part, chunk in zip(parts, chunks)]
+        self.step_indices = [i for c in chunks for i in c]
+        self.samples_seen += len(self.step_indices)
         if isinstance(self.config.task, SftTask):
             batches = [collate_sft([self.examples[i] for i in c], pad_token_id=self.pad_id,
                                    max_length=self.h.max_length) for c in chunks]
@@ -259,7 +270,9 @@ class TrainingJob:
             with (tracing.tracer().start_as_current_span("trainer.step", attributes={"trainer.step": step + 1})
                   if traced else nullcontext()):
                 micro_batches = self._micro_batches(step)
-                if isinstance(self.objective, PreferenceObjective):
+                if isinstance(self.objective, DistributedPreferenceObjective):
+                    result = self.objective.step(micro_batches, step, layout=self.layout)
+                elif isinstance(self.objective, PreferenceObjective):
                     result = self.objective.step(micro_batches, step, pair_indices=self.step_indices)
                 else:
                     result = self.objective.step(micro_batches, step)

@@ -3,7 +3,7 @@
 
 logp(y|x) is the SUM of the log-probabilities of the response tokens only (prompt and padding masked, no length
 normalisation), after the tokenizer's chat template is applied to the prompt. Everything from the logits on is
-float32, also when the model runs under bf16 autocast.
+float32, also when the model runs under bf16 autocast (float64 for a float64 model: exact gradient checks).
 
 A preference batch holds chosen and rejected sequences in one right-padded tensor, chosen rows first, so one forward
 pass scores both (TRL's ``concatenated_forward``); ``split_pairs`` cuts any per-sequence result back into halves.
@@ -175,6 +175,11 @@ def _chunk_len(n_rows: int, vocab: int, chunk_size: int | None) -> int:
     return max(1, CHUNK_ELEMENTS // max(1, n_rows * vocab))
 
 
+def _work_dtype(logits: torch.Tensor) -> torch.dtype:
+    """float32, or float64 for float64 logits."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
 class _TargetLogProbs(torch.autograd.Function):
     """log softmax(logits)[target] per position, in float32, chunked over time in forward AND backward.
 
@@ -187,10 +192,11 @@ class _TargetLogProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
         n, t, _ = logits.shape
-        out = torch.empty((n, t), dtype=torch.float32, device=logits.device)
-        lse = torch.empty((n, t), dtype=torch.float32, device=logits.device)
+        dtype = _work_dtype(logits)
+        out = torch.empty((n, t), dtype=dtype, device=logits.device)
+        lse = torch.empty((n, t), dtype=dtype, device=logits.device)
         for s in range(0, t, chunk):
-            x = logits[:, s : s + chunk].float()
+            x = logits[:, s : s + chunk].to(dtype)
             lse[:, s : s + chunk] = torch.logsumexp(x, dim=-1)
             out[:, s : s + chunk] = x.gather(-1, targets[:, s : s + chunk, None]).squeeze(-1) - lse[:, s : s + chunk]
         ctx.save_for_backward(logits, targets, lse)
@@ -202,8 +208,8 @@ class _TargetLogProbs(torch.autograd.Function):
         logits, targets, lse = ctx.saved_tensors
         grad = torch.empty_like(logits)
         for s in range(0, logits.shape[1], ctx.chunk):
-            g_out = grad_out[:, s : s + ctx.chunk, None].float()
-            g = torch.exp(logits[:, s : s + ctx.chunk].float() - lse[:, s : s + ctx.chunk, None]).mul_(-g_out)
+            g_out = grad_out[:, s : s + ctx.chunk, None].to(lse.dtype)
+            g = torch.exp(logits[:, s : s + ctx.chunk].to(lse.dtype) - lse[:, s : s + ctx.chunk, None]).mul_(-g_out)
             g.scatter_add_(-1, targets[:, s : s + ctx.chunk, None], g_out)
             grad[:, s : s + ctx.chunk] = g
         return grad, None, None
@@ -258,9 +264,10 @@ def decoupled_sequence_logps(
         raise ValueError(f"policy logits {tuple(policy_logits.shape)} != reference {tuple(ref_logits.shape)}")
     pol, ref, targets, mask = policy_logits[:, :-1], ref_logits[:, :-1], input_ids[:, 1:], response_mask[:, 1:]
     chunk = _chunk_len(pol.shape[0], pol.shape[2], chunk_size)
-    total = torch.zeros(pol.shape[0], dtype=torch.float32, device=pol.device)
+    dtype = _work_dtype(pol)
+    total = torch.zeros(pol.shape[0], dtype=dtype, device=pol.device)
     for s in range(0, pol.shape[1], chunk):
-        mixed = (1.0 + dnd_lambda) * pol[:, s : s + chunk].float() - dnd_lambda * ref[:, s : s + chunk].float()
+        mixed = (1.0 + dnd_lambda) * pol[:, s : s + chunk].to(dtype) - dnd_lambda * ref[:, s : s + chunk].to(dtype)
         lp = mixed.gather(-1, targets[:, s : s + chunk, None]).squeeze(-1) - torch.logsumexp(mixed, dim=-1)
         total += (lp * mask[:, s : s + chunk]).sum(-1)
     return total

@@ -19,6 +19,7 @@ Preference losses come in two kinds (losses.py):
     With the per-round adversary (docs/algorithm.md §7; per_round_adversary.py) the W-DRO losses take fixed
     per-pair coefficients, solved once before the first step (``solve_per_round``), and call no adversary in a step.
 The reference model is run once per micro-batch, under no_grad, and its log-probs are reused by the second pass.
+Across the processes of a data-parallel job, distributed_objective.py runs these objectives on the gathered pairs.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ class PreferenceObjective:
     """DPO and its variants over (policy, reference) with one configured loss (docs/algorithm.md §1, §3-§5)."""
 
     def __init__(self, model, ref_model, task: PreferenceTask, *, total_steps: int, device: torch.device,
-                 bf16: bool, adversary: Adversary | None = None, backward=None) -> None:
+                 bf16: bool, adversary: Adversary | None = None, backward=None, solves: bool = True) -> None:
         self.model = model
         self._backward = backward or torch.Tensor.backward
         self.ref_model = ref_model
@@ -170,7 +171,8 @@ class PreferenceObjective:
         self.device = device
         self.bf16 = bf16
         self.adversary = adversary
-        if task.loss in WDRO_LOSSES and adversary is None:
+        # solves=False: another process calls the adversary for this one (distributed_objective.py).
+        if task.loss in WDRO_LOSSES and adversary is None and solves:
             raise ValueError(f"the {task.loss!r} loss needs an adversary (a DroSolver client)")
         self.per_round_schedule = (task.loss in WDRO_LOSSES and task.wdro is not None
                                    and task.wdro.schedule == ADVERSARY_PER_ROUND)
@@ -232,7 +234,7 @@ class PreferenceObjective:
                 weight = mb.n_pairs / n_pairs
                 self._backward(value * weight)
                 loss += value.item() * weight
-                scored.append(_detach(s))
+                scored.append(detached(s))
                 extra.append((metrics, mb.n_pairs))
         return StepResult(loss=loss, metrics=self._metrics(scored, extra), tokens=tokens)
 
@@ -246,6 +248,12 @@ class PreferenceObjective:
         value, metrics = self._loss(h, detection, step, indices)
         (g,) = torch.autograd.grad(value, h)
         extra.append((metrics, h.numel()))
+        self._replay(micro_batches, scored, g)
+        return value.item()
+
+    def _replay(self, micro_batches: Sequence[PairBatch], scored: list[_Scored], g: torch.Tensor) -> None:
+        """The second pass: back-propagates Σ_i g_i·h_i micro-batch by micro-batch (g: one coefficient per pair, in
+        micro-batch order; the reference log-probs of ``scored`` are reused)."""
         offset = 0
         for mb, s in zip(micro_batches, scored):
             mb = mb.to(self.device)
@@ -253,9 +261,8 @@ class PreferenceObjective:
                 logits = forward_logits(self.model, mb)
             pc, pr = split_pairs(sequence_logps(logits, mb.input_ids, mb.response_mask))
             h_mb = losses.margin(pc, pr, s.ref_chosen, s.ref_rejected)
-            self._backward((g[offset: offset + mb.n_pairs] * h_mb).sum())
+            self._backward((g[offset: offset + mb.n_pairs].to(h_mb.dtype) * h_mb).sum())
             offset += mb.n_pairs
-        return value.item()
 
     def _score(self, mb: PairBatch, *, with_grad: bool) -> _Scored:
         dnd = self.refinement is not None and self.task.spa.dnd_lambda > 0
@@ -357,7 +364,8 @@ class PreferenceObjective:
         return metrics
 
 
-def _detach(s: _Scored) -> _Scored:
+def detached(s: _Scored) -> _Scored:
+    """The micro-batch's scores without the policy's graph (kept for the step's metrics)."""
     return _Scored(s.policy_chosen.detach(), s.policy_rejected.detach(), s.ref_chosen, s.ref_rejected, s.detection,
                    s.logits_chosen_mean, s.logits_rejected_mean, s.n_chosen_positions, s.n_rejected_positions)
 
@@ -370,4 +378,5 @@ __all__ = [
     "StepResult",
     "autocast_context",
     "collate_sft",
+    "detached",
 ]

@@ -18,7 +18,8 @@ What a run does:
      every step.
   4. Every ``checkpoint_every_steps`` steps writes a resumable checkpoint (model, optimizer, scheduler, RNG, step,
      self-refinement window, counters, metrics.jsonl length) to ``<work_dir>/resume/step-N`` through a temp dir and
-     a rename, keeping only the newest. ``run_job`` resumes from it when one exists: the batch order depends only on
+     a rename, keeping only the newest (with several processes: accelerate's save_state of every process, then the
+     same rename; checkpoints.py). ``run_job`` resumes from it when one exists: the batch order depends only on
      (seed, epoch), so the resumed run replays exactly the steps it had not done.
   5. Writes the outputs (export.py): Hugging Face checkpoint, optional ONNX export, manifest; then removes the
      resume checkpoints (they hold the optimizer state, several times the model's size).
@@ -62,8 +63,10 @@ def run_job(config: JobConfig, work_dir: Path, hooks: RunHooks | None = None, *,
     ``accelerator`` (an accelerate.Accelerator, from jobs/cli.py under ``accelerate launch``) runs the job data-parallel
     over its processes (DDP or FSDP, as its config says): the model, optimizer and scheduler go through
     ``accelerator.prepare``, the reference model through ``prepare_model(evaluation_mode=True)``; each process takes
-    a disjoint shard (rank::world_size) of every optimizer step's batch; gradients flow through
-    ``accelerator.backward``; step metrics are gathered from every process; only the main process writes
+    a disjoint share of every micro-batch (collective.shard); the preference losses gather the per-pair values they
+    couple and take the main process's solution (distributed_objective.py), so the gradient is the single-process
+    one over the union batch; gradients flow through ``accelerator.backward``; step metrics are gathered from every
+    process; resumable checkpoints go through ``accelerator.save_state``/``load_state``; only the main process writes
     metrics.jsonl and the outputs (a full Hugging Face checkpoint from ``accelerator.get_state_dict``). The other
     processes return None. Without one (the gRPC service's worker thread) the job runs in this process on
     ``device``."""
