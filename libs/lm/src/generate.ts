@@ -43,7 +43,7 @@ export const DEFAULT_GENERATE_BATCH_ROWS = 32;
 export const DEFAULT_PREFILL_CHUNK = 256;
 
 /** Why the model cannot continue a prompt (empty, or no room left in the context for one token), or undefined. */
-export function promptProblem(model: LanguageModel, promptIds: readonly number[]): string | undefined {
+export function promptProblem(model: { readonly maxPositions: number }, promptIds: readonly number[]): string | undefined {
   if (promptIds.length === 0) return 'is empty after tokenization';
   if (promptIds.length >= model.maxPositions) {
     return `has ${promptIds.length} tokens after the chat template; the model's context is ${model.maxPositions} tokens, leaving no room for a response`;
@@ -52,7 +52,7 @@ export function promptProblem(model: LanguageModel, promptIds: readonly number[]
 }
 
 /** Throws LmArgumentError on `prompts[index]` for the first prompt the model cannot continue (promptProblem). */
-export function validatePrompts(model: LanguageModel, prompts: readonly PromptToGenerate[]): void {
+export function validatePrompts(model: { readonly maxPositions: number }, prompts: readonly PromptToGenerate[]): void {
   for (const p of prompts) {
     const problem = promptProblem(model, p.promptIds);
     if (problem) throw new LmArgumentError(`prompts[${p.index}]`, problem);

@@ -10,3 +10,5 @@ export * from './score';
 export * from './reward-model';
 export * from './model-cache';
 export * from './model-ref';
+export * from './openai-model';
+export * from './causal-model';

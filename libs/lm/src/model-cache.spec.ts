@@ -80,4 +80,22 @@ describe('ModelCache', () => {
     expect(verified).toEqual(['aa']);
     expect(loads).toBe(1);
   });
+
+  it('keeps variants of one directory (a model on different servers) apart and passes the variant to load', async () => {
+    const loads: string[] = [];
+    const cache = new ModelCache<Fake, string>(async (dir, variant) => {
+      loads.push(`${path.basename(dir)}@${variant ?? 'local'}`);
+      return new Fake(dir);
+    }, 4);
+    const leases = [
+      await cache.acquire(dirs[0]),
+      await cache.acquire(dirs[0], undefined, { key: 'http://a/v1', value: 'a' }),
+      await cache.acquire(dirs[0], undefined, { key: 'http://b/v1', value: 'b' }),
+      await cache.acquire(dirs[0], undefined, { key: 'http://a/v1', value: 'a' }),
+    ];
+    expect(loads).toEqual(['a@local', 'a@a', 'a@b']);
+    expect(leases[3].value).toBe(leases[1].value);
+    leases.forEach((l) => l.release());
+    await cache.clear();
+  });
 });

@@ -23,21 +23,23 @@ interface Entry<T> {
  * gigabytes of weights) runs once per model, not once per request. Concurrent requests for one model share one
  * load. A model in use is never evicted; past `capacity` unused models are released, least recently used first.
  */
-export class ModelCache<T extends { release(): Promise<void> }> {
+export class ModelCache<T extends { release(): Promise<void> }, V = never> {
   private readonly entries = new Map<string, Entry<T>>();
 
   constructor(
-    private readonly load: (directory: string) => Promise<T>,
+    /** `variant` is what acquire was given besides the directory (e.g. the server a remote model is served by). */
+    private readonly load: (directory: string, variant?: V) => Promise<T>,
     readonly capacity = 2,
   ) {}
 
-  async acquire(directory: string, check?: { sha256: string; verify: () => Promise<void> }): Promise<Lease<T>> {
-    const key = `${cacheKey(directory)}\0${check?.sha256 ?? ''}`;
+  /** `variant.key` tells variants of one directory apart in the cache; `variant.value` is passed to load. */
+  async acquire(directory: string, check?: { sha256: string; verify: () => Promise<void> }, variant?: { key: string; value: V }): Promise<Lease<T>> {
+    const key = `${cacheKey(directory)}\0${check?.sha256 ?? ''}\0${variant?.key ?? ''}`;
     let entry = this.entries.get(key);
     if (!entry) {
       const loading = (async () => {
         await check?.verify();
-        return this.load(directory);
+        return this.load(directory, variant?.value);
       })();
       entry = { key, loading, users: 0, lastUsed: 0 };
       this.entries.set(key, entry);

@@ -15,10 +15,11 @@ export interface ModelLocation {
  * `field` is the reference's path in the request (e.g. `model.onnx`), so the service answers INVALID_ARGUMENT
  * naming it: a missing or malformed directory is the caller's mistake, not the server's.
  */
-export async function acquireModel<T extends { release(): Promise<void> }>(
-  cache: ModelCache<T>,
+export async function acquireModel<T extends { release(): Promise<void> }, V = never>(
+  cache: ModelCache<T, V>,
   location: ModelLocation | undefined,
   field: string,
+  variant?: { key: string; value: V },
 ): Promise<Lease<T>> {
   if (!location || location.uri.trim() === '') throw new LmArgumentError(`${field}.uri`, 'is required (the ONNX export directory)');
   let directory: string;
@@ -29,7 +30,7 @@ export async function acquireModel<T extends { release(): Promise<void> }>(
   }
   directory = confinePath(directory, `${field}.uri`, 'read');
   try {
-    return await cache.acquire(directory, { sha256: location.sha256, verify: () => verifyArtifact(directory, location.sha256) });
+    return await cache.acquire(directory, { sha256: location.sha256, verify: () => verifyArtifact(directory, location.sha256) }, variant);
   } catch (error) {
     if (error instanceof ArtifactError) {
       throw new LmArgumentError(error.kind === 'mismatch' ? `${field}.sha256` : `${field}.uri`, error.message);

@@ -1,4 +1,4 @@
-import { Rng, sampleFromProbs, sampleRng } from './sampling';
+import { requestSeed, Rng, sampleFromProbs, sampleRng } from './sampling';
 
 const probs = Float32Array.from([0.05, 0.4, 0.1, 0.3, 0.15]);
 
@@ -69,5 +69,13 @@ describe('random streams', () => {
     }
     expect(sum / n).toBeCloseTo(0.5, 2);
     expect(sumSq / n - (sum / n) ** 2).toBeCloseTo(1 / 12, 2);
+  });
+
+  it('give each prompt of an OpenAI-backend call its own 53-bit request seed (requestSeed), fixed by seed and index', () => {
+    const seeds = [0, 1, 2, 2 ** 32].map((i) => requestSeed(7n, i));
+    expect(new Set(seeds).size).toBe(4);
+    for (const s of seeds) expect(Number.isSafeInteger(s) && s >= 0).toBe(true);
+    expect(requestSeed(7n, 1)).toBe(seeds[1]);
+    expect(requestSeed(8n, 1)).not.toBe(seeds[1]);
   });
 });

@@ -91,6 +91,17 @@ export function sampleRng(seed: bigint, promptIndex: number, sampleIndex: number
   return new Rng([lo, hi, promptIndex >>> 0, Math.floor(promptIndex / 2 ** 32), sampleIndex]);
 }
 
+/**
+ * The seed of the one-prompt request that samples the prompt at `promptIndex` through an OpenAI-compatible server
+ * (openai-model.ts): a 53-bit integer (exact in JSON) drawn from (seed, prompt index), so, as with sampleRng, a
+ * prompt's samples do not depend on how the prompt set is batched or sharded. The generator's /v1 endpoint samples
+ * prompt i of a request from sampleRng(request seed, i, j), so the two backends draw the same random numbers.
+ */
+export function requestSeed(seed: bigint, promptIndex: number): number {
+  const rng = new Rng([Number(seed & 0xffffffffn), Number((seed >> 32n) & 0xffffffffn), promptIndex >>> 0, Math.floor(promptIndex / 2 ** 32), 0x6f70656e]);
+  return (rng.nextUint32() & 0x1fffff) * 2 ** 32 + rng.nextUint32();
+}
+
 /** Index of the largest value of row [offset, offset + vocab) (first one on ties). */
 export function argmaxRow(values: Float32Array, offset: number, vocab: number): number {
   let best = 0;

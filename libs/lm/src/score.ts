@@ -37,7 +37,7 @@ export const DEFAULT_MAX_LOGITS_ELEMENTS = 1 << 24;
 const MIN_CHUNK_POSITIONS = 64;
 
 /** Why the model cannot score an item (empty prompt or response, longer than the context), or undefined. */
-export function scoreItemProblem(model: LanguageModel, item: ScoreItem): string | undefined {
+export function scoreItemProblem(model: { readonly maxPositions: number }, item: ScoreItem): string | undefined {
   if (item.promptIds.length === 0) return 'the prompt has no tokens (the first response token needs one before it)';
   if (item.responseIds.length === 0) return 'the response has no tokens';
   const total = item.promptIds.length + item.responseIds.length;

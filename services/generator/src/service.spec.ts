@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
 import { DESCRIPTOR_SET_PATH, GenerateRequest, GeneratorClient, type GenerateResponse } from '@alignment/contracts';
-import { LanguageModel, ModelCache } from '@alignment/lm';
+import { causalModelCache } from '@alignment/lm';
 import { createClient, readAll, startServer, type RunningServer } from '@alignment/service-kit';
 import { waitFor } from '@alignment/service-kit/testing';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../tools/testing/tiny-models';
@@ -14,7 +14,7 @@ let models: TinyModels;
 let server: RunningServer;
 let client: GeneratorClient;
 let dir: string;
-const cache = new ModelCache((d) => LanguageModel.load(d));
+const cache = causalModelCache(2);
 
 beforeAll(async () => {
   models = await tinyModels();

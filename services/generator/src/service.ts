@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { GeneratorService, type GenerateRequest, type GenerateResponse } from '@alignment/contracts';
-import { LanguageModel, ModelCache } from '@alignment/lm';
+import { causalModelCache, type CausalModel, type ModelCache, type OpenAiEndpoint } from '@alignment/lm';
 import { callAbortSignal, type ServiceBinding } from '@alignment/service-kit';
 import { generateResponses, type GenerationDeps, type GenerationJob } from './generation/generate-responses';
 
@@ -8,7 +8,13 @@ import { generateResponses, type GenerationDeps, type GenerationJob } from './ge
 export function toJob(request: GenerateRequest): GenerationJob {
   const prompts = request.prompts;
   return {
-    model: request.model?.onnx ? { uri: request.model.onnx.uri, sha256: request.model.onnx.sha256 } : undefined,
+    model: request.model?.onnx
+      ? {
+          uri: request.model.onnx.uri,
+          sha256: request.model.onnx.sha256,
+          ...(request.model.openai ? { openai: { baseUrl: request.model.openai.baseUrl, model: request.model.openai.model } } : {}),
+        }
+      : undefined,
     prompts:
       prompts?.$case === 'inlinePrompts'
         ? { kind: 'inline', prompts: prompts.value.prompts }
@@ -21,8 +27,8 @@ export function toJob(request: GenerateRequest): GenerationJob {
   };
 }
 
-export function defaultModelCache(capacity = Number(process.env.MODEL_CACHE_SIZE) || 2): ModelCache<LanguageModel> {
-  return new ModelCache((dir) => LanguageModel.load(dir), capacity);
+export function defaultModelCache(capacity = Number(process.env.MODEL_CACHE_SIZE) || 2): ModelCache<CausalModel, OpenAiEndpoint> {
+  return causalModelCache(capacity);
 }
 
 export function generatorBinding(deps: GenerationDeps): ServiceBinding {

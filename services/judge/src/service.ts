@@ -10,7 +10,7 @@ import {
   type ScoreSequencesRequest,
   type ScoreSequencesResponse,
 } from '@alignment/contracts';
-import { LanguageModel, ModelCache, RewardModel, type ModelLocation } from '@alignment/lm';
+import { causalModelCache, ModelCache, RewardModel, type CausalModelRef } from '@alignment/lm';
 import { callAbortSignal, requireTextWithinLimit, type ServiceBinding } from '@alignment/service-kit';
 import { InvalidArgumentError } from '@alignment/errors';
 import { judgePairs, type JudgeDeps, type JudgeJob, type JudgeMethodName } from './judging/judge-pairs';
@@ -37,8 +37,10 @@ const UNFINISHED_POLICIES: Record<number, UnfinishedPolicyName> = {
   [UnfinishedPairs.UNFINISHED_PAIRS_KEEP]: 'keep',
 };
 
-function onnx(ref: ModelRef | undefined): ModelLocation | undefined {
-  return ref?.onnx ? { uri: ref.onnx.uri, sha256: ref.onnx.sha256 } : undefined;
+/** A ModelRef's ONNX export directory, and the OpenAI-compatible server serving it when `openai` is set. */
+function onnx(ref: ModelRef | undefined): CausalModelRef | undefined {
+  if (!ref?.onnx) return undefined;
+  return { uri: ref.onnx.uri, sha256: ref.onnx.sha256, ...(ref.openai ? { openai: { baseUrl: ref.openai.baseUrl, model: ref.openai.model } } : {}) };
 }
 
 /** JudgePairsRequest → the domain's job (shape only; validation is the domain's and names the request fields). */
@@ -77,7 +79,7 @@ export function defaultJudgeDeps(store: JudgeDeps['store']): JudgeDeps {
   // The SPA judge holds the policy and the reference at once; a third slot keeps an LLM judge warm beside them.
   const capacity = Number(process.env.MODEL_CACHE_SIZE) || 3;
   return {
-    languageModels: new ModelCache((dir) => LanguageModel.load(dir), capacity),
+    languageModels: causalModelCache(capacity),
     rewardModels: new ModelCache((dir) => RewardModel.load(dir), 1),
     store,
   };

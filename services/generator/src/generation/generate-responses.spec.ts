@@ -5,19 +5,19 @@ import { createHash } from 'node:crypto';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
 import { checkRecord } from '@alignment/contracts';
 import { CancelledError, InvalidArgumentError } from '@alignment/errors';
-import { LanguageModel, ModelCache } from '@alignment/lm';
+import { causalModelCache, type CausalModel, type ModelCache, type OpenAiEndpoint } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
 import { resolveSamplingParams } from './params';
 import { generateResponses, type GenerationJob, type GenerationProgress, type ResponsesRecord } from './generate-responses';
 
 let models: TinyModels;
-let cache: ModelCache<LanguageModel>;
+let cache: ModelCache<CausalModel, OpenAiEndpoint>;
 let dir: string;
 let store: ArtifactStore;
 
 beforeAll(async () => {
   models = await tinyModels();
-  cache = new ModelCache((d) => LanguageModel.load(d));
+  cache = causalModelCache(2);
 }, TINY_MODELS_TIMEOUT_MS);
 afterAll(() => cache.clear());
 beforeEach(() => {

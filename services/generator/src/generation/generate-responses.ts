@@ -2,12 +2,13 @@ import { ArtifactError, type ArtifactInfo, type ArtifactStore, checkDestination,
 import { AlreadyExistsError, InvalidArgumentError } from '@alignment/errors';
 import {
   LmArgumentError,
-  acquireModel,
-  generate,
+  acquireCausalModel,
+  generateWith,
   promptProblem,
-  type LanguageModel,
+  type CausalModel,
+  type CausalModelRef,
   type ModelCache,
-  type ModelLocation,
+  type OpenAiEndpoint,
   type PromptToGenerate,
 } from '@alignment/lm';
 import { requireShard, type ShardSpec } from '@alignment/service-kit';
@@ -16,8 +17,8 @@ import { loadPromptSet, type PromptSource } from './prompts';
 
 /** One Generate request, as the domain sees it (service.ts maps the proto onto it). */
 export interface GenerationJob {
-  /** The policy's ONNX export directory (request field `model.onnx`). */
-  model: ModelLocation | undefined;
+  /** The policy's ONNX export directory (request field `model.onnx`) and the server serving it (`model.openai`), if any. */
+  model: CausalModelRef | undefined;
   prompts: PromptSource | undefined;
   params: GenerationParamsInput | undefined;
   shard: ShardSpec | undefined;
@@ -26,7 +27,7 @@ export interface GenerationJob {
 }
 
 export interface GenerationDeps {
-  models: ModelCache<LanguageModel>;
+  models: ModelCache<CausalModel, OpenAiEndpoint>;
   store: ArtifactStore;
   /** KV-cache rows decoded together (prompts × n); the runtime's default when unset. */
   batchRows?: number;
@@ -106,7 +107,7 @@ export async function generateResponses(
   const params = resolveSamplingParams(job.params);
   const destination = await outputPath(job, deps.store);
   const set = await loadPromptSet(job.prompts, shard);
-  const lease = await acquireModel(deps.models, job.model, 'model.onnx');
+  const lease = await acquireCausalModel(deps.models, job.model, 'model');
   try {
     const model = lease.value;
     // Every prompt is checked before anything is written: one that the chat template refuses or that leaves no
@@ -130,7 +131,7 @@ export async function generateResponses(
       let done = 0;
       let responses = 0;
       let tokens = 0;
-      for await (const batch of generate(model, items, params, { signal: hooks.signal, maxBatchRows: deps.batchRows })) {
+      for await (const batch of generateWith(model, items, params, { signal: hooks.signal, maxBatchRows: deps.batchRows })) {
         for (const result of batch) {
           const prompt = byIndex.get(result.index)!;
           const record: ResponsesRecord = {

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
 import { checkRecord } from '@alignment/contracts';
 import { CancelledError, InvalidArgumentError } from '@alignment/errors';
-import { LanguageModel, ModelCache, RewardModel, scoreSequences } from '@alignment/lm';
+import { causalModelCache, ModelCache, RewardModel, scoreWith } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
 import { pairwisePrompt, ANSWER_A, ANSWER_B } from './pairwise-prompt';
 import { labelPair, judgePairs, type JudgeDeps, type JudgeJob, type LabelledPair } from './judge-pairs';
@@ -17,7 +17,7 @@ let dir: string;
 beforeAll(async () => {
   models = await tinyModels();
   deps = {
-    languageModels: new ModelCache((d) => LanguageModel.load(d), 3),
+    languageModels: causalModelCache(3),
     rewardModels: new ModelCache((d) => RewardModel.load(d), 1),
     store: new ArtifactStore(path.join(os.tmpdir(), 'unused-store')),
   };
@@ -156,7 +156,7 @@ describe('JudgePairs: reward_model, llm_as_judge, rule', () => {
     const m = lease.value;
     const item = (a: string, b: string, answer: string) => ({ promptIds: m.tokenizer.encodePrompt(pairwisePrompt('What colour is the sky?', a, b)), responseIds: m.tokenizer.encodeText(answer) });
     const [aFirst, bFirst, aSecond, bSecond] = (
-      await scoreSequences(m, [item('Blue.', 'Green.', ANSWER_A), item('Blue.', 'Green.', ANSWER_B), item('Green.', 'Blue.', ANSWER_A), item('Green.', 'Blue.', ANSWER_B)])
+      await scoreWith(m, [item('Blue.', 'Green.', ANSWER_A), item('Blue.', 'Green.', ANSWER_B), item('Green.', 'Blue.', ANSWER_A), item('Green.', 'Blue.', ANSWER_B)])
     ).map((s) => s.logp);
     lease.release();
     const blue = (aFirst + bSecond) / 2;

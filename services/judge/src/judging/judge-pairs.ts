@@ -1,6 +1,6 @@
 import { ArtifactError, type ArtifactInfo, type ArtifactStore, checkDestination, confinePath, JsonlWriter, toLocalPath } from '@alignment/artifacts';
 import { AlreadyExistsError, CancelledError, InvalidArgumentError } from '@alignment/errors';
-import { acquireModel, type LanguageModel, type ModelCache, type ModelLocation, type RewardModel } from '@alignment/lm';
+import { acquireCausalModel, acquireModel, type CausalModel, type CausalModelRef, type ModelCache, type ModelLocation, type OpenAiEndpoint, type RewardModel } from '@alignment/lm';
 import { requireFinite, requireShard, type ShardSpec } from '@alignment/service-kit';
 import { readResponses, responsesPath, type ResponsesRecord } from './responses';
 import { getRule, listRules } from './rules';
@@ -17,9 +17,9 @@ export const DEFAULT_BETA = 0.1;
 export interface JudgeJob {
   method: JudgeMethodName | undefined;
   responses: { uri: string; sha256: string } | undefined;
-  spaImplicit?: { policy?: ModelLocation; reference?: ModelLocation; beta?: number; tieTolerance: number; lengthPenalty: number };
+  spaImplicit?: { policy?: CausalModelRef; reference?: CausalModelRef; beta?: number; tieTolerance: number; lengthPenalty: number };
   rewardModel?: { model?: ModelLocation; tieTolerance: number };
-  llmAsJudge?: { model?: ModelLocation; tieTolerance: number };
+  llmAsJudge?: { model?: CausalModelRef; tieTolerance: number };
   rule?: { rule: string; tieTolerance: number };
   shard?: ShardSpec;
   outputUri: string;
@@ -32,7 +32,8 @@ export interface JudgeJob {
 }
 
 export interface JudgeDeps {
-  languageModels: ModelCache<LanguageModel>;
+  /** Policy, reference and LLM judges, on ONNX Runtime or an OpenAI-compatible server (ModelRef.openai). */
+  languageModels: ModelCache<CausalModel, OpenAiEndpoint>;
   rewardModels: ModelCache<RewardModel>;
   store: ArtifactStore;
   /** Pairs scored per model pass (and between progress reports). Default 32. */
@@ -123,9 +124,9 @@ export function resolveMethod(job: JudgeJob): Method {
         pointwise: true,
         tolerance: requireNonNegative('spa_implicit.tie_tolerance', config.tieTolerance),
         open: async (deps) => {
-          const policy = await acquireModel(deps.languageModels, config.policy, 'spa_implicit.policy.onnx');
+          const policy = await acquireCausalModel(deps.languageModels, config.policy, 'spa_implicit.policy');
           try {
-            const reference = await acquireModel(deps.languageModels, config.reference, 'spa_implicit.reference.onnx');
+            const reference = await acquireCausalModel(deps.languageModels, config.reference, 'spa_implicit.reference');
             return {
               scorer: new SpaImplicitScorer(policy.value, reference.value, beta, lengthPenalty),
               release: () => {
@@ -160,7 +161,7 @@ export function resolveMethod(job: JudgeJob): Method {
         pointwise: false,
         tolerance: requireNonNegative('llm_as_judge.tie_tolerance', config.tieTolerance),
         open: async (deps) => {
-          const model = await acquireModel(deps.languageModels, config.model, 'llm_as_judge.judge_model.onnx');
+          const model = await acquireCausalModel(deps.languageModels, config.model, 'llm_as_judge.judge_model');
           return { scorer: new LlmJudgeScorer(model.value), release: () => model.release() };
         },
       };

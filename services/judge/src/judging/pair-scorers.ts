@@ -1,8 +1,8 @@
 import {
   LmArgumentError,
   scoreItemProblem,
-  scoreSequences,
-  type LanguageModel,
+  scoreWith,
+  type CausalModel,
   type RewardModel,
   type ScoreItem,
   type ScoreOptions,
@@ -38,7 +38,7 @@ export interface PairScorer {
 type Prepared = { items: ScoreItem[] } | { invalid: string };
 
 /** Tokenizes each candidate's items with a model, noting those the model cannot score (too long for the context). */
-function prepare(model: LanguageModel, candidates: readonly Candidate[], items: (c: Candidate) => ScoreItem[]): Prepared[] {
+function prepare(model: CausalModel, candidates: readonly Candidate[], items: (c: Candidate) => ScoreItem[]): Prepared[] {
   return candidates.map((c) => {
     let built: ScoreItem[];
     try {
@@ -54,9 +54,9 @@ function prepare(model: LanguageModel, candidates: readonly Candidate[], items: 
 }
 
 /** logp of every item of the scorable candidates, in one batched pass; [] for the others. */
-async function scoreAll(model: LanguageModel, prepared: readonly Prepared[], options: ScoreOptions): Promise<number[][]> {
+async function scoreAll(model: CausalModel, prepared: readonly Prepared[], options: ScoreOptions): Promise<number[][]> {
   const flat = prepared.flatMap((p) => ('items' in p ? p.items : []));
-  const scores = await scoreSequences(model, flat, options);
+  const scores = await scoreWith(model, flat, options);
   let next = 0;
   return prepared.map((p) => ('items' in p ? p.items.map(() => scores[next++].logp) : []));
 }
@@ -70,15 +70,15 @@ export class SpaImplicitScorer implements PairScorer {
   readonly method = 'spa_implicit';
 
   constructor(
-    private readonly policy: LanguageModel,
-    private readonly reference: LanguageModel,
+    private readonly policy: CausalModel,
+    private readonly reference: CausalModel,
     /** DPO β: ties are judged on β·(s1 − s2). */
     readonly tieScale: number,
     private readonly lengthPenalty: number,
   ) {}
 
   async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<CandidateScores[]> {
-    const build = (model: LanguageModel) => (c: Candidate) => {
+    const build = (model: CausalModel) => (c: Candidate) => {
       const promptIds = model.tokenizer.encodePrompt(c.prompt);
       return c.responses.map((r, k) => ({ promptIds, responseIds: model.tokenizer.encodeResponse(r, { finished: c.finished?.[k] ?? true }) }));
     };
@@ -132,7 +132,7 @@ export class LlmJudgeScorer implements PairScorer {
   readonly method = 'llm_as_judge';
   readonly tieScale = 1;
 
-  constructor(private readonly judge: LanguageModel) {}
+  constructor(private readonly judge: CausalModel) {}
 
   async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<CandidateScores[]> {
     const { tokenizer } = this.judge;

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
 import { checkRecord, JudgePairsRequest, Pairing } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/errors';
-import { LanguageModel, ModelCache, RewardModel } from '@alignment/lm';
+import { causalModelCache, ModelCache, RewardModel } from '@alignment/lm';
 import { toJudgeJob } from '../service';
 import { judgePairs, type JudgeDeps, type JudgeJob, type LabelledPair } from './judge-pairs';
 import { responsesToScore, selectPair } from './pairing';
@@ -17,7 +17,7 @@ let deps: JudgeDeps;
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pairing-'));
   deps = {
-    languageModels: new ModelCache((d) => LanguageModel.load(d), 1),
+    languageModels: causalModelCache(1),
     rewardModels: new ModelCache((d) => RewardModel.load(d), 1),
     store: new ArtifactStore(path.join(dir, 'store')),
   };

@@ -1,10 +1,10 @@
 import { InvalidArgumentError } from '@alignment/errors';
-import { LanguageModel, ModelCache } from '@alignment/lm';
+import { causalModelCache } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
 import { scoreItems } from './score-sequences';
 
 let models: TinyModels;
-const cache = new ModelCache((d) => LanguageModel.load(d));
+const cache = causalModelCache(2);
 
 beforeAll(async () => {
   models = await tinyModels();

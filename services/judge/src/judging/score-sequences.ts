@@ -1,9 +1,19 @@
 import { InvalidArgumentError } from '@alignment/errors';
-import { LmArgumentError, acquireModel, scoreItemProblem, scoreSequences, type LanguageModel, type ModelCache, type ModelLocation, type ScoreItem } from '@alignment/lm';
+import {
+  LmArgumentError,
+  acquireCausalModel,
+  scoreItemProblem,
+  scoreWith,
+  type CausalModel,
+  type CausalModelRef,
+  type ModelCache,
+  type OpenAiEndpoint,
+  type ScoreItem,
+} from '@alignment/lm';
 
 /** One ScoreSequences request, as the domain sees it. */
 export interface ScoreJob {
-  model: ModelLocation | undefined;
+  model: CausalModelRef | undefined;
   items: { prompt: string; response: string }[];
   perToken: boolean;
 }
@@ -23,10 +33,10 @@ export const MAX_SCORE_ITEMS = 10_000;
  * EOS appended to the response, prompt tokens masked). Any item that cannot be scored fails the request with
  * INVALID_ARGUMENT naming it (`items[3]`): a caller scoring explicit items wants all of them or to know why not.
  */
-export async function scoreItems(job: ScoreJob, models: ModelCache<LanguageModel>, signal?: AbortSignal): Promise<SequenceScoreResult[]> {
+export async function scoreItems(job: ScoreJob, models: ModelCache<CausalModel, OpenAiEndpoint>, signal?: AbortSignal): Promise<SequenceScoreResult[]> {
   if (job.items.length === 0) throw new InvalidArgumentError('items', 'must not be empty');
   if (job.items.length > MAX_SCORE_ITEMS) throw new InvalidArgumentError('items', `at most ${MAX_SCORE_ITEMS} per request, got ${job.items.length}`);
-  const lease = await acquireModel(models, job.model, 'model.onnx');
+  const lease = await acquireCausalModel(models, job.model, 'model');
   try {
     const model = lease.value;
     const items: ScoreItem[] = job.items.map((item, i) => {
@@ -41,7 +51,7 @@ export async function scoreItems(job: ScoreJob, models: ModelCache<LanguageModel
       if (problem) throw new InvalidArgumentError(`items[${i}]`, problem);
       return scored;
     });
-    const scores = await scoreSequences(model, items, { signal });
+    const scores = await scoreWith(model, items, { signal });
     return scores.map((s) => ({ logp: s.logp, numTokens: s.tokenLogps.length, tokenLogps: job.perToken ? s.tokenLogps : [] }));
   } finally {
     lease.release();

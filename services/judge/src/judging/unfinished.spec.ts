@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
 import { checkRecord, JudgePairsRequest, UnfinishedPairs } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/errors';
-import { LanguageModel, ModelCache, RewardModel, scoreSequences } from '@alignment/lm';
+import { causalModelCache, LanguageModel, ModelCache, RewardModel, scoreSequences } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
 import { toJudgeJob } from '../service';
 import { judgePairs, type JudgeDeps, type JudgeJob, type LabelledPair } from './judge-pairs';
@@ -25,7 +25,7 @@ beforeAll(async () => {
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfinished-'));
   deps = {
-    languageModels: new ModelCache((d) => LanguageModel.load(d), 2),
+    languageModels: causalModelCache(2),
     rewardModels: new ModelCache((d) => RewardModel.load(d), 1),
     store: new ArtifactStore(path.join(dir, 'store')),
   };
