@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import math
 import re
+import sys
+import types
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -77,6 +79,27 @@ def test_mlflow_uri_without_mlflow_fails_at_start_naming_the_setting(world, tmp_
     with pytest.raises(ValueError, match="MLFLOW_TRACKING_URI is set .* mlflow package is not installed"):
         runner.run_job(_dpo(world, tmp_path / "out"), tmp_path / "w", runner.RunHooks(on_step=steps.append))
     assert steps == []
+
+
+def test_mlflow_uri_with_mlflow_importable_logs_params_and_every_step(world, tmp_path, monkeypatch):
+    """mlflow cannot be installed here (no new dependencies), so a module under its name records what the job calls:
+    the calls are mlflow's public API (set_tracking_uri, start_run, log_params, log_metrics, end_run)."""
+    calls = []
+    recorder = types.ModuleType("mlflow")
+    for name in ("set_tracking_uri", "start_run", "log_params", "log_metrics", "end_run"):
+        setattr(recorder, name, lambda *a, _n=name, **k: calls.append((_n, a, k)))
+    monkeypatch.setitem(sys.modules, "mlflow", recorder)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:///tmp/mlruns")
+    out = runner.run_job(_dpo(world, tmp_path / "out"), tmp_path / "w")
+    names = [c[0] for c in calls]
+    assert names == ["set_tracking_uri", "start_run", "log_params"] + ["log_metrics"] * 4 + ["end_run"]
+    assert calls[0][1] == ("file:///tmp/mlruns",)
+    params = calls[2][1][0]
+    assert params["loss"] == "dpo" and params["hparams.learning_rate"] == "0.005" and params["kind"] == "preference"
+    lines = read_metrics(out.metrics.path)
+    for call, line in zip(calls[3:7], lines):
+        assert call[2]["step"] == line["step"]
+        assert call[1][0]["rewards/margins"] == line["rewards/margins"]
 
 
 def _sft(world, out, eval_fraction):
