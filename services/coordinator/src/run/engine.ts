@@ -325,6 +325,7 @@ export class RunEngine {
           manifestSha256: verification.manifestSha256,
           metrics: verification.metrics,
         });
+        await appendRoundScalars(path.join(this.options.dataDir, 'runs', runId), round, verification.metrics, this.log);
       }
       if (stage === Stage.STAGE_LEARN) this.store.setLatestModel(runId, modelOf(verification.outputs));
       await removeStageWork(dir);
@@ -391,6 +392,6 @@ export class RunEngine {
     this.emit(runId, { kind: 'stage', round, stage, state: JobState.JOB_STATE_SUCCEEDED, message: (result.warnings ?? []).join('; ') });
     const metrics = this.store.metricsOf(runId).find((m) => m.round === round);
     if (metrics && Object.keys(result.metrics).length > 0) this.emit(runId, { kind: 'metrics', metrics });
-    if (Object.keys(result.metrics).length > 0) await appendRoundScalars(path.join(this.options.dataDir, 'runs', runId), round, result.metrics, this.log);
+    await appendRoundScalars(path.join(this.options.dataDir, 'runs', runId), round, result.metrics, this.log);
   }
 }

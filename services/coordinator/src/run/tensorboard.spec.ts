@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { JobState } from '@alignment/contracts';
+import { Configuration, JobState, Stage } from '@alignment/contracts';
 import { closeHarnesses, harness, runToEnd } from '../../testing/engine-harness';
 import { venvPython } from '../../../../tools/testing/tiny-models';
 import { COORDINATOR_LOG_DIR, EVENTS_FILE, crc32c, tfRecord } from './tensorboard';
@@ -47,5 +47,22 @@ describe('TensorBoard events', () => {
       scalars[name].forEach(([, value], i) => expect(value).toBeCloseTo(expected[i][1], 5));
     }
     expect(scalars['judge/self_label_accuracy'].map(([step]) => step)).toEqual([1, 2]);
+  }, 180_000);
+
+  it('writes the metrics of a stage whose stage.json the database never recorded when the run resumes', async () => {
+    const h = harness();
+    await runToEnd(h, { configuration: Configuration.CONFIGURATION_DPO_SEED });
+    const dir = path.join(h.dataDir, 'runs', 'run-1', COORDINATOR_LOG_DIR);
+    // The process died between writing round 0 EVALUATE's stage.json and committing it, before its events.
+    fs.rmSync(dir, { recursive: true });
+    h.store.startStage('run-1', 0, Stage.STAGE_EVALUATE);
+    h.store.setRunState('run-1', JobState.JOB_STATE_RUNNING);
+    h.engine.resumeAll();
+    await h.engine.settled('run-1');
+    const winRate = h.engine.getRun('run-1').rounds[0].metrics['eval/win_rate'];
+    const scalars = await readScalars(dir);
+    expect(scalars['eval/win_rate'].map(([step]) => step)).toEqual([0]);
+    expect(scalars['eval/win_rate'][0][1]).toBeCloseTo(winRate, 5);
+    expect(scalars['train/rewards/margins']).toBeUndefined(); // LEARN was recorded: verified, not written again
   }, 180_000);
 });

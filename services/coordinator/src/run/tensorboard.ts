@@ -73,6 +73,7 @@ export function encodeEvent(event: { wallTime: number; step?: number; fileVersio
  * is logged, not thrown: the metrics are in the database and the API either way.
  */
 export async function appendRoundScalars(runDir: string, round: number, metrics: Record<string, number>, log: Logger): Promise<void> {
+  if (Object.keys(metrics).length === 0) return;
   const file = path.join(runDir, COORDINATOR_LOG_DIR, EVENTS_FILE);
   try {
     await fs.mkdir(path.dirname(file), { recursive: true });
