@@ -16,27 +16,23 @@ import {
   type TrainingHyperparams,
 } from '@alignment/contracts';
 import type { World } from '@alignment/toyworld';
+import { CONFIGURATIONS, configurationPlan } from '../../services/coordinator/src/run/configurations';
 import { klEstimate, leanings, meanWithCi } from './metrics';
 import type { RoundEvaluation } from './results';
 import type { StackClients } from './stack';
 import type { WorldInputs } from './world-model';
 
-/** Configurations the demo can run: docs/algorithm.md §6 names, plus `dpo-gold` (DPO on gold labels for the whole budget). */
-export const DEMO_CONFIGURATIONS: ReadonlyMap<string, Configuration> = new Map([
-  ['dpo-seed', Configuration.CONFIGURATION_DPO_SEED],
-  ['dpo-gold', Configuration.CONFIGURATION_DPO_SEED],
-  ['spa', Configuration.CONFIGURATION_SPA],
-  ['spa-no-dnd', Configuration.CONFIGURATION_SPA_NO_DND],
-  ['spa-no-sr', Configuration.CONFIGURATION_SPA_NO_SR],
-  ['wdro', Configuration.CONFIGURATION_WDRO],
-  ['wdro-sr', Configuration.CONFIGURATION_WDRO_SR],
-  ['cdpo', Configuration.CONFIGURATION_CDPO],
-  ['rdpo', Configuration.CONFIGURATION_RDPO],
-  ['drdpo', Configuration.CONFIGURATION_DRDPO],
-]);
+/**
+ * Configurations the demo can run, by report name: the coordinator's (services/coordinator/src/run/configurations.ts,
+ * dpo-gold included) less the iterative-DPO baselines, whose judge model the toy worlds do not have.
+ */
+const NEEDS_JUDGE_MODEL: ReadonlySet<Configuration> = new Set([Configuration.CONFIGURATION_ITER_DPO_RM, Configuration.CONFIGURATION_ITER_DPO_JUDGE]);
+export const DEMO_CONFIGURATIONS: ReadonlyMap<string, Configuration> = new Map(
+  [...CONFIGURATIONS].filter(([configuration]) => !NEEDS_JUDGE_MODEL.has(configuration)).map(([configuration, plan]) => [plan.name, configuration]),
+);
 
 /** Configurations that train round 0 only (no self-annotation rounds, so no round prompt sets). */
-const SEED_ONLY: ReadonlySet<string> = new Set(['dpo-seed', 'dpo-gold', 'cdpo', 'rdpo', 'drdpo']);
+const seedOnly = (config: string) => !configurationPlan(DEMO_CONFIGURATIONS.get(config)!).selfAnnotation;
 
 type EventHandler = (done: number, total: number, detail: string) => void;
 
@@ -138,7 +134,7 @@ export function runSpec(config: string, world: World, inputs: WorldInputs, seedP
     configuration,
     baseModel: inputs.model,
     seedPairs: ref(seedPairs),
-    prompts: SEED_ONLY.has(config) ? undefined : { $case: 'roundPrompts', value: { rounds: inputs.roundPrompts.slice(0, settings.rounds).map(ref) } },
+    prompts: seedOnly(config) ? undefined : { $case: 'roundPrompts', value: { rounds: inputs.roundPrompts.slice(0, settings.rounds).map(ref) } },
     rounds: settings.rounds,
     generation: { n: 2, temperature: settings.generation.temperature, maxNewTokens: settings.generation.maxNewTokens },
     loss: {

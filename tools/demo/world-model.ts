@@ -108,6 +108,9 @@ export async function buildOrReuseBaseModel(
       value: {
         init: { $case: 'architecture', value: { ...options.architecture, tokenizer: { uri: path.join(dir, 'tokenizer'), sha256: '', sizeBytes: 0 } } },
         dataset: { uri: path.join(dir, 'sft.jsonl'), sha256: '', sizeBytes: 0 },
+        // Every example trained on, as the cached base models and the published figures were built (the cache key
+        // does not cover the trainer's 5% default hold-out).
+        evalFraction: 0,
       },
     },
     hparams: fullHparams({ ...options.sft, seed: options.seed }),

@@ -8,6 +8,7 @@ import { Configuration, JudgeMethod, PreferenceLoss } from '@alignment/contracts
  * | configuration    | rounds ≥ 1 | judge (rounds ≥ 1) | round 0 loss | round t ≥ 1 loss | λ_t (DND)             | W-DRO budget |
  * |------------------|-----------|--------------------|--------------|------------------|-----------------------|--------------|
  * | dpo-seed         | none      | –                  | DPO          | –                | –                     | –            |
+ * | dpo-gold         | none      | –                  | DPO          | –                | –                     | –            |
  * | spa              | yes       | SPA_IMPLICIT       | DPO          | SPA              | schedule (1/2,1/4,1/8) | –            |
  * | spa-no-dnd       | yes       | SPA_IMPLICIT       | DPO          | SPA              | 0 (DND off)           | –            |
  * | spa-no-sr        | yes       | SPA_IMPLICIT       | DPO          | DPO              | –                     | –            |
@@ -22,7 +23,9 @@ import { Configuration, JudgeMethod, PreferenceLoss } from '@alignment/contracts
  * Round 0 is SPA Algorithm 1's π_0 = DPO(π_init, D_0) for every self-annotating configuration, so configurations
  * that share a seed set (and a label-noise rate) share π_0 and differ only in what the rounds do. The seed-only
  * configurations (dpo-seed and the robust-DPO baselines of the noise table) train round 0 only: `spec.rounds` and
- * the prompt sets are not used by them.
+ * the prompt sets are not used by them. dpo-gold trains exactly as dpo-seed does; its seed_pairs are the gold-labelled
+ * pairs of the whole prompt budget (seed and round prompts: what the self-annotating configurations label themselves),
+ * and the name says so in the run's record, traces and reports (docs/benchmark.md §2).
  */
 export interface ConfigurationPlan {
   /** The name used in reports (docs/algorithm.md §6). */
@@ -51,6 +54,7 @@ const ROUNDS = { selfAnnotation: true, seedLoss: PreferenceLoss.PREFERENCE_LOSS_
 
 export const CONFIGURATIONS: ReadonlyMap<Configuration, ConfigurationPlan> = new Map<Configuration, ConfigurationPlan>([
   [Configuration.CONFIGURATION_DPO_SEED, { ...SEED_ONLY, name: 'dpo-seed', seedLoss: PreferenceLoss.PREFERENCE_LOSS_DPO }],
+  [Configuration.CONFIGURATION_DPO_GOLD, { ...SEED_ONLY, name: 'dpo-gold', seedLoss: PreferenceLoss.PREFERENCE_LOSS_DPO }],
   [
     Configuration.CONFIGURATION_SPA,
     { ...ROUNDS, name: 'spa', judge: JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT, roundLoss: PreferenceLoss.PREFERENCE_LOSS_SPA, dnd: 'schedule', wdro: false },
@@ -89,6 +93,12 @@ export const PAPER_DND_LAMBDA_SCHEDULE: readonly number[] = [0.5, 0.25, 0.125];
 
 /** Prompt fractions of rounds 1, 2, 3 in the paper's split (SPA §4: 13.3%, 33.3%, 50% after a 3.3% seed). */
 export const PAPER_ROUND_FRACTIONS: readonly number[] = [0.133, 0.333, 0.5];
+
+/** The configuration a report name (a ConfigurationPlan name: dpo-seed, spa, …, dpo-gold) stands for. */
+export function configurationByName(name: string): Configuration | undefined {
+  for (const [configuration, plan] of CONFIGURATIONS) if (plan.name === name) return configuration;
+  return undefined;
+}
 
 export function configurationPlan(configuration: Configuration): ConfigurationPlan {
   const plan = CONFIGURATIONS.get(configuration);

@@ -8,6 +8,7 @@ import { Configuration, JobState, PreferenceLoss, RoundPromptOverlap, RunSpec, S
 import { artifactShas, closeHarnesses, harness, runToEnd, stageRuns, startAndWatch } from '../../testing/engine-harness';
 import { Gate } from '../../testing/gate';
 import { validSpec } from '../../testing/run-fixtures';
+import { configurationByName, configurationPlan } from './configurations';
 import { ServiceUnavailableError, StageFailedError } from './executors';
 import type { RunEvent } from './run-events';
 import { deriveSeed } from './seeds';
@@ -86,6 +87,19 @@ describe('a run', () => {
     const run = await runToEnd(h, { configuration: Configuration.CONFIGURATION_DPO_SEED, rounds: 3, prompts: undefined });
     expect(run.state).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(stageRuns(h.events)).toEqual(['0 STAGE_LEARN', '0 STAGE_EVALUATE']);
+  });
+
+  it('dpo-gold (DPO on the gold pairs of the whole budget) trains its seed pairs with DPO in round 0 only, under its own name', async () => {
+    const h = harness();
+    const run = await runToEnd(h, { configuration: Configuration.CONFIGURATION_DPO_GOLD, rounds: 3, prompts: undefined });
+    expect(run.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(stageRuns(h.events)).toEqual(['0 STAGE_LEARN', '0 STAGE_EVALUATE']);
+    const learn = h.fakes.learn.calls[0].spec.kind;
+    expect(learn?.$case === 'preference' && [learn.value.loss, learn.value.pairs?.uri]).toEqual([PreferenceLoss.PREFERENCE_LOSS_DPO, `file://${h.ws.seedPairs}`]);
+    expect(run.spec?.configuration).toBe(Configuration.CONFIGURATION_DPO_GOLD);
+    expect(configurationPlan(Configuration.CONFIGURATION_DPO_GOLD).name).toBe('dpo-gold');
+    expect(configurationByName('dpo-gold')).toBe(Configuration.CONFIGURATION_DPO_GOLD);
+    expect(configurationByName('dpo-silver')).toBeUndefined();
   });
 
   it('derives every seed from (run seed, round, stage), so the same spec gives the same artifacts', async () => {

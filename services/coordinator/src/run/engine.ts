@@ -14,6 +14,7 @@ import { checkRunId, validateSpec } from './run-spec';
 import { prepareStageDir, removeStageWork } from './stage-dir';
 import { stageName, verifyStage, writeStageManifest } from './stage-manifest';
 import { StageOutputs, artifactRef, inputIdentities, modelOf, stageDefinition, type StageResult } from './stages';
+import { appendRoundScalars } from './tensorboard';
 import { type RunRow, type RunStore } from './store';
 
 /** Thrown by StartRun when the run id exists with a different spec (mapped to ALREADY_EXISTS). */
@@ -324,6 +325,7 @@ export class RunEngine {
           manifestSha256: verification.manifestSha256,
           metrics: verification.metrics,
         });
+        await appendRoundScalars(path.join(this.options.dataDir, 'runs', runId), round, verification.metrics, this.log);
       }
       if (stage === Stage.STAGE_LEARN) this.store.setLatestModel(runId, modelOf(verification.outputs));
       await removeStageWork(dir);
@@ -390,5 +392,6 @@ export class RunEngine {
     this.emit(runId, { kind: 'stage', round, stage, state: JobState.JOB_STATE_SUCCEEDED, message: (result.warnings ?? []).join('; ') });
     const metrics = this.store.metricsOf(runId).find((m) => m.round === round);
     if (metrics && Object.keys(result.metrics).length > 0) this.emit(runId, { kind: 'metrics', metrics });
+    await appendRoundScalars(path.join(this.options.dataDir, 'runs', runId), round, result.metrics, this.log);
   }
 }

@@ -145,6 +145,7 @@ describe('configuration -> trainer loss (one table, configurations.ts)', () => {
 
   const table: Array<[Configuration, PreferenceLoss, PreferenceLoss | undefined, number | undefined]> = [
     [Configuration.CONFIGURATION_DPO_SEED, PreferenceLoss.PREFERENCE_LOSS_DPO, undefined, undefined],
+    [Configuration.CONFIGURATION_DPO_GOLD, PreferenceLoss.PREFERENCE_LOSS_DPO, undefined, undefined],
     [Configuration.CONFIGURATION_SPA, PreferenceLoss.PREFERENCE_LOSS_DPO, PreferenceLoss.PREFERENCE_LOSS_SPA, 0.25],
     [Configuration.CONFIGURATION_SPA_NO_DND, PreferenceLoss.PREFERENCE_LOSS_DPO, PreferenceLoss.PREFERENCE_LOSS_SPA, 0],
     [Configuration.CONFIGURATION_SPA_NO_SR, PreferenceLoss.PREFERENCE_LOSS_DPO, PreferenceLoss.PREFERENCE_LOSS_DPO, undefined],

@@ -24,6 +24,7 @@ DEFAULT_MAX_LENGTH = 1024          # TRL DPOConfig.max_length
 DEFAULT_WARMUP_RATIO = 0.1         # TrainingHyperparams.warmup_ratio (§2: 10% warm-up)
 DEFAULT_MAX_GRAD_NORM = 1.0        # TRL / transformers TrainingArguments.max_grad_norm
 DEFAULT_MAX_POSITION_EMBEDDINGS = 2048
+DEFAULT_SFT_EVAL_FRACTION = 0.05   # SftJob.eval_fraction: examples held out for eval/loss
 DEFAULT_ADVERSARY_GROUP_SIZE = 100  # PreferenceJob.adversary_group_size: SSAPO's G (docs/algorithm.md §7)
 # The DroSolver W-DRO jobs use when neither the spec nor $DRO_SOLVER_ADDRESS names one (the server and the CLI).
 DEFAULT_DRO_SOLVER_ADDRESS = "localhost:50054"
@@ -69,6 +70,8 @@ class SftTask:
     dataset: Artifact
     architecture: Architecture | None = None
     checkpoint: Artifact | None = None
+    # Share of the examples held out of training for eval/loss (sft_eval.py).
+    eval_fraction: float = DEFAULT_SFT_EVAL_FRACTION
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from alignment_trainer.config import (
     DEFAULT_MAX_GRAD_NORM,
     DEFAULT_MAX_LENGTH,
     DEFAULT_MAX_POSITION_EMBEDDINGS,
+    DEFAULT_SFT_EVAL_FRACTION,
     DEFAULT_SPA_ALPHA,
     DEFAULT_SPA_K_PERCENTILE,
     DEFAULT_SPA_WARMUP_FRACTION,
@@ -172,8 +173,12 @@ def _sft(sft: trainer_pb2.SftJob) -> SftTask:
     init = sft.WhichOneof("init")
     if init is None:
         raise InvalidSpec("spec.sft.init", "one of spec.sft.architecture or spec.sft.checkpoint is required")
+    eval_fraction = _finite(sft.eval_fraction, "spec.sft.eval_fraction") if sft.HasField("eval_fraction") \
+        else DEFAULT_SFT_EVAL_FRACTION
+    _check(0 <= eval_fraction <= 0.5, "spec.sft.eval_fraction", f"must be in [0, 0.5], got {eval_fraction}")
     if init == "checkpoint":
-        return SftTask(dataset=dataset, checkpoint=_checkpoint(sft.checkpoint, "spec.sft.checkpoint"))
+        return SftTask(dataset=dataset, checkpoint=_checkpoint(sft.checkpoint, "spec.sft.checkpoint"),
+                       eval_fraction=eval_fraction)
     a = sft.architecture
     f = "spec.sft.architecture"
     _check(a.model_type == "llama", f"{f}.model_type",
@@ -201,7 +206,7 @@ def _sft(sft: trainer_pb2.SftJob) -> SftTask:
         hidden_size=a.hidden_size, num_layers=a.num_layers, num_attention_heads=a.num_attention_heads,
         num_key_value_heads=kv, intermediate_size=a.intermediate_size,
         max_position_embeddings=a.max_position_embeddings or DEFAULT_MAX_POSITION_EMBEDDINGS, tokenizer=tok)
-    return SftTask(dataset=dataset, architecture=arch)
+    return SftTask(dataset=dataset, architecture=arch, eval_fraction=eval_fraction)
 
 
 def _preference(p: trainer_pb2.PreferenceJob, default_dro_address: str) -> PreferenceTask:

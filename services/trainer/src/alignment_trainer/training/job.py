@@ -19,10 +19,11 @@ import torch
 
 from alignment_trainer import tracing
 from alignment_trainer.config import WDRO_LOSSES, JobConfig, PreferenceTask, SftTask
-from alignment_trainer.training import checkpoints, data, export, job_inputs
+from alignment_trainer.training import checkpoints, data, export, job_inputs, sft_eval
 from alignment_trainer.training.adversary import Adversary, ConnectAdversary
 from alignment_trainer.training.collective import REPEAT, Collective, StepLayout, shard
 from alignment_trainer.training.distributed_objective import DistributedPreferenceObjective
+from alignment_trainer.training.experiment_log import ExperimentLog
 from alignment_trainer.training.lifecycle import (
     CHECKPOINT_DIR,
     METRICS_FILE,
@@ -66,12 +67,15 @@ class TrainingJob:
         self.connect_adversary = connect_adversary
         self.adversary: Adversary | None = None
         self._metrics_fh = None
+        self._experiment_log: ExperimentLog | None = None
         self._cached_epoch: int | None = None
         self._cached_batches: list[list[int]] = []
 
     def close(self) -> None:
         if self._metrics_fh is not None:
             self._metrics_fh.close()
+        if self._experiment_log is not None:
+            self._experiment_log.close()
         if self.adversary is not None:
             self.adversary.close()
 
@@ -95,6 +99,8 @@ class TrainingJob:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.examples, self.lengths, self.n_dropped, judge_margins = job_inputs.tokenize_examples(self.config,
                                                                                                 tokenizer)
+        # SFT: a held-out slice (spec.sft.eval_fraction) for eval/loss; it is not trained on.
+        self.held_out, self.examples, self.lengths = sft_eval.split_held_out(self.config, self.examples, self.lengths)
 
         self.steps_per_epoch = data.steps_per_epoch(len(self.examples), self.h.batch_size)
         total = math.ceil(self.h.epochs * self.steps_per_epoch)
@@ -175,6 +181,7 @@ class TrainingJob:
         else:
             metrics_path.write_bytes(b"")
         self._metrics_fh = open(metrics_path, "a", encoding="utf-8")
+        self._experiment_log = ExperimentLog(self.config, self.out, resume_step)
         return resume_step
 
     # -- checkpoints --------------------------------------------------------------------------------------------
@@ -296,9 +303,12 @@ class TrainingJob:
                        "epoch": done / self.steps_per_epoch, "num_tokens": float(self.num_tokens),
                        **result.metrics,
                        "data/truncated": float(self.n_truncated), "data/dropped": float(self.n_dropped)}
+            if self.held_out and (done % self.steps_per_epoch == 0 or done == self.total_steps):
+                metrics["eval/loss"] = sft_eval.eval_loss(self.model, self.held_out, self.pad_id, self.h, self.device)
             if self._metrics_fh is not None:  # the main process only
                 self._metrics_fh.write(json.dumps({"step": done, **metrics}) + "\n")
                 self._metrics_fh.flush()
+                self._experiment_log.log(done, metrics)
             final_metrics = metrics
             elapsed = time.monotonic() - session_start
             steps_here = done - start_step
@@ -337,6 +347,8 @@ class TrainingJob:
         if self._metrics_fh is not None:
             self._metrics_fh.close()
             self._metrics_fh = None
+            self._experiment_log.close()
+            self._experiment_log = None
         self.model.eval()
         # Training ran without a KV cache; whoever loads the checkpoint to generate wants it back on.
         self.unwrapped.config.use_cache = True
