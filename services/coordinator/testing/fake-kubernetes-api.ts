@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { JobObject, PodObject } from '../src/clients/kubernetes';
 
@@ -28,11 +29,17 @@ export class FakeKubernetesApi {
   private uid = 0;
   url = '';
 
-  async start(): Promise<this> {
-    this.server = http.createServer((req, res) => this.handle(req, res));
+  /** Listens on loopback; with `tls` (PEM key and certificate) over https, as a real API server does. */
+  async start(tls?: { key: Buffer; cert: Buffer }): Promise<this> {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res);
+    this.server = tls ? https.createServer(tls, handler) : http.createServer(handler);
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
+  }
+
+  get port(): number {
+    return (this.server!.address() as AddressInfo).port;
   }
 
   async stop(): Promise<void> {

@@ -1,8 +1,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { makeCertificates } from '@alignment/service-kit/testing';
+import { FakeKubernetesApi } from '../../../testing/fake-kubernetes-api';
 import { configFromEnv } from '../../config';
-import { connectionFromEnv } from './api-client';
+import { KubernetesApi, connectionFromEnv } from './api-client';
 import { kubernetesLearnConfigFromEnv } from './learn-config';
 
 test('LEARN_EXECUTOR picks the LEARN executor: grpc by default, kubernetes, anything else refused by name', () => {
@@ -69,4 +71,41 @@ test('in-cluster connection: service host and port, the token (read on every cal
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe('in-cluster over https', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k8s-tls-'));
+  const certs = makeCertificates(path.join(dir, 'certs'), ['kubernetes']);
+  const other = makeCertificates(path.join(dir, 'other'), ['kubernetes']);
+  let api: FakeKubernetesApi;
+  beforeAll(async () => {
+    api = await new FakeKubernetesApi().start({ key: fs.readFileSync(certs.key('kubernetes')), cert: fs.readFileSync(certs.cert('kubernetes')) });
+  });
+  afterAll(async () => {
+    await api.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const accountDir = (ca: string) => {
+    const sa = fs.mkdtempSync(path.join(dir, 'sa-'));
+    fs.writeFileSync(path.join(sa, 'token'), 'projected-token');
+    fs.copyFileSync(ca, path.join(sa, 'ca.crt'));
+    fs.writeFileSync(path.join(sa, 'namespace'), 'alignment');
+    return sa;
+  };
+
+  test('verifies the API server with the service account CA and sends the token', async () => {
+    const env = { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) };
+    const k8s = new KubernetesApi(connectionFromEnv(env, 2000, accountDir(certs.ca)));
+    expect(await k8s.getJob('learn-x')).toBeUndefined();
+    expect(api.requests.at(-1)).toEqual(expect.objectContaining({ method: 'GET', path: '/apis/batch/v1/namespaces/alignment/jobs/learn-x', authorization: 'Bearer projected-token' }));
+  });
+
+  test('refuses an API server whose certificate the CA did not sign', async () => {
+    const env = { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) };
+    const k8s = new KubernetesApi(connectionFromEnv(env, 2000, accountDir(other.ca)));
+    const seen = api.requests.length;
+    await expect(k8s.getJob('learn-x')).rejects.toThrow(/^Kubernetes API: get Job learn-x: https:\/\/127\.0\.0\.1:\d+: .*(self.signed|unable to verify|certificate)/);
+    expect(api.requests.length).toBe(seen);
+  });
 });
