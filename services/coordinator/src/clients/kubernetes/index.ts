@@ -19,6 +19,7 @@ export function kubernetesLearnExecutorFromEnv(
     api: new KubernetesApi(connectionFromEnv(env, options.rpcDeadlineMs)),
     template: config.template,
     pollMs: config.pollMs,
+    stuckGraceMs: config.stuckGraceMs,
     stageDeadlineMs: options.stageDeadlineMs,
     retry: options.retry,
     checkpointEverySteps: options.checkpointEverySteps,

@@ -21,12 +21,15 @@ import type { LearnJobTemplate, Toleration } from './job-manifest';
  * | K8S_LEARN_TLS_SECRET              | –                        | Secret for the pods' TLS_*_FILE                  |
  * | K8S_LEARN_PASS_ENV                | DRO_SOLVER_ADDRESS,…     | coordinator variables copied into the pods       |
  * | K8S_LEARN_POLL_MS                 | 5000                     | how often the Job's status is read               |
+ * | K8S_LEARN_STUCK_GRACE_S           | 300                      | a pod that cannot start (image pull, config)     |
+ * |                                   |                          | this long fails the stage; its Job is deleted    |
  * | K8S_API_URL / K8S_API_TOKEN       | in-cluster               | API server override (api-client.ts)              |
  * | K8S_NAMESPACE                     | the pod's namespace      | where the Jobs go                                |
  */
 export interface KubernetesLearnConfig {
   template: LearnJobTemplate;
   pollMs: number;
+  stuckGraceMs: number;
 }
 
 const DEFAULT_PASS_ENV = ['DRO_SOLVER_ADDRESS', 'HF_HUB_OFFLINE', 'LOG_LEVEL', 'OTEL_TRACES_EXPORTER', 'OTEL_EXPORTER_OTLP_ENDPOINT'];
@@ -102,5 +105,6 @@ export function kubernetesLearnConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: st
       tlsSecret: env.K8S_LEARN_TLS_SECRET?.trim() || undefined,
     },
     pollMs: int(env, 'K8S_LEARN_POLL_MS', 5000, 1),
+    stuckGraceMs: int(env, 'K8S_LEARN_STUCK_GRACE_S', 300, 0) * 1000,
   };
 }

@@ -44,6 +44,7 @@ function executor(over: Partial<LearnJobTemplate> = {}, attempts = 3): Kubernete
     api: new KubernetesApi({ baseUrl: api.url, token: () => 'sa-token', namespace: NS, timeoutMs: 5000 }),
     template: template(over),
     pollMs: 20,
+    stuckGraceMs: 200,
     stageDeadlineMs: 60_000,
     retry: { attempts, initialBackoffMs: 5, maxBackoffMs: 20 },
     checkpointEverySteps: 50,
@@ -301,6 +302,7 @@ test('an unreachable API server fails the stage as unavailable, naming the addre
     api: new KubernetesApi({ baseUrl: 'http://127.0.0.1:1', namespace: NS, timeoutMs: 1000 }),
     template: template(),
     pollMs: 20,
+    stuckGraceMs: 200,
     stageDeadlineMs: 60_000,
     retry: { attempts: 2, initialBackoffMs: 5, maxBackoffMs: 5 },
     logger,
@@ -308,4 +310,25 @@ test('an unreachable API server fails the stage as unavailable, naming the addre
   await expect(dead.train('run-13-x-r0-learn-a0', jobSpec(), context())).rejects.toThrow(
     /^Kubernetes API at http:\/\/127\.0\.0\.1:1 unavailable after 2 attempts: Kubernetes API: get Job learn-run-13-x-r0-learn-a0-[0-9a-f]{10}: http:\/\/127\.0\.0\.1:1: connect ECONNREFUSED/,
   );
+});
+
+test('a pod that cannot pull its image fails the stage after the grace period, and its Job is deleted', async () => {
+  const jobId = 'run-14-x-r0-learn-a0';
+  const name = learnJobName(jobId);
+  const pod = { metadata: { name: `${name}-0-q`, labels: { 'alignment.dev/learn-job': name } }, status: { phase: 'Pending', containerStatuses: [{ name: 'trainer', state: { waiting: { reason: 'ContainerCreating' } } }] } };
+  api.onJobCreated = () => api.pods.push(pod);
+  const started = Date.now();
+  const pending = executor().train(jobId, jobSpec(), context());
+  // Creating containers is progress: no failure while it lasts.
+  await new Promise((r) => setTimeout(r, 400));
+  expect(api.jobs.has(`${NS}/${name}`)).toBe(true);
+  pod.status.containerStatuses[0].state = { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "registry.example/alignment/trainer:0.1.0"' } } as any;
+  const error = await pending.catch((e) => e);
+  expect(error).toBeInstanceOf(StageFailedError);
+  expect(error.message).toBe(
+    `trainer job ${jobId} (Kubernetes Job ${name}) could not start, and was deleted: pod ${name}-0-q: container trainer ImagePullBackOff: Back-off pulling image "registry.example/alignment/trainer:0.1.0"`,
+  );
+  expect(Date.now() - started).toBeGreaterThanOrEqual(400 + 200);
+  expect(api.writes().map((r) => r.method)).toEqual(['POST', 'DELETE']);
+  expect(api.jobs.has(`${NS}/${name}`)).toBe(false);
 });

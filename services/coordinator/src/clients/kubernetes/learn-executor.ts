@@ -30,6 +30,11 @@ export interface KubernetesLearnOptions {
   stageDeadlineMs: number;
   /** Attempts at an API server that is unreachable or answers 5xx/429 before the stage fails. */
   retry: { attempts: number; initialBackoffMs: number; maxBackoffMs: number };
+  /**
+   * A pod that cannot start (its image cannot be pulled, its configuration is invalid: STUCK_REASONS) for this long
+   * fails the stage and its Job is deleted, so that it does not hold its GPUs while it waits for nothing.
+   */
+  stuckGraceMs: number;
   /** Checkpoint interval for jobs whose hyper-parameters set none (as the gRPC executor). */
   checkpointEverySteps?: number;
   logger: Logger;
@@ -57,6 +62,17 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   } catch {
     return undefined; // absent, or being replaced
   }
+}
+
+/** Container waiting reasons that do not resolve by waiting (unlike ContainerCreating or an unschedulable pod). */
+export const STUCK_REASONS = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError']);
+
+function stuckReasons(pods: PodObject[]): string[] {
+  return pods.flatMap((pod) =>
+    (pod.status?.containerStatuses ?? [])
+      .filter((c) => c.state?.waiting?.reason && STUCK_REASONS.has(c.state.waiting.reason))
+      .map((c) => `pod ${pod.metadata.name}: container ${c.name} ${c.state!.waiting!.reason}${c.state!.waiting!.message ? `: ${c.state!.waiting!.message}` : ''}`),
+  );
 }
 
 function condition(job: JobObject, type: string) {
@@ -149,6 +165,7 @@ export class KubernetesLearnExecutor implements LearnExecutor {
       job = await this.create(jobId, name, paths, ctx.signal);
     }
     const deadline = Date.now() + this.options.stageDeadlineMs;
+    let stuckSince: number | undefined;
     for (;;) {
       if (ctx.signal.aborted) return this.abandon(jobId, name, ctx.signal);
       if (condition(job, 'Complete') || condition(job, 'Failed')) break;
@@ -158,6 +175,15 @@ export class KubernetesLearnExecutor implements LearnExecutor {
         );
       }
       await this.reportProgress(paths, ctx);
+      // Pods that cannot start: checked while no pod of the Job is ready.
+      if (!job.status?.ready) {
+        const stuck = stuckReasons(await this.call(jobId, () => api.listPods(`${LABELS.learnJob}=${name}`), ctx.signal));
+        stuckSince = stuck.length ? (stuckSince ?? Date.now()) : undefined;
+        if (stuck.length && Date.now() - stuckSince! >= this.options.stuckGraceMs) {
+          await this.call(jobId, () => api.deleteJob(name, 'Background'), ctx.signal);
+          throw new StageFailedError(`trainer job ${jobId} (Kubernetes Job ${name}) could not start, and was deleted: ${stuck.join('; ')}`);
+        }
+      }
       try {
         await sleep(this.options.pollMs, ctx.signal);
       } catch {

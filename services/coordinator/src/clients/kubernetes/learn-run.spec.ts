@@ -53,6 +53,7 @@ test('a run with LEARN as Kubernetes Jobs produces the artifacts of the same run
       ttlSecondsAfterFinished: 60, backoffLimit: 0, rendezvousPort: 29500, env: {},
     },
     pollMs: 10,
+    stuckGraceMs: 200,
     stageDeadlineMs: 60_000,
     retry: { attempts: 2, initialBackoffMs: 5, maxBackoffMs: 5 },
     logger: createLogger('k8s-learn-run-test'),
