@@ -74,6 +74,7 @@ describe.each(VARIANTS)('%s', (variant) => {
     expect(c.command?.slice(0, 3)).toEqual(['python', '-m', 'accelerate.commands.launch']);
     const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
     expect(env.DRO_SOLVER_ADDRESS).toBe('dro-solver:50054');
+    expect([env.ARTIFACT_ROOTS, env.READ_ONLY_ROOTS, env.HF_HUB_OFFLINE]).toEqual(['/data/runs', '/data/models:/data/datasets', '1']);
     expect(env.OTEL_TRACES_EXPORTER).toBe(variant.includes('tracing') ? 'otlp' : 'none');
   });
 

@@ -24,6 +24,7 @@ test('K8S_LEARN_* shape the Jobs; defaults are one node with one GPU', () => {
       K8S_LEARN_CPU: '32:64',
       K8S_LEARN_MEMORY: '512Gi',
       DRO_SOLVER_ADDRESS: 'dro-solver:50054',
+      K8S_LEARN_ENV_ARTIFACT_ROOTS: '/data/runs',
       SECRET_THING: 'not passed',
     },
     '/data',
@@ -33,7 +34,7 @@ test('K8S_LEARN_* shape the Jobs; defaults are one node with one GPU', () => {
     nodeSelector: { 'nvidia.com/gpu.present': 'true', pool: 'h100' },
     tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
     resources: { cpuRequest: '32', cpuLimit: '64', memoryRequest: '512Gi', memoryLimit: '512Gi' },
-    env: { DRO_SOLVER_ADDRESS: 'dro-solver:50054' },
+    env: { DRO_SOLVER_ADDRESS: 'dro-solver:50054', ARTIFACT_ROOTS: '/data/runs' },
     serviceAccount: 'trainer', ttlSecondsAfterFinished: 3600, backoffLimit: 0,
   }));
   const defaults = kubernetesLearnConfigFromEnv({ K8S_LEARN_IMAGE: 'x:1' }, '/data');
@@ -47,6 +48,7 @@ test.each([
   [{ K8S_LEARN_NODE_SELECTOR: 'gpu' }, "K8S_LEARN_NODE_SELECTOR must be key=value,…, got 'gpu'"],
   [{ K8S_LEARN_TOLERATIONS: '{"key":"x"}' }, 'K8S_LEARN_TOLERATIONS must be a JSON array of objects'],
   [{ K8S_LEARN_TOLERATIONS: '[oops' }, 'K8S_LEARN_TOLERATIONS must be a JSON array of tolerations'],
+  [{ 'K8S_LEARN_ENV_BAD-NAME': 'x' }, "K8S_LEARN_ENV_BAD-NAME: 'BAD-NAME' is not an environment variable name"],
   [{ K8S_LEARN_MEMORY: 'lots' }, "K8S_LEARN_MEMORY must be <request>[:<limit>] quantities (e.g. 4:8, 32Gi:64Gi), got 'lots'"],
 ])('bad setting %j: %s', (env, message) => {
   expect(() => kubernetesLearnConfigFromEnv({ K8S_LEARN_IMAGE: 'x:1', ...env, ...(message.includes('needs K8S_LEARN_IMAGE') ? { K8S_LEARN_IMAGE: '' } : {}) }, '/data')).toThrow(message);

@@ -20,6 +20,8 @@ import type { LearnJobTemplate, Toleration } from './job-manifest';
  * | K8S_LEARN_RENDEZVOUS_PORT         | 29500                    | torch rendezvous port on pod 0                   |
  * | K8S_LEARN_TLS_SECRET              | –                        | Secret for the pods' TLS_*_FILE                  |
  * | K8S_LEARN_PASS_ENV                | DRO_SOLVER_ADDRESS,…     | coordinator variables copied into the pods       |
+ * | K8S_LEARN_ENV_<NAME>              | –                        | <NAME> in the pods (e.g. K8S_LEARN_ENV_ARTIFACT_ |
+ * |                                   |                          | ROOTS: the trainer's confined paths)             |
  * | K8S_LEARN_POLL_MS                 | 5000                     | how often the Job's status is read               |
  * | K8S_LEARN_STUCK_GRACE_S           | 300                      | a pod that cannot start (image pull, config)     |
  * |                                   |                          | this long fails the stage; its Job is deleted    |
@@ -33,6 +35,8 @@ export interface KubernetesLearnConfig {
 }
 
 const DEFAULT_PASS_ENV = ['DRO_SOLVER_ADDRESS', 'HF_HUB_OFFLINE', 'LOG_LEVEL', 'OTEL_TRACES_EXPORTER', 'OTEL_EXPORTER_OTLP_ENDPOINT'];
+/** K8S_LEARN_ENV_<NAME>=value: <NAME>=value in the Jobs' pods. */
+const ENV_PREFIX = 'K8S_LEARN_ENV_';
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/;
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
@@ -85,6 +89,12 @@ export function kubernetesLearnConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: st
   const pass = env.K8S_LEARN_PASS_ENV !== undefined ? env.K8S_LEARN_PASS_ENV.split(',').map((n) => n.trim()).filter(Boolean) : DEFAULT_PASS_ENV;
   const passed: Record<string, string> = {};
   for (const name of pass) if (env[name] !== undefined) passed[name] = env[name]!;
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const name = key.slice(ENV_PREFIX.length);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`${key}: '${name}' is not an environment variable name`);
+    passed[name] = value;
+  }
   return {
     template: {
       image,
