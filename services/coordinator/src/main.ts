@@ -47,13 +47,7 @@ async function main(): Promise<void> {
   const resumed = engine.resumeAll();
   engine.startTicking(config.resumeTickMs);
   logger.info(
-    {
-      data_dir: config.dataDir,
-      generator: config.generatorAddresses,
-      judge: config.judgeAddresses,
-      learn: config.learnExecutor === 'kubernetes' ? 'kubernetes jobs' : config.trainerAddress,
-      resumed,
-    },
+    { data_dir: config.dataDir, generator: config.generatorAddresses, judge: config.judgeAddresses, trainer: config.trainerAddress, learn_executor: config.learnExecutor, resumed },
     'coordinator ready',
   );
 
