@@ -34,7 +34,10 @@ export interface LearnJobTemplate {
   shmSize: string;
   /** The Job (and its pods) are deleted this long after it ends. */
   ttlSecondsAfterFinished: number;
-  /** Pod failures before the Job fails (0: the first failure fails the stage; a resume starts a new attempt). */
+  /**
+   * Pod failures (kills, crashes; not the job's own failure, exit 1 or 2) before the Job fails; each new pod resumes
+   * from the work dir's checkpoint. Once the Job failed, a resume of the run starts a new attempt from scratch.
+   */
   backoffLimit: number;
   /** Port of the torch distributed rendezvous on pod 0 (multi-node). */
   rendezvousPort: number;
@@ -122,8 +125,15 @@ export function learnJobManifest(args: { name: string; namespace: string; jobId:
       parallelism: t.nodes,
       backoffLimit: t.backoffLimit,
       ttlSecondsAfterFinished: t.ttlSecondsAfterFinished,
-      // A drained or preempted node does not count as a failure: the pod is made again and resumes.
-      podFailurePolicy: { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }] },
+      // The job CLI exits 1 when the job failed and 2 for a bad spec: retrying cannot help, the Job fails at once. A
+      // drained or preempted node does not count as a failure. Other exits (a kill, a crash) count against
+      // backoffLimit; the new pod resumes from the checkpoint in the work dir.
+      podFailurePolicy: {
+        rules: [
+          { action: 'FailJob', onExitCodes: { containerName: 'trainer', operator: 'In', values: [1, 2] } },
+          { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+        ],
+      },
       template: {
         metadata: { labels },
         spec: {

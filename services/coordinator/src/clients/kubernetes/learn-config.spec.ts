@@ -35,7 +35,7 @@ test('K8S_LEARN_* shape the Jobs; defaults are one node with one GPU', () => {
     tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
     resources: { cpuRequest: '32', cpuLimit: '64', memoryRequest: '512Gi', memoryLimit: '512Gi' },
     env: { DRO_SOLVER_ADDRESS: 'dro-solver:50054', ARTIFACT_ROOTS: '/data/runs' },
-    serviceAccount: 'trainer', ttlSecondsAfterFinished: 3600, backoffLimit: 0,
+    serviceAccount: 'trainer', ttlSecondsAfterFinished: 3600, backoffLimit: 2,
   }));
   const defaults = kubernetesLearnConfigFromEnv({ K8S_LEARN_IMAGE: 'x:1' }, '/data');
   expect([defaults.template.nodes, defaults.template.gpusPerNode, defaults.pollMs]).toEqual([1, 1, 5000]);

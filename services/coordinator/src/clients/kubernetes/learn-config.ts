@@ -16,7 +16,7 @@ import type { LearnJobTemplate, Toleration } from './job-manifest';
  * | K8S_LEARN_CPU / K8S_LEARN_MEMORY  | 4:8 / 32Gi:64Gi          | `request:limit` per pod                          |
  * | K8S_LEARN_SHM                     | 8Gi                      | /dev/shm size                                    |
  * | K8S_LEARN_TTL_S                   | 3600                     | ttlSecondsAfterFinished                          |
- * | K8S_LEARN_BACKOFF_LIMIT           | 0                        | pod failures before the Job fails                |
+ * | K8S_LEARN_BACKOFF_LIMIT           | 2                        | pod kills/crashes before the Job fails           |
  * | K8S_LEARN_RENDEZVOUS_PORT         | 29500                    | torch rendezvous port on pod 0                   |
  * | K8S_LEARN_TLS_SECRET              | –                        | Secret for the pods' TLS_*_FILE                  |
  * | K8S_LEARN_PASS_ENV                | DRO_SOLVER_ADDRESS,…     | coordinator variables copied into the pods       |
@@ -109,7 +109,7 @@ export function kubernetesLearnConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: st
       resources: { cpuRequest, cpuLimit, memoryRequest, memoryLimit },
       shmSize: shm,
       ttlSecondsAfterFinished: int(env, 'K8S_LEARN_TTL_S', 3600, 0),
-      backoffLimit: int(env, 'K8S_LEARN_BACKOFF_LIMIT', 0, 0),
+      backoffLimit: int(env, 'K8S_LEARN_BACKOFF_LIMIT', 2, 0),
       rendezvousPort: int(env, 'K8S_LEARN_RENDEZVOUS_PORT', 29500, 1),
       env: passed,
       tlsSecret: env.K8S_LEARN_TLS_SECRET?.trim() || undefined,

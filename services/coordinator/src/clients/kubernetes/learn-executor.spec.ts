@@ -124,6 +124,10 @@ test('a LEARN stage creates one Indexed Job on GPU nodes, follows it to Complete
   expect(manifest.metadata).toEqual(expect.objectContaining({ name, namespace: NS, annotations: { [JOB_ID_ANNOTATION]: jobId } }));
   expect(manifest.metadata.labels).toEqual(expect.objectContaining({ app: 'learn-job', 'app.kubernetes.io/part-of': 'alignment', 'alignment.dev/learn-job': name }));
   expect(manifest.spec).toEqual(expect.objectContaining({ completionMode: 'Indexed', completions: 1, parallelism: 1, backoffLimit: 0, ttlSecondsAfterFinished: 600 }));
+  expect(manifest.spec.podFailurePolicy.rules).toEqual([
+    { action: 'FailJob', onExitCodes: { containerName: 'trainer', operator: 'In', values: [1, 2] } },
+    { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+  ]);
   const pod = manifest.spec.template.spec;
   expect(pod.restartPolicy).toBe('Never');
   expect(pod.automountServiceAccountToken).toBe(false);
