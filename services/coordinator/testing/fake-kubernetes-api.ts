@@ -1,7 +1,12 @@
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { toLocalPath } from '@alignment/artifacts';
+import { JobSpec, type ArtifactRef } from '@alignment/contracts';
 import type { JobObject, PodObject } from '../src/clients/kubernetes';
+import { fakeTrainOutputs } from './fake-service-outputs';
 
 // A stand-in for the Kubernetes API server (this machine runs none), on loopback: just the endpoints the LEARN
 // executor calls (create/get/delete Job, create Service, list pods by label selector), with Kubernetes' Status
@@ -122,4 +127,25 @@ export class FakeKubernetesApi {
       conditions: [{ type, status: 'True', reason, message }],
     };
   }
+}
+
+/**
+ * Plays a LEARN Job's pod: reads the JobSpec from the path in the Job's command, writes what the trainer's job CLI
+ * writes (the trainer double's outputs, progress.json, result.json: trainer jobs/cli.py), and completes the Job.
+ */
+export async function runTrainerPod(api: FakeKubernetesApi, job: JobObject): Promise<JobSpec> {
+  const command = (job.spec as { template: { spec: { containers: { command: string[] }[] } } }).template.spec.containers[0].command;
+  const arg = (flag: string) => command[command.indexOf(flag) + 1];
+  const spec = JobSpec.fromJSON(JSON.parse(fs.readFileSync(arg('--spec'), 'utf8')));
+  if (toLocalPath(spec.outputUri) !== arg('--output')) throw new Error(`--output ${arg('--output')} is not the spec's output_uri ${spec.outputUri}`);
+  const { outputs, metrics } = await fakeTrainOutputs(spec);
+  const info = (a?: ArtifactRef) => (a ? { path: toLocalPath(a.uri), sha256: a.sha256, size_bytes: a.sizeBytes } : null);
+  const work = arg('--work-dir');
+  fs.writeFileSync(path.join(work, 'progress.json'), JSON.stringify({ step: 3, total_steps: 3, loss: 0.5, tokens_per_second: 100, eta_seconds: 0, time: 0 }));
+  fs.writeFileSync(path.join(work, 'result.json'), JSON.stringify({
+    state: 'SUCCEEDED', total_steps: 3, final_metrics: metrics,
+    outputs: { hf_checkpoint: info(outputs.model?.hfCheckpoint), onnx: info(outputs.model?.onnx), manifest: info(outputs.manifest), metrics: info(outputs.metrics) },
+  }));
+  api.finish(job.metadata.namespace!, job.metadata.name, 'Complete');
+  return spec;
 }

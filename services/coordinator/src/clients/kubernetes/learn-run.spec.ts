@@ -1,13 +1,10 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { toLocalPath } from '@alignment/artifacts';
-import { JobSpec, JobState } from '@alignment/contracts';
+import { JobState } from '@alignment/contracts';
 import { createLogger } from '@alignment/service-kit';
 import { artifactShas, closeHarnesses, harness, runToEnd } from '../../../testing/engine-harness';
-import { FakeKubernetesApi } from '../../../testing/fake-kubernetes-api';
-import { fakeTrainOutputs } from '../../../testing/fake-service-outputs';
+import { FakeKubernetesApi, runTrainerPod } from '../../../testing/fake-kubernetes-api';
 import { makeWorkspace } from '../../../testing/run-fixtures';
-import { KubernetesApi, type JobObject } from './api-client';
+import { KubernetesApi } from './api-client';
 import { KubernetesLearnExecutor } from './learn-executor';
 
 // A whole run (3 LEARN stages) with LEARN as Kubernetes Jobs: the run engine, the executor and a fake API server
@@ -16,21 +13,6 @@ import { KubernetesLearnExecutor } from './learn-executor';
 
 const NS = 'alignment';
 let api: FakeKubernetesApi;
-
-/** Plays the trainer pod: reads the JobSpec from the path in the Job's command and writes what jobs/cli.py writes. */
-async function runPod(job: JobObject): Promise<void> {
-  const command = (job.spec as any).template.spec.containers[0].command as string[];
-  const arg = (flag: string) => command[command.indexOf(flag) + 1];
-  const spec = JobSpec.fromJSON(JSON.parse(fs.readFileSync(arg('--spec'), 'utf8')));
-  expect(toLocalPath(spec.outputUri)).toBe(arg('--output'));
-  const { outputs, metrics } = await fakeTrainOutputs(spec);
-  const info = (a?: { uri: string; sha256: string; sizeBytes: number }) => (a ? { path: toLocalPath(a.uri), sha256: a.sha256, size_bytes: a.sizeBytes } : null);
-  fs.writeFileSync(path.join(arg('--work-dir'), 'result.json'), JSON.stringify({
-    state: 'SUCCEEDED', total_steps: 3, final_metrics: metrics,
-    outputs: { hf_checkpoint: info(outputs.model?.hfCheckpoint), onnx: info(outputs.model?.onnx), manifest: info(outputs.manifest), metrics: info(outputs.metrics) },
-  }));
-  api.finish(NS, job.metadata.name, 'Complete');
-}
 
 beforeEach(async () => {
   api = await new FakeKubernetesApi().start();
@@ -44,7 +26,7 @@ test('a run with LEARN as Kubernetes Jobs produces the artifacts of the same run
   expect((await runToEnd(reference)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
 
   const dataDir = path.join(ws.root, 'data-k8s');
-  api.onJobCreated = (job) => setTimeout(() => void runPod(job).catch((error) => api.finish(NS, job.metadata.name, 'Failed', 'Test', String(error))), 20);
+  api.onJobCreated = (job) => setTimeout(() => void runTrainerPod(api, job).catch((error) => api.finish(NS, job.metadata.name, 'Failed', 'Test', String(error))), 20);
   const learn = new KubernetesLearnExecutor({
     api: new KubernetesApi({ baseUrl: api.url, namespace: NS, timeoutMs: 5000 }),
     template: {
