@@ -336,3 +336,21 @@ test('a pod that cannot pull its image fails the stage after the grace period, a
   expect(api.writes().map((r) => r.method)).toEqual(['POST', 'DELETE']);
   expect(api.jobs.has(`${NS}/${name}`)).toBe(false);
 });
+
+test('a run cancelled while the API server is failing (between retries) still deletes its Job', async () => {
+  const jobId = 'run-15-x-r0-learn-a0';
+  const name = learnJobName(jobId);
+  const cancel = new AbortController();
+  api.onJobCreated = () => api.inject('GET', `/apis/batch/v1/namespaces/${NS}/jobs/${name}`, 503, 'ServiceUnavailable', 'apiserver is shutting down', 1000);
+  const pending = executor({}, 1000).train(jobId, jobSpec(), context(cancel));
+  await created(name);
+  await waitForRequests(() => api.requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/jobs/${name}`)).length >= 3);
+  cancel.abort('cancelled');
+  await expect(pending).rejects.toEqual(new StageAbortedError('cancelled'));
+  expect(api.writes().map((r) => `${r.method} ${r.path}`)).toEqual([`POST /apis/batch/v1/namespaces/${NS}/jobs`, `DELETE /apis/batch/v1/namespaces/${NS}/jobs/${name}`]);
+});
+
+async function waitForRequests(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+  if (!done()) throw new Error('the requests never came');
+}

@@ -164,11 +164,31 @@ export class KubernetesLearnExecutor implements LearnExecutor {
       await writeFileAtomic(paths.spec, JSON.stringify(JobSpec.toJSON(spec), null, 2) + '\n');
       job = await this.create(jobId, name, paths, ctx.signal);
     }
+    try {
+      job = await this.follow(jobId, name, job, paths, ctx);
+    } catch (error) {
+      // Aborted while waiting or between API retries: a cancelled run deletes its Job, a shutdown leaves it.
+      if (error instanceof StageAbortedError) return this.abandon(jobId, name, ctx.signal);
+      throw error;
+    }
+    await this.reportProgress(paths, ctx);
+    const result = (await readJson<ResultFile>(path.join(paths.workDir, 'result.json'))) ?? { state: 'MISSING' };
+    const failed = condition(job, 'Failed');
+    const pods = failed ? await this.call(jobId, () => api.listPods(`${LABELS.learnJob}=${name}`), ctx.signal) : [];
+    if (failed && result.state === 'SUCCEEDED') result.state = 'FAILED';
+    const reasons = failed ? [`Job ${failed.reason ?? 'Failed'}${failed.message ? `: ${failed.message}` : ''}`, ...podFailures(pods)] : [];
+    return this.outcome(jobId, name, result, reasons, spec);
+  }
+
+  /** Polls the Job until it completes or fails (and reports progress); fails the stage on a stuck pod or the deadline. */
+  private async follow(jobId: string, name: string, first: JobObject, paths: LearnJobPaths, ctx: CallContext): Promise<JobObject> {
+    const api = this.options.api;
+    let job = first;
     const deadline = Date.now() + this.options.stageDeadlineMs;
     let stuckSince: number | undefined;
     for (;;) {
-      if (ctx.signal.aborted) return this.abandon(jobId, name, ctx.signal);
-      if (condition(job, 'Complete') || condition(job, 'Failed')) break;
+      if (ctx.signal.aborted) throw new StageAbortedError(abortReason(ctx.signal));
+      if (condition(job, 'Complete') || condition(job, 'Failed')) return job;
       if (Date.now() > deadline) {
         throw new StageFailedError(
           `trainer job ${jobId} (Kubernetes Job ${name}) did not finish within ${this.options.stageDeadlineMs} ms; it keeps running, and StartRun with the same run_id re-attaches to it`,
@@ -184,22 +204,11 @@ export class KubernetesLearnExecutor implements LearnExecutor {
           throw new StageFailedError(`trainer job ${jobId} (Kubernetes Job ${name}) could not start, and was deleted: ${stuck.join('; ')}`);
         }
       }
-      try {
-        await sleep(this.options.pollMs, ctx.signal);
-      } catch {
-        return this.abandon(jobId, name, ctx.signal);
-      }
+      await sleep(this.options.pollMs, ctx.signal);
       const current = await this.call(jobId, () => api.getJob(name), ctx.signal);
       if (!current) throw new StageFailedError(`trainer job ${jobId}: Kubernetes Job ${name} was deleted before it finished`);
       job = current;
     }
-    await this.reportProgress(paths, ctx);
-    const result = (await readJson<ResultFile>(path.join(paths.workDir, 'result.json'))) ?? { state: 'MISSING' };
-    const failed = condition(job, 'Failed');
-    const pods = failed ? await this.call(jobId, () => api.listPods(`${LABELS.learnJob}=${name}`), ctx.signal) : [];
-    if (failed && result.state === 'SUCCEEDED') result.state = 'FAILED';
-    const reasons = failed ? [`Job ${failed.reason ?? 'Failed'}${failed.message ? `: ${failed.message}` : ''}`, ...podFailures(pods)] : [];
-    return this.outcome(jobId, name, result, reasons, spec);
   }
 
   private checkOwner(job: JobObject, jobId: string): void {
