@@ -44,12 +44,14 @@ test('only the learn-as-jobs variants run LEARN as Jobs', () => {
 describe.each(VARIANTS)('%s', (variant) => {
   const job = () => workloads(objectsOf(variant)).find((w) => w.app === LEARN_JOB_APP)!;
 
-  test('no trainer service: no trainer Job, Deployment, Service or network policy, and no TRAINER_ADDRESS', () => {
+  test('no trainer service: no trainer Job, Deployment, Service or network policy rule, and no TRAINER_ADDRESS', () => {
     const objects = objectsOf(variant);
     for (const kind of ['Job', 'Deployment', 'Service', 'NetworkPolicy']) expect({ kind, trainer: find(objects, kind, 'trainer') }).toEqual({ kind, trainer: undefined });
     const coordinator = workloads(objects).find((w) => w.app === 'coordinator')!;
     const env = effectiveEnv(objects, coordinator.namespace, mainContainer(coordinator));
     expect([env.LEARN_EXECUTOR, env.TRAINER_ADDRESS]).toEqual(['kubernetes', undefined]);
+    // No policy lets anything reach or be reached as the trainer (the coordinator's egress to it went too).
+    expect(JSON.stringify(objects.filter((o) => o.kind === 'NetworkPolicy'))).not.toContain('"app":"trainer"');
   });
 
   test('the LEARN Job: an Indexed Job of the trainer image on GPU nodes, the data volume, the trainer identity', () => {
