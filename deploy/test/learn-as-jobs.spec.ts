@@ -80,11 +80,11 @@ describe.each(VARIANTS)('%s', (variant) => {
     expect(env.OTEL_TRACES_EXPORTER).toBe(variant.includes('tracing') ? 'otlp' : 'none');
   });
 
-  test('RBAC: the coordinator may create, read and delete Jobs, create Services and list pods, nothing more', () => {
+  test('RBAC: the coordinator may create, read, list and delete Jobs, create Services and list pods, nothing more', () => {
     const objects = objectsOf(variant);
     const role = find(objects, 'Role', 'coordinator-learn-jobs') as K8sObject & { rules: unknown[] };
     expect(role.rules).toEqual([
-      { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get', 'delete'] },
+      { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get', 'list', 'delete'] },
       { apiGroups: [''], resources: ['services'], verbs: ['create'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
     ]);

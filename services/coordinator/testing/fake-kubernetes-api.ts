@@ -83,6 +83,11 @@ export class FakeKubernetesApi {
       if (m) {
         const [, ns, name] = m;
         const key = `${ns}/${name}`;
+        if (record.method === 'GET' && !name) {
+          const [key, value] = (url.searchParams.get('labelSelector') ?? '').split('=');
+          const items = [...this.jobs.entries()].filter(([k, j]) => k.startsWith(`${ns}/`) && j.metadata.labels?.[key] === value).map(([, j]) => j);
+          return send(200, { kind: 'JobList', items });
+        }
         if (record.method === 'POST' && !name) {
           const job = record.body as unknown as JobObject;
           const created = `${ns}/${job.metadata.name}`;

@@ -145,6 +145,15 @@ export class KubernetesApi {
     return this.orUndefined(this.request('GET', `/apis/batch/v1/namespaces/${this.ns}/jobs/${encodeURIComponent(name)}`, `get Job ${name}`));
   }
 
+  async listJobs(labelSelector: string): Promise<JobObject[]> {
+    const list = await this.request<{ items: JobObject[] }>(
+      'GET',
+      `/apis/batch/v1/namespaces/${this.ns}/jobs?labelSelector=${encodeURIComponent(labelSelector)}`,
+      `list Jobs ${labelSelector}`,
+    );
+    return list.items ?? [];
+  }
+
   /** Deletes the Job and (by propagation) its pods; true when it existed. */
   async deleteJob(name: string, propagationPolicy: DeletePropagation): Promise<boolean> {
     const path = `/apis/batch/v1/namespaces/${this.ns}/jobs/${encodeURIComponent(name)}`;

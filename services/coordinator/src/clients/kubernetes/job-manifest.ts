@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import * as path from 'node:path';
 import type { JobObject, ServiceObject } from './api-client';
 
 // The batch/v1 Job that runs one LEARN stage's trainer job (trainer jobs/cli.py `run`) on GPU nodes: an Indexed Job
@@ -53,6 +54,8 @@ export const LABELS = {
   managedBy: 'app.kubernetes.io/managed-by',
   /** On the Job, its Service and its pods: the Job's name (how the executor finds the pods). */
   learnJob: 'alignment.dev/learn-job',
+  /** The stage (run, round) whatever the attempt: how a new attempt finds the Jobs of earlier ones. */
+  learnStage: 'alignment.dev/learn-stage',
 } as const;
 /** The `app` label of LEARN Job pods (the network policies select it). */
 export const LEARN_JOB_APP = 'learn-job';
@@ -89,9 +92,20 @@ function launchCommand(name: string, template: LearnJobTemplate, paths: LearnJob
   return cmd;
 }
 
+/** The learn-stage label's value: a hash of the stage directory (the parent of every attempt's output). */
+export function learnStageKey(paths: LearnJobPaths): string {
+  return createHash('sha256').update(path.dirname(paths.output)).digest('hex').slice(0, 20);
+}
+
 export function learnJobManifest(args: { name: string; namespace: string; jobId: string; template: LearnJobTemplate; paths: LearnJobPaths }): JobObject {
   const { name, namespace, jobId, template: t, paths } = args;
-  const labels = { [LABELS.app]: LEARN_JOB_APP, [LABELS.partOf]: 'alignment', [LABELS.managedBy]: 'alignment-coordinator', [LABELS.learnJob]: name };
+  const labels = {
+    [LABELS.app]: LEARN_JOB_APP,
+    [LABELS.partOf]: 'alignment',
+    [LABELS.managedBy]: 'alignment-coordinator',
+    [LABELS.learnJob]: name,
+    [LABELS.learnStage]: learnStageKey(paths),
+  };
   const env: { name: string; value?: string; valueFrom?: unknown }[] = Object.entries(t.env).map(([k, v]) => ({ name: k, value: v }));
   env.push({ name: 'MACHINE_RANK', valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } });
   const mounts: { name: string; mountPath: string; readOnly?: boolean }[] = [

@@ -354,3 +354,29 @@ async function waitForRequests(done: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
   if (!done()) throw new Error('the requests never came');
 }
+
+test("a new attempt deletes an earlier attempt's Job that still runs, not finished ones nor other stages'", async () => {
+  const a0 = 'run-16-x-r0-learn-a0';
+  const a1 = 'run-16-x-r0-learn-a1';
+  const shutdown = new AbortController();
+  const first = executor().train(a0, jobSpec(0), context(shutdown));
+  await created(learnJobName(a0));
+  shutdown.abort('shutdown');
+  await expect(first).rejects.toBeInstanceOf(StageAbortedError);
+  // Another stage's running Job (another output directory) and a finished earlier attempt of this one.
+  const otherSpec = JobSpec.fromPartial({ ...jobSpec(0), outputUri: fileUri(path.join(dataDir, 'runs', 'r1', 'round-1', 'learn', 'attempt-0')) });
+  const stopOther = new AbortController();
+  const other = executor().train('run-16-x-r1-learn-a0', otherSpec, context(stopOther));
+  await created(learnJobName('run-16-x-r1-learn-a0'));
+
+  const spec = jobSpec(1);
+  api.onJobCreated = (job) => {
+    if (job.metadata.name === learnJobName(a1)) setTimeout(() => void trainerSucceeds(spec).then(() => api.finish(NS, job.metadata.name, 'Complete')), 30);
+  };
+  expect((await executor().train(a1, spec, context())).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+  const writes = api.writes().map((r) => `${r.method} ${r.path.split('/').pop()}`);
+  expect(writes).toEqual(['POST jobs', 'POST jobs', `DELETE ${learnJobName(a0)}`, 'POST jobs']);
+  expect(api.jobs.has(`${NS}/${learnJobName('run-16-x-r1-learn-a0')}`)).toBe(true);
+  stopOther.abort('shutdown');
+  await expect(other).rejects.toBeInstanceOf(StageAbortedError);
+});

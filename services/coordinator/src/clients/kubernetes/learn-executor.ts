@@ -14,7 +14,16 @@ import {
   type LearnExecutor,
 } from '../../run';
 import { KubernetesApiError, KubernetesUnreachableError, type JobObject, type KubernetesApi, type PodObject } from './api-client';
-import { JOB_ID_ANNOTATION, LABELS, learnJobManifest, learnJobName, rendezvousService, type LearnJobPaths, type LearnJobTemplate } from './job-manifest';
+import {
+  JOB_ID_ANNOTATION,
+  LABELS,
+  learnJobManifest,
+  learnJobName,
+  learnStageKey,
+  rendezvousService,
+  type LearnJobPaths,
+  type LearnJobTemplate,
+} from './job-manifest';
 
 // LEARN_EXECUTOR=kubernetes: each LEARN stage is a batch/v1 Job (job-manifest.ts) that runs the trainer's job CLI on
 // GPU nodes and ends with the training, instead of a call to a long-lived trainer service holding its GPUs. The
@@ -162,6 +171,7 @@ export class KubernetesLearnExecutor implements LearnExecutor {
       // The same bytes on every (re-)attempt: the spec is deterministic in the stage.
       await fs.mkdir(paths.workDir, { recursive: true });
       await writeFileAtomic(paths.spec, JSON.stringify(JobSpec.toJSON(spec), null, 2) + '\n');
+      await this.deleteEarlierAttempts(jobId, name, paths, ctx.signal);
       job = await this.create(jobId, name, paths, ctx.signal);
     }
     try {
@@ -208,6 +218,21 @@ export class KubernetesLearnExecutor implements LearnExecutor {
       const current = await this.call(jobId, () => api.getJob(name), ctx.signal);
       if (!current) throw new StageFailedError(`trainer job ${jobId}: Kubernetes Job ${name} was deleted before it finished`);
       job = current;
+    }
+  }
+
+  /**
+   * A stage that failed while its Job kept running (the API server was unreachable, the stage deadline passed) is
+   * executed again as a new attempt: the earlier attempts' unfinished Jobs are deleted first, so that they stop
+   * holding GPUs and writing beside the new one.
+   */
+  private async deleteEarlierAttempts(jobId: string, name: string, paths: LearnJobPaths, signal: AbortSignal): Promise<void> {
+    const api = this.options.api;
+    const jobs = await this.call(jobId, () => api.listJobs(`${LABELS.learnStage}=${learnStageKey(paths)}`), signal);
+    for (const other of jobs) {
+      if (other.metadata.name === name || condition(other, 'Complete') || condition(other, 'Failed')) continue;
+      await this.call(jobId, () => api.deleteJob(other.metadata.name, 'Background'), signal);
+      this.options.logger.warn({ job_id: jobId, k8s_job: other.metadata.name }, "deleted an earlier attempt's unfinished LEARN Job");
     }
   }
 
