@@ -40,6 +40,8 @@ RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src/services/trainer/src /app/src
+# accelerate configs (ddp.yaml, fsdp.yaml) for multi-GPU LEARN Jobs: K8S_LEARN_ACCELERATE_CONFIG=/app/accelerate/fsdp.yaml
+COPY services/trainer/accelerate /app/accelerate
 WORKDIR /app
 # Caches that torch, triton and Hugging Face write go to /tmp (an emptyDir in the pod); models load from local
 # paths only (HF_HUB_OFFLINE), never from a hub.

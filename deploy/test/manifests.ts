@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { kubernetesLearnConfigFromEnv } from '../../services/coordinator/src/clients/kubernetes/learn-config';
+import { learnJobManifest, learnJobName } from '../../services/coordinator/src/clients/kubernetes/job-manifest';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IService } from 'kubernetes-models/v1/Service';
@@ -23,6 +25,8 @@ import { Pod } from 'kubernetes-models/v1/Pod';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 
 export type { IContainer, IPodSpec, IService, INetworkPolicy };
 
@@ -51,6 +55,8 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
   'batch/v1/Job': Job,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
 };
 
 /** Throws with the schema's messages if obj is not a valid object of its kind. */
@@ -79,13 +85,34 @@ export function renderAll(): Rendered {
         if (doc.errors.length) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join('; ')}`);
         return doc.toJS() as K8sObject;
       });
-      variants.set(path.basename(file, '.yaml'), objects.filter(Boolean));
+      variants.set(path.basename(file, '.yaml'), withLearnJob(objects.filter(Boolean)));
     }
     const pinned = /^KUSTOMIZE_VERSION=(\S+)$/m.exec(fs.readFileSync(script, 'utf8'));
     return { variants, kustomizeVersion: pinned ? pinned[1] : 'unknown' };
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
+}
+
+/** The `app` label of the LEARN Jobs' pods (services/coordinator/src/clients/kubernetes/job-manifest.ts). */
+export const LEARN_JOB_APP = 'learn-job';
+
+/**
+ * A variant as it runs: where the coordinator runs LEARN as Kubernetes Jobs (LEARN_EXECUTOR=kubernetes), the render
+ * plus the Job it creates for a LEARN stage, built by the coordinator's own code from its rendered environment, so
+ * that every check of the manifests (schema, Pod Security, resources, network policies) covers that Job too.
+ */
+export function withLearnJob(objects: K8sObject[]): K8sObject[] {
+  const coordinator = workloads(objects).find((w) => w.app === 'coordinator' && w.object.kind === 'Deployment');
+  if (!coordinator) return objects;
+  const env = effectiveEnv(objects, coordinator.namespace, mainContainer(coordinator));
+  if (env.LEARN_EXECUTOR !== 'kubernetes') return objects;
+  const { template } = kubernetesLearnConfigFromEnv(env, env.DATA_DIR);
+  const jobId = 'run-1-0123456789abcdef-r0-learn-a0';
+  const output = `${env.DATA_DIR}/runs/run-1/round-0/learn/attempt-0`;
+  const paths = { output, workDir: `${output}.work`, spec: `${output}.work/job-spec.json` };
+  const job = learnJobManifest({ name: learnJobName(jobId), namespace: coordinator.namespace, jobId, template, paths });
+  return [...objects, job as unknown as K8sObject];
 }
 
 export function find(objects: K8sObject[], kind: string, name: string): K8sObject | undefined {
@@ -123,9 +150,9 @@ export function workloads(objects: K8sObject[]): Workload[] {
   return result;
 }
 
-/** Workloads of the application itself (the five services). */
+/** Workloads of the application itself (the five services; not the LEARN Jobs the coordinator creates). */
 export function serviceWorkloads(objects: K8sObject[]): Workload[] {
-  return workloads(objects).filter((w) => w.labels[PART_OF] === 'alignment');
+  return workloads(objects).filter((w) => w.labels[PART_OF] === 'alignment' && w.app !== LEARN_JOB_APP);
 }
 
 export function mainContainer(w: Workload): IContainer {

@@ -44,8 +44,12 @@ const DATA_DIRS: Record<ServiceName, string | undefined> = {
   trainer: '/data/trainer',
 };
 
-const VARIANTS = ['local-cpu', 'local-cpu+tracing', 'gpu', 'gpu+tracing', 'gpu+lm-on-gpu', 'gpu+tracing+lm-on-gpu'];
+const VARIANTS = [
+  'local-cpu', 'local-cpu+tracing', 'gpu', 'gpu+tracing', 'gpu+lm-on-gpu', 'gpu+tracing+lm-on-gpu', 'gpu+learn-as-jobs', 'gpu+tracing+learn-as-jobs',
+];
 const hasPart = (variant: string, part: string) => variant.split('+').includes(part);
+/** The services a variant runs: with learn-as-jobs, LEARN stages are Jobs the coordinator creates, and no trainer. */
+const servicesOf = (variant: string) => SERVICE_NAMES.filter((s) => s !== 'trainer' || !hasPart(variant, 'learn-as-jobs'));
 
 let rendered: Rendered;
 const objectsOf = (variant: string): K8sObject[] => {
@@ -103,7 +107,7 @@ describe.each([...VARIANTS, 'data-loader'])('%s', (variant) => {
     }
   });
 
-  test('every pod meets the restricted Pod Security Standard and mounts no API token', () => {
+  test('every pod meets the restricted Pod Security Standard and mounts no API token unless it calls the API', () => {
     const objects = objectsOf(variant);
     for (const w of workloads(objects)) {
       const pod = w.spec.securityContext ?? {};
@@ -120,6 +124,9 @@ describe.each([...VARIANTS, 'data-loader'])('%s', (variant) => {
       if (w.spec.serviceAccountName) expect({ app: w.app, account: !!account }).toEqual({ app: w.app, account: true });
       expect({ app: w.app, automount: w.spec.automountServiceAccountToken ?? account?.automountServiceAccountToken })
         .toEqual({ app: w.app, automount: false });
+      // An API token only where something calls the API: the coordinator that creates LEARN Jobs (projected).
+      const token = (w.spec.volumes ?? []).some((v) => v.projected?.sources?.some((source) => source.serviceAccountToken));
+      expect({ app: w.app, token }).toEqual({ app: w.app, token: w.app === 'coordinator' && hasPart(variant, 'learn-as-jobs') });
       for (const c of [...(w.spec.initContainers ?? []), ...w.spec.containers]) {
         const own = c.securityContext ?? {};
         expect({
@@ -156,7 +163,8 @@ describe.each([...VARIANTS, 'data-loader'])('%s', (variant) => {
           .toEqual({ image: c.image, pinned: true });
         expect(image.tag).not.toBe('latest');
         if (w.labels[PART_OF] === 'alignment') {
-          expect(image.repository.split('/').pop()).toBe(w.app);
+          // The LEARN Jobs run the trainer's image.
+          expect(image.repository.split('/').pop()).toBe(w.app === 'learn-job' ? 'trainer' : w.app);
           appTags.add(image.tag ?? image.digest ?? '');
         }
       }
@@ -182,8 +190,8 @@ describe.each([...VARIANTS, 'data-loader'])('%s', (variant) => {
 describe.each(VARIANTS)('%s: the services', (variant) => {
   const services = () => serviceWorkloads(objectsOf(variant));
 
-  test('all five services run, each once', () => {
-    expect(services().map((w) => w.app).sort()).toEqual([...SERVICE_NAMES].sort());
+  test('all five services run, each once (four with LEARN as Jobs)', () => {
+    expect(services().map((w) => w.app).sort()).toEqual(servicesOf(variant).sort());
   });
 
   // The service port speaks TLS, which kubelet gRPC probes cannot: they ask the plaintext health-only port.
@@ -224,6 +232,10 @@ describe.each(VARIANTS)('%s: the services', (variant) => {
         return mount && w.spec.volumes?.find((v) => v.name === mount.name);
       };
       expect({ app: w.app, tmp: !!volumeOf('/tmp')?.emptyDir }).toEqual({ app: w.app, tmp: true });
+      // The run database: a ReadWriteOnce volume of the coordinator's own, never the shared (network) volume.
+      const db = volumeOf('/data/coordinator')?.persistentVolumeClaim?.claimName;
+      expect({ app: w.app, db }).toEqual({ app: w.app, db: w.app === 'coordinator' ? 'coordinator-db' : undefined });
+      if (db) expect((find(objects, 'PersistentVolumeClaim', db)?.spec as { accessModes: string[] }).accessModes).toEqual(['ReadWriteOnce']);
       const data = volumeOf('/data')?.persistentVolumeClaim?.claimName;
       // The DRO solver is pure computation: it gets no data volume.
       expect({ app: w.app, data }).toEqual({ app: w.app, data: w.app === 'dro-solver' ? undefined : 'alignment-data' });
@@ -256,8 +268,11 @@ describe.each(VARIANTS)('%s: the services', (variant) => {
     }
     // The data flow of docs/architecture.md: the coordinator calls the generator, judge and trainer; the trainer calls the
     // DRO solver.
-    expect(Object.keys(wiring.coordinator ?? {}).sort()).toEqual(['GENERATOR_ADDRESS', 'JUDGE_ADDRESS', 'TRAINER_ADDRESS']);
-    expect(Object.keys(wiring.trainer ?? {})).toEqual(['DRO_SOLVER_ADDRESS']);
+    // With LEARN as Jobs the coordinator calls no trainer; it hands DRO_SOLVER_ADDRESS on to the Jobs' pods.
+    const jobs = hasPart(variant, 'learn-as-jobs');
+    expect(Object.keys(wiring.coordinator ?? {}).sort())
+      .toEqual(jobs ? ['DRO_SOLVER_ADDRESS', 'GENERATOR_ADDRESS', 'JUDGE_ADDRESS'] : ['GENERATOR_ADDRESS', 'JUDGE_ADDRESS', 'TRAINER_ADDRESS']);
+    expect(Object.keys(wiring.trainer ?? {})).toEqual(jobs ? [] : ['DRO_SOLVER_ADDRESS']);
   });
 
   test('generator and judge Services are headless, so a gRPC client can balance across replicas', () => {
@@ -305,7 +320,7 @@ describe('local-cpu', () => {
 describe('gpu', () => {
   const gpuVariants = VARIANTS.filter((v) => v.startsWith('gpu'));
 
-  test.each(gpuVariants)('%s: the trainer is a Job on a GPU node, requesting one GPU; no trainer Deployment', (variant) => {
+  test.each(gpuVariants.filter((v) => !hasPart(v, 'learn-as-jobs')))('%s: the trainer is a Job on a GPU node, requesting one GPU; no trainer Deployment', (variant) => {
     const objects = objectsOf(variant);
     expect(find(objects, 'Deployment', 'trainer')).toBeUndefined();
     const job = find(objects, 'Job', 'trainer');
@@ -374,6 +389,7 @@ describe('network policies', () => {
       ['coordinator', 'judge', DEFAULT_PORTS.judge],
       ['coordinator', 'trainer', DEFAULT_PORTS.trainer],
       ['trainer', 'dro-solver', DEFAULT_PORTS['dro-solver']],
+      ['learn-job', 'dro-solver', DEFAULT_PORTS['dro-solver']],
       ['otel-collector', 'jaeger', 4317],
     ];
     if (calls.some(([f, t, p]) => f === from.name && t === to.name && p === port)) return true;

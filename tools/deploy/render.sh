@@ -3,7 +3,7 @@
 #
 #   bash tools/deploy/render.sh [OUT_DIR]        OUT_DIR defaults to dist/k8s (gitignored)
 #
-# A variant is an overlay (local-cpu, gpu) alone or with components (tracing, lm-on-gpu), plus the
+# A variant is an overlay (local-cpu, gpu) alone or with components (tracing, lm-on-gpu, learn-as-jobs), plus the
 # data-loader pod; the list is VARIANTS below. Components are added the way a user adds them: a small kustomization
 # with the overlay as its resource, the components, and the namespace (README "Deploy on Kubernetes").
 # Writes OUT_DIR/<variant>.yaml and prints those paths on stdout, one per line; progress goes to stderr.
@@ -27,6 +27,8 @@ VARIANTS=(
   "gpu+tracing|gpu|tracing"
   "gpu+lm-on-gpu|gpu|lm-on-gpu"
   "gpu+tracing+lm-on-gpu|gpu|tracing,lm-on-gpu"
+  "gpu+learn-as-jobs|gpu|learn-as-jobs"
+  "gpu+tracing+learn-as-jobs|gpu|tracing,learn-as-jobs"
 )
 
 log() { printf 'render.sh: %s\n' "$*" >&2; }

@@ -30,6 +30,9 @@ import type { AutoResumePolicy } from './run/auto-resume';
  * | AUTO_RESUME_BACKOFF_MS   | 5000               | wait before the first of them; doubles up to 60 s                    |
  * | RESUME_TICK_MS           | 15000              | how often runs left RUNNING without an execution are resumed         |
  * | CHECKPOINT_EVERY_STEPS   | 100                | trainer checkpoint interval of LEARN jobs whose RunSpec sets none    |
+ * | LEARN_EXECUTOR           | grpc               | `grpc`: LEARN calls the trainer service at TRAINER_ADDRESS;          |
+ * |                          |                    | `kubernetes`: each LEARN stage is a Kubernetes Job (K8S_LEARN_*,     |
+ * |                          |                    | clients/kubernetes/learn-config.ts)                                  |
  */
 export interface CoordinatorConfig {
   port: number;
@@ -43,7 +46,10 @@ export interface CoordinatorConfig {
   autoResume: AutoResumePolicy;
   resumeTickMs: number;
   checkpointEverySteps: number;
+  learnExecutor: LearnExecutorKind;
 }
+
+export type LearnExecutorKind = 'grpc' | 'kubernetes';
 
 export const DEFAULT_ADDRESSES = {
   generator: `localhost:${DEFAULT_PORTS.generator}`,
@@ -88,7 +94,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Coordinator
     },
     resumeTickMs: positiveInt(env, 'RESUME_TICK_MS', 15_000),
     checkpointEverySteps: positiveInt(env, 'CHECKPOINT_EVERY_STEPS', 100),
+    learnExecutor: learnExecutorKind(env.LEARN_EXECUTOR),
   };
+}
+
+function learnExecutorKind(raw: string | undefined): LearnExecutorKind {
+  const value = raw?.trim() || 'grpc';
+  if (value !== 'grpc' && value !== 'kubernetes') throw new Error(`LEARN_EXECUTOR must be grpc or kubernetes, got '${raw}'`);
+  return value;
 }
 
 /** $DATA_DIR/coordinator/runs.sqlite */

@@ -1,6 +1,7 @@
 import { DESCRIPTOR_SET_PATH } from '@alignment/contracts';
 import { createLogger, shutdownTracing, startServer } from '@alignment/service-kit';
 import { grpcExecutors } from './clients/grpc-executors';
+import { kubernetesLearnExecutorFromEnv } from './clients/kubernetes';
 import { configFromEnv, databasePath } from './config';
 import { TokenAuthenticator, type CallAuthenticator } from './auth';
 import { CertificateAuthenticator, parsePrincipals } from './cert-auth';
@@ -16,7 +17,9 @@ async function main(): Promise<void> {
   // Before anything reads the database: a second coordinator on this DATA_DIR refuses to start (exit 1).
   const lock = DataDirLock.acquire(config.dataDir);
   const store = RunStore.open(databasePath(config.dataDir));
-  const executors = grpcExecutors({ ...config, logger });
+  const grpc = grpcExecutors({ ...config, logger });
+  // LEARN_EXECUTOR=kubernetes: LEARN stages run as Kubernetes Jobs; the trainer service is not called.
+  const executors = config.learnExecutor === 'kubernetes' ? { ...grpc, learn: kubernetesLearnExecutorFromEnv(process.env, { ...config, logger }) } : grpc;
   let running: Awaited<ReturnType<typeof startServer>> | undefined;
   // The database cannot be written (or another fault outside any stage): NOT_SERVING, then exit 1, so that the
   // orchestrator restarts the coordinator, which resumes the runs, instead of leaving them RUNNING with nothing
@@ -44,7 +47,7 @@ async function main(): Promise<void> {
   const resumed = engine.resumeAll();
   engine.startTicking(config.resumeTickMs);
   logger.info(
-    { data_dir: config.dataDir, generator: config.generatorAddresses, judge: config.judgeAddresses, trainer: config.trainerAddress, resumed },
+    { data_dir: config.dataDir, generator: config.generatorAddresses, judge: config.judgeAddresses, trainer: config.trainerAddress, learn_executor: config.learnExecutor, resumed },
     'coordinator ready',
   );
 

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { JobState, Stage, type Run } from '@alignment/contracts';
 import { createLogger } from '@alignment/service-kit';
 import { databasePath } from '../src/config';
-import { RunEngine, RunStore, type EngineOptions, type RunEvent } from '../src/run';
+import { RunEngine, RunStore, type EngineOptions, type Executors, type RunEvent } from '../src/run';
 import { fakeExecutors, type FakeExecutors } from './in-memory-executors';
 import { makeWorkspace, validSpec, type SpecPartial, type Workspace } from './run-fixtures';
 
@@ -30,16 +30,20 @@ export interface Harness {
   restart(): Harness;
 }
 
-/** Engine options a test may set; automatic resumes are off unless it sets `autoResume`. */
-export type HarnessOptions = Pick<EngineOptions, 'autoResume' | 'onFatal'>;
+/**
+ * Engine options a test may set; automatic resumes are off unless it sets `autoResume`. `executors` replaces some
+ * of the in-memory executors (e.g. a real LEARN executor against a fake Kubernetes API).
+ */
+export type HarnessOptions = Pick<EngineOptions, 'autoResume' | 'onFatal'> & { executors?: Partial<Executors> };
 
 export function harness(ws = makeWorkspace(), dataDir = path.join(ws.root, 'data'), options: HarnessOptions = {}): Harness {
   if (!workspaces.includes(ws)) workspaces.push(ws);
   const store = RunStore.open(databasePath(dataDir));
   stores.push(store);
   const fakes = fakeExecutors();
+  const { executors, ...engineOptions } = options;
   const autoResume = options.autoResume ?? { budget: 0, backoffMs: 1, maxBackoffMs: 1 };
-  const engine = new RunEngine({ store, dataDir, executors: fakes, logger, ...options, autoResume });
+  const engine = new RunEngine({ store, dataDir, executors: { ...fakes, ...executors }, logger, ...engineOptions, autoResume });
   return { ws, dataDir, store, fakes, engine, events: [], restart: () => harness(ws, dataDir, options) };
 }
 

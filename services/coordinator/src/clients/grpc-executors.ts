@@ -18,6 +18,7 @@ import {
   StageFailedError,
   abortReason,
   sleep,
+  withCheckpointInterval,
   type CallContext,
   type Executors,
   type GenerateExecutor,
@@ -260,10 +261,7 @@ export class GrpcLearnExecutor implements LearnExecutor {
   async train(jobId: string, requested: JobSpec, ctx: CallContext): Promise<Job> {
     const client = this.pool.get(this.options.trainerAddress);
     // Deterministic in the request, so a restarted coordinator re-attaching to the job sends the same spec.
-    const every = this.options.checkpointEverySteps;
-    const spec: JobSpec = every && requested.hparams && !requested.hparams.checkpointEverySteps
-      ? { ...requested, hparams: { ...requested.hparams, checkpointEverySteps: every } }
-      : requested;
+    const spec: JobSpec = withCheckpointInterval(requested, this.options.checkpointEverySteps);
     const deadlineMs = this.options.rpcDeadlineMs;
     let job = (await this.unary('StartJob', () => unaryCall(client, client.startJob, { jobId, spec }, { deadlineMs }))).job!;
     let unavailable = 0;

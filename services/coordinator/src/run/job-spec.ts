@@ -57,3 +57,11 @@ export function preferenceJobSpec(args: {
     exportOnnx: true,
   };
 }
+
+/**
+ * The job with a trainer checkpoint interval when its hyper-parameters set none (0), so that a trainer stopped
+ * mid-LEARN resumes from its last checkpoint; unchanged when `every` is unset. Deterministic, as re-attaching needs.
+ */
+export function withCheckpointInterval(spec: JobSpec, every: number | undefined): JobSpec {
+  return every && spec.hparams && !spec.hparams.checkpointEverySteps ? { ...spec, hparams: { ...spec.hparams, checkpointEverySteps: every } } : spec;
+}

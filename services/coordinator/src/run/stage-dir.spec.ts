@@ -27,6 +27,14 @@ describe('a stage directory', () => {
     expect(tree(dir)).toEqual(['attempt-2', 'attempt-2/model.bin', 'judged_pairs.jsonl', 'pairs.jsonl']);
   });
 
+  it("also drops other attempts' LEARN Job work dirs (attempt-N.work), keeping the current one's", async () => {
+    for (const d of ['attempt-1.work', 'attempt-2.work']) fs.mkdirSync(path.join(dir, d));
+    fs.writeFileSync(path.join(dir, 'attempt-1.work', 'result.json'), '{}');
+    fs.writeFileSync(path.join(dir, 'attempt-2.work', 'job-spec.json'), '{}');
+    await prepareStageDir(dir, 2);
+    expect(tree(dir)).toEqual(['attempt-2', 'attempt-2.work', 'attempt-2.work/job-spec.json', 'attempt-2/model.bin', 'judged_pairs.jsonl', 'pairs.jsonl']);
+  });
+
   it('drops the shard work directory once the stage succeeded', async () => {
     await removeStageWork(dir);
     expect(tree(dir)).not.toContain('work');

@@ -4,8 +4,8 @@ import { STAGE_MANIFEST } from './stage-manifest';
 
 /** Per-shard files of GENERATE, JUDGE and EVALUATE (shards.ts); merged into the stage directory, then not needed. */
 const WORK_DIR = 'work';
-/** A trainer job's output directory (stages/learn.ts): attempt-<k>. */
-const ATTEMPT_DIR = /^attempt-(\d+)$/;
+/** A trainer job's output directory (stages/learn.ts): attempt-<k>, and beside it a LEARN Job's work dir, .work. */
+const ATTEMPT_DIR = /^attempt-(\d+)(\.work)?$/;
 /** A temporary file of an atomic write that never committed (@alignment/artifacts: .<name>.tmp-<pid>-<hex>). */
 const TEMP_FILE = /^\..+\.tmp-\d+-[0-9a-f]+$/;
 
