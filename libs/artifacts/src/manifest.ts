@@ -31,7 +31,8 @@ async function statOrNull(p: string): Promise<fs.Stats | null> {
   }
 }
 
-function parseManifest(dir: string, text: string): Manifest {
+/** Parses and checks a manifest.json (`dir` names where it is, for messages). */
+export function parseManifest(dir: string, text: string): Manifest {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
