@@ -2,50 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import importlib.util
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from alignment_trainer import objectstore
 from alignment_trainer.objectstore import ObjectStoreError, S3PermissionDenied
+from moto_server import MOTO_MISSING, moto_server, use_moto
 
 MiB = 1024 * 1024
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None,
-                                reason="moto[s3]/flask are not installed in this venv (requirements-io.txt pins them)")
-
-
-@contextlib.contextmanager
-def moto_server():
-    """http://127.0.0.1:PORT of a moto server started for the test, stopped after."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "moto.server did not answer within 60 s"
-                time.sleep(0.2)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        proc.stderr.close()
+pytestmark = pytest.mark.skipif(bool(MOTO_MISSING), reason=MOTO_MISSING)
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +23,7 @@ def endpoint():
 
 @pytest.fixture
 def s3(endpoint, tmp_path, monkeypatch):
-    for name in ("ARTIFACT_ROOTS", "S3_ARTIFACT_ROOTS", "S3_READ_ONLY_ROOTS", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("S3_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("S3_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("S3_MULTIPART_PART_BYTES", str(5 * MiB))
-    client = objectstore.client()
-    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-        client.create_bucket(Bucket="trainer-artifacts")
-    return client
+    return use_moto(endpoint, tmp_path / "cache", monkeypatch, "trainer-artifacts")
 
 
 def _model(root, big=0):

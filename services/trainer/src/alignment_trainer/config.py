@@ -144,6 +144,8 @@ class JobConfig:
     hparams: Hyperparams
     output_dir: Path
     export_onnx: bool = False
+    # An s3:// spec.output_uri: the job trains into output_dir (local) and its outputs are published there after.
+    publish_uri: str = ""
 
     @property
     def kind(self) -> str:

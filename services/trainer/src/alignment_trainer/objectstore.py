@@ -177,15 +177,17 @@ def _manifest_of(root: Path) -> dict:
 
 
 def put_directory(local: Path, bucket: str, key: str, s3=None) -> tuple[str, int]:
-    """Publishes a directory under ``key/`` with its manifest last (written if it has none, else checked against
-    the files); objects the manifest does not list are removed. Returns (sha256 of the manifest, total bytes)."""
+    """Publishes a directory under ``key/`` with its manifest last (written if it has none; else the files it lists
+    are checked against it, and only they go up); objects the manifest does not list are removed. Returns (sha256 of the manifest, total bytes)."""
     s3 = s3 or client()
     manifest_path = local / MANIFEST
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
-        fresh = _manifest_of(local)
-        if {f["path"]: f["sha256"] for f in fresh["files"]} != {f["path"]: f["sha256"] for f in manifest["files"]}:
-            raise ObjectStoreError("mismatch", f"{local} does not match its {MANIFEST}")
+        formats.check_record(manifest, formats.ArtifactManifest)
+        for entry in manifest["files"]:
+            p = local / entry["path"]
+            if not p.is_file() or _sha256(p) != entry["sha256"]:
+                raise ObjectStoreError("mismatch", f"{local} does not match its {MANIFEST}: {entry['path']}")
     else:
         manifest = _manifest_of(local)
         manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from alignment_trainer import objectstore
 from alignment_trainer.config import (
     ADVERSARY_PER_ROUND,
     ADVERSARY_PER_STEP,
@@ -94,8 +95,8 @@ NAME_MAX = 255
 
 
 def local_path(uri: str, field: str, mode: str = "read") -> Path:
-    """file:///abs/path or a plain path -> Path. Other schemes (s3://) are refused: this trainer reads and writes
-    the local file system only (a deployment mounts the artifact store). A path with a NUL, longer than PATH_MAX or
+    """file:///abs/path or a plain path -> Path. s3:// is handled by the callers (objectstore.py: inputs are
+    downloaded into a cache, an s3:// output_uri published after the job); other schemes are refused. A path with a NUL, longer than PATH_MAX or
     with a name longer than NAME_MAX is refused here: Path.is_file() raises OSError (ENAMETOOLONG) for the long ones
     instead of answering False, which made StartJob INTERNAL (tools/fuzz), and os.path.realpath ValueError for a NUL."""
     if not uri:
@@ -120,15 +121,25 @@ def local_path(uri: str, field: str, mode: str = "read") -> Path:
     return confine(path, field, mode)
 
 
+def _fetched(ref: common_pb2.ArtifactRef, field: str, kind: str) -> Path:
+    """The verified local copy of an s3:// input (objectstore.fetch), its problems as InvalidSpec / PathNotAllowed."""
+    try:
+        return objectstore.fetch(ref.uri, f"{field}.uri", kind, ref.sha256.lower())
+    except objectstore.S3PermissionDenied as err:
+        raise PathNotAllowed(err.field, err.reason) from err
+    except objectstore.ObjectStoreError as err:
+        raise InvalidSpec(f"{field}.sha256" if err.kind == "mismatch" else f"{field}.uri", str(err)) from err
+
+
 def _artifact(ref: common_pb2.ArtifactRef, field: str, *, kind: str) -> Artifact:
-    path = local_path(ref.uri, f"{field}.uri")
+    sha = ref.sha256.lower()
+    if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        raise InvalidSpec(f"{field}.sha256", f"must be 64 hex digits, got {ref.sha256!r}")
+    path = _fetched(ref, field, kind) if objectstore.is_s3_uri(ref.uri) else local_path(ref.uri, f"{field}.uri")
     if kind == "file" and not path.is_file():
         raise InvalidSpec(f"{field}.uri", f"no such file: {path}")
     if kind == "dir" and not path.is_dir():
         raise InvalidSpec(f"{field}.uri", f"no such directory: {path}")
-    sha = ref.sha256.lower()
-    if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
-        raise InvalidSpec(f"{field}.sha256", f"must be 64 hex digits, got {ref.sha256!r}")
     return Artifact(path=path, sha256=sha)
 
 
@@ -157,6 +168,16 @@ def parse_job_spec(spec: trainer_pb2.JobSpec, *, default_output_dir: Path, defau
         raise InvalidSpec("spec.kind", "one of spec.sft or spec.preference is required")
     task = _sft(spec.sft) if kind == "sft" else _preference(spec.preference, default_dro_address)
     hparams = _hparams(spec.hparams, spec.HasField("hparams"))
+    if objectstore.is_s3_uri(spec.output_uri):
+        # Trained locally, published to S3 when the job succeeds (jobs/manager.py).
+        try:
+            objectstore.confine(spec.output_uri, "spec.output_uri", "write")
+        except objectstore.S3PermissionDenied as err:
+            raise PathNotAllowed(err.field, err.reason) from err
+        except objectstore.ObjectStoreError as err:
+            raise InvalidSpec("spec.output_uri", str(err)) from err
+        return JobConfig(task=task, hparams=hparams, output_dir=default_output_dir, export_onnx=spec.export_onnx,
+                         publish_uri=spec.output_uri.strip().rstrip("/"))
     output_dir = local_path(spec.output_uri, "spec.output_uri", "write") if spec.output_uri else default_output_dir
     return JobConfig(task=task, hparams=hparams, output_dir=output_dir, export_onnx=spec.export_onnx)
 

@@ -225,8 +225,8 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
 def _artifact(info: dict | None) -> common_pb2.ArtifactRef | None:
     if not info:
         return None
-    return common_pb2.ArtifactRef(uri=Path(info["path"]).resolve().as_uri(), sha256=info["sha256"],
-                                  size_bytes=info["size_bytes"])
+    uri = info.get("uri") or Path(info["path"]).resolve().as_uri()
+    return common_pb2.ArtifactRef(uri=uri, sha256=info["sha256"], size_bytes=info["size_bytes"])
 
 
 def _floats(metrics: dict[str, float]) -> dict[str, float]:

@@ -36,7 +36,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from alignment_trainer import tracing
+from alignment_trainer import objectstore, tracing
 from alignment_trainer.api.dro_client import DroSolverClient, DroSolverUnavailable
 from alignment_trainer.config import JobConfig, PreferenceTask
 from alignment_trainer.jobs.store import TERMINAL_STATES, InvalidTransition, JobRecord, JobState, JobStore
@@ -308,6 +308,9 @@ class JobManager:
                                                     dro_address=self.default_dro_address)
             else:
                 outputs = runner.run_job(config, self.work_dir(job_id), hooks, connect_adversary=DroSolverClient)
+            if config.publish_uri:
+                # An s3:// output_uri: the outputs go up, manifest last (objectstore.put_directory); a failure fails the job.
+                objectstore.publish(config.output_dir, config.publish_uri, "spec.output_uri")
         except runner.JobSuspended as err:
             if err.step:
                 # Stays RUNNING on purpose: the next process finds it and resumes from the checkpoint just written.
@@ -336,7 +339,7 @@ class JobManager:
                 steps = self._events[job_id].steps
                 if steps:
                     progress = {**_progress(steps[-1]), "eta_seconds": 0.0}
-            self._end(job_id, JobState.SUCCEEDED, outputs=_outputs_dict(outputs), metrics=outputs.final_metrics,
+            self._end(job_id, JobState.SUCCEEDED, outputs=_outputs_dict(outputs, config), metrics=outputs.final_metrics,
                       progress=progress, error="")
             log.info("job succeeded", extra={"fields": {"job_id": job_id, "steps": outputs.total_steps}})
         finally:
@@ -366,15 +369,19 @@ def _progress(report: runner.StepReport) -> dict:
             "eta_seconds": report.eta_seconds, "loss": report.loss}
 
 
-def _info_dict(info: ArtifactInfo) -> dict:
-    return {"path": str(info.path), "sha256": info.sha256, "size_bytes": info.size_bytes}
+def _info_dict(info: ArtifactInfo, config: JobConfig | None = None) -> dict:
+    """An output as stored; "uri" is its s3:// location when the job published its outputs there."""
+    out = {"path": str(info.path), "sha256": info.sha256, "size_bytes": info.size_bytes}
+    if config is not None and config.publish_uri:
+        out["uri"] = f"{config.publish_uri}/{Path(info.path).relative_to(config.output_dir).as_posix()}"
+    return out
 
 
-def _outputs_dict(outputs: runner.RunOutputs) -> dict:
-    out = {"hf_checkpoint": _info_dict(outputs.hf_checkpoint), "manifest": _info_dict(outputs.manifest),
-           "metrics": _info_dict(outputs.metrics)}
+def _outputs_dict(outputs: runner.RunOutputs, config: JobConfig) -> dict:
+    out = {"hf_checkpoint": _info_dict(outputs.hf_checkpoint, config), "manifest": _info_dict(outputs.manifest, config),
+           "metrics": _info_dict(outputs.metrics, config)}
     if outputs.onnx is not None:
-        out["onnx"] = _info_dict(outputs.onnx)
+        out["onnx"] = _info_dict(outputs.onnx, config)
     return out
 
 
