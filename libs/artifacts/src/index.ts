@@ -14,3 +14,4 @@ export * from './s3/confine';
 export * from './s3/objects';
 export * from './s3/directory';
 export * from './s3/resolve';
+export * from './s3/route';

@@ -1,8 +1,8 @@
-import { ArtifactError, confinePath, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { ArtifactError, localInput, verifyArtifact } from '@alignment/artifacts';
 import { LmArgumentError, ModelDirectoryError } from './errors';
 import type { Lease, ModelCache } from './model-cache';
 
-/** Where a model directory is: common.proto's ArtifactRef (file:// URI or local path, optional sha256). */
+/** Where a model directory is: common.proto's ArtifactRef (file:// or s3:// URI or local path, optional sha256). */
 export interface ModelLocation {
   uri: string;
   /** sha256 of the directory's manifest.json; empty = not verified. */
@@ -24,11 +24,12 @@ export async function acquireModel<T extends { release(): Promise<void> }, V = n
   if (!location || location.uri.trim() === '') throw new LmArgumentError(`${field}.uri`, 'is required (the ONNX export directory)');
   let directory: string;
   try {
-    directory = toLocalPath(location.uri);
+    // s3:// is downloaded into the cache (and checked against its sha256) first; a local path is confined.
+    directory = await localInput(location.uri, `${field}.uri`, { sha256: location.sha256, kind: 'dir' });
   } catch (error) {
-    throw new LmArgumentError(`${field}.uri`, (error as Error).message);
+    if (error instanceof ArtifactError) throw new LmArgumentError(error.kind === 'mismatch' ? `${field}.sha256` : `${field}.uri`, error.message);
+    throw error;
   }
-  directory = confinePath(directory, `${field}.uri`, 'read');
   try {
     return await cache.acquire(directory, { sha256: location.sha256, verify: () => verifyArtifact(directory, location.sha256) }, variant);
   } catch (error) {

@@ -177,7 +177,7 @@ INVALID = [
     (lambda s: setattr(s.preference.spa, "alpha", 1.5), "spec.preference.spa.alpha: must be in [0, 1], got 1.5"),
     (lambda s: setattr(s.preference.pairs, "uri", "/no/such/pairs.jsonl"),
      "spec.preference.pairs.uri: no such file: /no/such/pairs.jsonl"),
-    (lambda s: setattr(s.preference.init, "uri", "s3://bucket/model"),
+    (lambda s: setattr(s.preference.init, "uri", "gs://bucket/model"),
      "spec.preference.init.uri: only local paths or file:// URIs are supported"),
     (lambda s: setattr(s.hparams, "gradient_accumulation_steps", 3),
      "spec.hparams.batch_size: must be a multiple of gradient_accumulation_steps (4 % 3 != 0)"),

@@ -128,7 +128,7 @@ describe('generateResponses', () => {
     expect(await invalidField(job({ model: { uri: models.policyCheckpoint, sha256: '' } }))).toBe('model.onnx.uri');
     expect(await invalidField(job({ model: { uri: models.policy, sha256: 'b'.repeat(64) } }))).toBe('model.onnx.sha256');
     expect(await invalidField(job({ shard: { index: 2, count: 2 } }))).toBe('shard.index');
-    expect(await invalidField(job({ outputUri: 's3://bucket/key' }))).toBe('output_uri');
+    expect(await invalidField(job({ outputUri: 'gs://bucket/key' }))).toBe('output_uri');
     // Nothing was written by any of them.
     expect(fs.existsSync(store.root)).toBe(false);
   });

@@ -1,4 +1,4 @@
-import { ArtifactError, type ArtifactInfo, type ArtifactStore, checkDestination, confinePath, JsonlWriter, toLocalPath } from '@alignment/artifacts';
+import { ArtifactError, type ArtifactInfo, type ArtifactStore, finishOutput, JsonlWriter, outputTarget, type OutputTarget } from '@alignment/artifacts';
 import { AlreadyExistsError, InvalidArgumentError } from '@alignment/errors';
 import {
   LmArgumentError,
@@ -62,16 +62,26 @@ export interface ResponsesRecord {
  * Where the output goes: the store's choice, or the client's output_uri, checked before any work (a directory, a NUL
  * or an overlong name is INVALID_ARGUMENT on output_uri, not INTERNAL once the work is done: tools/fuzz).
  */
-async function outputPath(job: GenerationJob, store: ArtifactStore): Promise<string> {
-  if (job.outputUri.trim() === '') return store.allocate('responses', 'jsonl');
+async function outputPath(job: GenerationJob, store: ArtifactStore): Promise<OutputTarget> {
+  const staging = () => store.allocate('responses', 'jsonl');
+  if (job.outputUri.trim() === '') return { local: staging() };
   try {
-    // Confined first (ARTIFACT_ROOTS), then checked before any work: a directory, a NUL or an overlong name failed at
-    // the final rename or the open, as INTERNAL (EISDIR, ENAMETOOLONG), after all the work (issue 12, tools/fuzz).
-    return await checkDestination(confinePath(toLocalPath(job.outputUri), 'output_uri', 'write'));
+    // Confined first (ARTIFACT_ROOTS, or S3_ARTIFACT_ROOTS for s3://), then checked before any work: a directory, a NUL
+    // or an overlong name failed at the final rename or the open, as INTERNAL (EISDIR, ENAMETOOLONG), after all the
+    // work (issue 12, tools/fuzz). An s3:// output is written to the store, then published (finishOutput).
+    return await outputTarget(job.outputUri, 'output_uri', staging);
   } catch (error) {
     if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
     throw error;
   }
+}
+
+/** Publishes an s3:// output once written; a failed upload is INVALID_ARGUMENT on output_uri, saying why. */
+function published(target: OutputTarget, written: ArtifactInfo): Promise<ArtifactInfo> {
+  return finishOutput(target, written, 'output_uri').catch((error: unknown) => {
+    if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
+    throw error;
+  });
 }
 
 /**
@@ -125,7 +135,7 @@ export async function generateResponses(
       return { index: p.index, promptIds };
     });
     const byIndex = new Map(set.prompts.map((p) => [p.index, p]));
-    const writer = await openOutput(job, destination);
+    const writer = await openOutput(job, destination.local);
     try {
       const started = Date.now();
       let done = 0;
@@ -155,7 +165,7 @@ export async function generateResponses(
           etaSeconds: perPrompt * (items.length - done),
         });
       }
-      const info = await commitOutput(writer);
+      const info = await published(destination, await commitOutput(writer));
       const seconds = (Date.now() - started) / 1000;
       return {
         responses: info,

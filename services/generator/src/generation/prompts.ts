@@ -1,4 +1,4 @@
-import { ArtifactError, confinePath, multiTurnPromptReason, normalisePrompt, readDataRecords, singleTurnText, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { ArtifactError, localInput, multiTurnPromptReason, normalisePrompt, readDataRecords, singleTurnText, verifyArtifact } from '@alignment/artifacts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { inShard, requireTextWithinLimit, type ShardSpec } from '@alignment/service-kit';
 
@@ -46,7 +46,7 @@ export async function loadPromptSet(source: PromptSource | undefined, shard: Sha
 
   let path: string;
   try {
-    path = confinePath(toLocalPath(source.uri), 'prompt_set.uri', 'read');
+    path = await localInput(source.uri, 'prompt_set.uri', { sha256: source.sha256, kind: 'file' });
     await verifyArtifact(path, source.sha256);
   } catch (error) {
     if (error instanceof ArtifactError) {

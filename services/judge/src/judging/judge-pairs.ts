@@ -1,4 +1,4 @@
-import { ArtifactError, type ArtifactInfo, type ArtifactStore, checkDestination, confinePath, JsonlWriter, toLocalPath } from '@alignment/artifacts';
+import { ArtifactError, type ArtifactInfo, type ArtifactStore, finishOutput, JsonlWriter, outputTarget, type OutputTarget } from '@alignment/artifacts';
 import { AlreadyExistsError, CancelledError, InvalidArgumentError } from '@alignment/errors';
 import { acquireCausalModel, acquireModel, type CausalModel, type CausalModelRef, type ModelCache, type ModelLocation, type OpenAiEndpoint, type RewardModel } from '@alignment/lm';
 import { requireFinite, requireShard, type ShardSpec } from '@alignment/service-kit';
@@ -225,16 +225,26 @@ export function labelPair(
  * Where the output goes: the store's choice, or the client's output_uri, checked before any work (a directory, a NUL
  * or an overlong name is INVALID_ARGUMENT on output_uri, not INTERNAL once the work is done: tools/fuzz).
  */
-async function outputPath(job: JudgeJob, store: ArtifactStore): Promise<string> {
-  if (job.outputUri.trim() === '') return store.allocate('pairs', 'jsonl');
+async function outputPath(job: JudgeJob, store: ArtifactStore): Promise<OutputTarget> {
+  const staging = () => store.allocate('pairs', 'jsonl');
+  if (job.outputUri.trim() === '') return { local: staging() };
   try {
-    // Confined first (ARTIFACT_ROOTS), then checked before any work: a directory, a NUL or an overlong name failed at
-    // the final rename or the open, as INTERNAL (EISDIR, ENAMETOOLONG), after all the work (issue 12, tools/fuzz).
-    return await checkDestination(confinePath(toLocalPath(job.outputUri), 'output_uri', 'write'));
+    // Confined first (ARTIFACT_ROOTS, or S3_ARTIFACT_ROOTS for s3://), then checked before any work: a directory, a NUL
+    // or an overlong name failed at the final rename or the open, as INTERNAL (EISDIR, ENAMETOOLONG), after all the
+    // work (issue 12, tools/fuzz). An s3:// output is written to the store, then published (finishOutput).
+    return await outputTarget(job.outputUri, 'output_uri', staging);
   } catch (error) {
     if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
     throw error;
   }
+}
+
+/** Publishes an s3:// output once written; a failed upload is INVALID_ARGUMENT on output_uri, saying why. */
+function published(target: OutputTarget, written: ArtifactInfo): Promise<ArtifactInfo> {
+  return finishOutput(target, written, 'output_uri').catch((error: unknown) => {
+    if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
+    throw error;
+  });
 }
 
 /**
@@ -280,7 +290,7 @@ export async function judgePairs(
   const { scorer, release } = await method.open(deps);
   const counts: JudgeCounts = { numPrompts: 0, numPairs: 0, droppedIdentical: 0, droppedTies: 0, droppedInvalid: 0 };
   const unfinished: UnfinishedCounts = { dropped: 0, inPairs: 0 };
-  const writer = await openOutput(job, destination);
+  const writer = await openOutput(job, destination.local);
   const started = Date.now();
   try {
     const chunkSize = Math.max(1, deps.chunkSize ?? 32);
@@ -333,7 +343,7 @@ export async function judgePairs(
     }
     if (!hooks.signal?.aborted) await flush();
     if (hooks.signal?.aborted) throw new CancelledError();
-    return { pairs: await commitOutput(writer), counts, unfinished };
+    return { pairs: await published(destination, await commitOutput(writer)), counts, unfinished };
   } catch (error) {
     await writer.abort();
     throw error;

@@ -1,4 +1,4 @@
-import { ArtifactError, confinePath, readJsonl, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { ArtifactError, localInput, readJsonl, verifyArtifact } from '@alignment/artifacts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { inShard, requireTextWithinLimit, type ShardSpec } from '@alignment/service-kit';
 
@@ -20,7 +20,7 @@ export interface ResponsesRecord {
 export async function responsesPath(ref: { uri: string; sha256: string } | undefined): Promise<string> {
   if (!ref || ref.uri.trim() === '') throw new InvalidArgumentError('responses.uri', 'is required (the generator’s responses JSONL)');
   try {
-    const path = confinePath(toLocalPath(ref.uri), 'responses.uri', 'read');
+    const path = await localInput(ref.uri, 'responses.uri', { sha256: ref.sha256, kind: 'file' });
     await verifyArtifact(path, ref.sha256);
     return path;
   } catch (error) {
