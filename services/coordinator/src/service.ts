@@ -3,6 +3,8 @@ import {
   CoordinatorService,
   type CancelRunRequest,
   type CancelRunResponse,
+  type DeleteRunRequest,
+  type DeleteRunResponse,
   type GetRunRequest,
   type GetRunResponse,
   type ListRunsRequest,
@@ -90,7 +92,7 @@ async function watchRun(engine: RunEngine, request: WatchRunRequest, call: grpc.
 
 /**
  * The Coordinator service. With an authenticator (AUTH_TOKENS_FILE: a bearer token; TLS_PRINCIPALS: a client
- * certificate, cert-auth.ts), every call needs credentials: StartRun makes its principal the run's owner, and only the owner or an admin may read, watch, cancel or resume the run; ListRuns
+ * certificate, cert-auth.ts), every call needs credentials: StartRun makes its principal the run's owner, and only the owner or an admin may read, watch, cancel, resume or delete the run; ListRuns
  * lists the caller's runs (every run for an admin). Without one, every caller acts as an admin.
  */
 export function coordinatorBinding(engine: RunEngine, authenticator?: CallAuthenticator): ServiceBinding {
@@ -135,6 +137,11 @@ export function coordinatorBinding(engine: RunEngine, authenticator?: CallAuthen
         handle(async () => {
           ownRun(principalOf(call), request.runId);
           return { run: await engine.cancelRun(request.runId) };
+        }),
+      deleteRun: (request: DeleteRunRequest, call: grpc.ServerUnaryCall<DeleteRunRequest, DeleteRunResponse>): Promise<DeleteRunResponse> =>
+        handle(async () => {
+          ownRun(principalOf(call), request.runId);
+          return { runId: request.runId, freedBytes: await engine.deleteRun(request.runId) };
         }),
     },
   };

@@ -8,6 +8,8 @@ import { DEFAULT_AUTO_RESUME, backoffBefore, isResumable, type AutoResumePolicy 
 import { PairwiseEvaluator } from './evaluate';
 import { StageAbortedError, StageFailedError, ServiceUnavailableError, abortReason, sleep, type CallContext, type Executors, type StageExecutors } from './executors';
 import { planStages, type PlannedStage } from './plan';
+import { diskBytes, endsRound, pruneCheckpoints, removeRunDir } from './retention';
+import { RunConflictError, ShuttingDownError } from './run-errors';
 import { RunEvents, type RunEvent } from './run-events';
 import { deriveSeed } from './seeds';
 import { checkRunId, validateSpec } from './run-spec';
@@ -16,22 +18,6 @@ import { stageName, verifyStage, writeStageManifest } from './stage-manifest';
 import { StageOutputs, artifactRef, inputIdentities, modelOf, stageDefinition, type StageResult } from './stages';
 import { appendRoundScalars } from './tensorboard';
 import { type RunRow, type RunStore } from './store';
-
-/** Thrown by StartRun when the run id exists with a different spec (mapped to ALREADY_EXISTS). */
-export class RunConflictError extends Error {
-  constructor(runId: string) {
-    super(`run_id '${runId}' already names a run with a different spec; choose another run_id`);
-    this.name = 'RunConflictError';
-  }
-}
-
-/** Thrown when a request arrives while the coordinator shuts down (mapped to UNAVAILABLE: retry elsewhere/later). */
-export class ShuttingDownError extends Error {
-  constructor() {
-    super('the coordinator is shutting down; runs resume when it restarts');
-    this.name = 'ShuttingDownError';
-  }
-}
 
 export interface EngineOptions {
   store: RunStore;
@@ -88,8 +74,12 @@ export class RunEngine {
     return this.options.logger;
   }
 
+  runDir(runId: string): string {
+    return path.join(this.options.dataDir, 'runs', runId);
+  }
+
   stageDir(runId: string, round: number, stage: Stage): string {
-    return path.join(this.options.dataDir, 'runs', runId, `round-${round}`, stageName(stage).toLowerCase());
+    return path.join(this.runDir(runId), `round-${round}`, stageName(stage).toLowerCase());
   }
 
   // ------------------------------------------------------------------------------------------------------ API
@@ -150,7 +140,19 @@ export class RunEngine {
   getRun(runId: string): Run {
     const row = this.store.findRun(runId);
     if (!row) throw new NotFoundError(`run_id: no run '${runId}'`);
-    return this.store.toRun(row);
+    return { ...this.store.toRun(row), diskBytes: diskBytes(this.runDir(runId)) };
+  }
+
+  /** Deletes a run that is not executing: its directory, then its records (DeleteRun). Returns the bytes freed. */
+  async deleteRun(runId: string): Promise<number> {
+    const row = this.store.findRun(runId);
+    if (!row) throw new NotFoundError(`run_id: no run '${runId}'`);
+    if (this.executions.has(runId) || row.state === JobState.JOB_STATE_RUNNING || row.state === JobState.JOB_STATE_PENDING) {
+      throw new FailedPreconditionError(`run '${runId}' is ${JobState[row.state].replace('JOB_STATE_', '')}: cancel it first (CancelRun)`);
+    }
+    const freed = await removeRunDir(this.runDir(runId));
+    this.store.deleteRun(runId);
+    return freed;
   }
 
   /** Runs in creation order after the page token (the last run's sequence number); only `owner`'s when given. */
@@ -254,9 +256,11 @@ export class RunEngine {
       for (;;) {
         try {
           const outputs = new StageOutputs();
-          for (const planned of planStages(row.spec)) {
+          const plan = planStages(row.spec);
+          for (const [index, planned] of plan.entries()) {
             if (signal.aborted) throw new StageAbortedError(abortReason(signal));
             await this.runStage(row, planned, outputs, signal, runCtx);
+            if (endsRound(plan, index)) await pruneCheckpoints(this.runDir(runId), row.spec.keepLastCheckpoints, planned.round);
           }
           break;
         } catch (error) {

@@ -14,6 +14,19 @@ import { Stage, type ArtifactRef } from '@alignment/contracts';
 export const STAGE_MANIFEST = 'stage.json';
 const MANIFEST_VERSION = 1;
 
+/** Beside a stage.json: the outputs retention deleted (retention.ts), which verifyStage then does not re-hash. */
+export const PRUNED_FILE = 'pruned.json';
+
+/** The outputs of the stage in `dir` that retention deleted (none when it has no pruned.json). */
+export function prunedOutputs(dir: string): Set<string> {
+  try {
+    const names = JSON.parse(fs.readFileSync(path.join(dir, PRUNED_FILE), 'utf8')) as { outputs?: unknown };
+    return new Set(Array.isArray(names.outputs) ? names.outputs.filter((n): n is string => typeof n === 'string') : []);
+  } catch {
+    return new Set();
+  }
+}
+
 export type OutputKind = 'file' | 'dir';
 
 export interface StageOutput extends ArtifactRef {
@@ -131,8 +144,10 @@ export async function verifyStage(
     return { ok: false, reason: 'its inputs changed since it ran' };
   }
   const outputs: Record<string, StageOutput> = {};
+  // Outputs retention deleted count as verified: the stage ran, and its sha256s (the inputs' identities) stand.
+  const pruned = recordedManifestSha256 ? prunedOutputs(dir) : new Set<string>();
   for (const [name, o] of Object.entries(manifest.outputs ?? {})) {
-    const problem = await verifyOutput(o);
+    const problem = pruned.has(name) ? undefined : await verifyOutput(o);
     if (problem) return { ok: false, reason: `output ${name}: ${problem}` };
     outputs[name] = { uri: o.uri, sha256: o.sha256, sizeBytes: o.size_bytes, kind: o.kind };
   }

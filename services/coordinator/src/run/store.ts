@@ -218,6 +218,15 @@ export class RunStore {
     this.db.prepare('UPDATE runs SET latest_model = ?, updated_at = ? WHERE run_id = ?').run(Buffer.from(ModelRef.encode(model).finish()), this.now(), runId);
   }
 
+  /** Removes a run's records (its metrics and stages, then the run) in one transaction; false when there was none. */
+  deleteRun(runId: string): boolean {
+    return this.db.transaction(() => {
+      this.db.prepare('DELETE FROM metrics WHERE run_id = ?').run(runId);
+      this.db.prepare('DELETE FROM stages WHERE run_id = ?').run(runId);
+      return this.db.prepare('DELETE FROM runs WHERE run_id = ?').run(runId).changes === 1;
+    })();
+  }
+
   getStage(runId: string, round: number, stage: Stage): StageRow | undefined {
     const raw = this.db.prepare('SELECT * FROM stages WHERE run_id = ? AND round = ? AND stage = ?').get(runId, round, stage) as RawStage | undefined;
     return raw && toStageRow(raw);
@@ -322,6 +331,7 @@ export class RunStore {
       traceId: row.traceId,
       automaticResumes: row.autoResumes,
       owner: row.owner,
+      diskBytes: 0, // the engine measures the run's directory (RunEngine.getRun)
     };
   }
 }
