@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { CoordinatorClient, type Run, type RunSpec, type WatchRunResponse } from '@alignment/contracts';
+import { CoordinatorClient, type DeleteRunResponse, type Run, type RunSpec, type WatchRunResponse } from '@alignment/contracts';
 import { createClient, unaryCall } from '@alignment/service-kit';
 
 /** The coordinator's address when neither --address nor $ALIGNMENT_COORDINATOR is given (`npm run stack`'s). */
@@ -44,6 +44,10 @@ export class Coordinator {
 
   async cancelRun(runId: string): Promise<Run> {
     return (await unaryCall(this.client, this.client.cancelRun, { runId })).run!;
+  }
+
+  async deleteRun(runId: string): Promise<DeleteRunResponse> {
+    return unaryCall(this.client, this.client.deleteRun, { runId });
   }
 
   /** WatchRun's stream, without a deadline (it lasts as long as the run). */

@@ -39,7 +39,7 @@ describe('options', () => {
   it('--help: the commands, or one command’s options; exit 0', async () => {
     const all = await cli('--help');
     expect(all).toMatchObject({ code: 0, stderr: '' });
-    for (const name of ['run', 'watch', 'get', 'ls', 'cancel', 'logs', 'init']) expect(all.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['run', 'watch', 'get', 'ls', 'cancel', 'rm', 'logs', 'init']) expect(all.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     expect(all.stdout).toContain('--address HOST:PORT');
     const run = await cli('run', '--help');
     expect(run.code).toBe(0);

@@ -1,7 +1,7 @@
 import { EXIT_FAILED, EXIT_USAGE, LocalError, UsageError, outputMode, parseCommandArgs, splitCommand } from './args';
 import { initCommand } from './commands/init';
 import { runCommand } from './commands/run';
-import { cancelCommand, getCommand, logsCommand, lsCommand } from './commands/runs';
+import { cancelCommand, getCommand, logsCommand, lsCommand, rmCommand } from './commands/runs';
 import { watchCommand } from './commands/watch';
 import { Context, type Command, type Io } from './context';
 import { DEFAULT_ADDRESS, isServiceError, statusMessage } from './coordinator';
@@ -11,7 +11,7 @@ import { DEFAULT_ADDRESS, isServiceError, statusMessage } from './coordinator';
  * tools/cli/bin/alignment.js, runs main() through tsx and exits with the status it returns.
  */
 
-export const COMMANDS: readonly Command[] = [runCommand, watchCommand, getCommand, lsCommand, cancelCommand, logsCommand, initCommand];
+export const COMMANDS: readonly Command[] = [runCommand, watchCommand, getCommand, lsCommand, cancelCommand, rmCommand, logsCommand, initCommand];
 
 const GLOBAL_HELP = `Global options:
   --address HOST:PORT   the coordinator (default $ALIGNMENT_COORDINATOR, else ${DEFAULT_ADDRESS}); $ALIGNMENT_TOKEN,

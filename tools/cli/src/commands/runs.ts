@@ -1,11 +1,11 @@
-import { Run, StageRecord } from '@alignment/contracts';
+import { DeleteRunResponse, Run, StageRecord } from '@alignment/contracts';
 import { EXIT_OK, expectPositionals, positiveInteger } from '../args';
 import type { Command } from '../context';
 import { metricsTable } from '../format/metrics-table';
 import { runSummary, runsTable, stagesTable, stateName } from '../format/run-view';
 import { METRICS_HELP, metricSelection } from './watch';
 
-/** The commands that read or cancel runs by id: get, ls, cancel, logs (one Coordinator call each). */
+/** The commands that read, cancel or delete runs by id: get, ls, cancel, rm, logs (one Coordinator call each). */
 
 export const getCommand: Command = {
   name: 'get',
@@ -58,6 +58,22 @@ export const cancelCommand: Command = {
     const run = await ctx.coordinator().cancelRun(runId);
     if (ctx.output === 'json') ctx.json(Run.toJSON(run));
     else ctx.print(`run ${run.runId} ${stateName(run.state)}`);
+    return EXIT_OK;
+  },
+};
+
+export const rmCommand: Command = {
+  name: 'rm',
+  synopsis: 'rm RUN_ID',
+  summary: "delete a run: its directory (every stage's outputs and models) and its records",
+  help: `Only the run's owner or an admin may delete it. A RUNNING run is refused (FAILED_PRECONDITION, exit 1): cancel it
+first. --output json prints the DeleteRunResponse (run_id, freed_bytes).`,
+  options: {},
+  async run(ctx, _values, positionals) {
+    const [runId] = expectPositionals(positionals, ['RUN_ID'], 'rm');
+    const deleted = await ctx.coordinator().deleteRun(runId);
+    if (ctx.output === 'json') ctx.json(DeleteRunResponse.toJSON(deleted));
+    else ctx.print(`run ${deleted.runId} deleted (${deleted.freedBytes} bytes freed)`);
     return EXIT_OK;
   },
 };
