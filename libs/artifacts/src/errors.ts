@@ -7,7 +7,7 @@ export type ArtifactErrorKind =
   | 'not-found'
   /** The content does not have the sha256 its reference promised, or does not match its manifest. */
   | 'mismatch'
-  /** The URI is malformed or names a store this process cannot read (e.g. s3:// without a bucket client). */
+  /** The URI is malformed, or names a store this process cannot use (a gs:// URI, an S3 endpoint that refuses the call). */
   | 'invalid-uri'
   /** The file exists but is not in the expected format (e.g. a JSONL line that is not JSON). */
   | 'format'

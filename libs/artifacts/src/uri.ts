@@ -4,8 +4,8 @@ import { ArtifactError } from './errors';
 
 /**
  * The local path an artifact URI names: `file:///abs/path`, or a path without a scheme (resolved against the
- * working directory), as common.proto's ArtifactRef allows. Other schemes (s3://) are refused: this process has
- * only the local store.
+ * working directory), as common.proto's ArtifactRef allows. Other schemes are refused here: s3:// URIs are read and
+ * written through a local copy (s3/route.ts: localInput, outputTarget).
  */
 export function toLocalPath(uri: string): string {
   const trimmed = uri.trim();
