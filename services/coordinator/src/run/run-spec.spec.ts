@@ -113,7 +113,7 @@ describe('an invalid field is named', () => {
     ['base model sha256 without a manifest', (s) => (s.baseModel!.onnx!.sha256 = 'a'.repeat(64)), 'spec.base_model.onnx.sha256'],
     ['seed pairs missing', (s) => (s.seedPairs = { uri: path.join(ws.root, 'missing.jsonl'), sha256: '', sizeBytes: 0 }), 'spec.seed_pairs.uri'],
     ['seed pairs not given', (s) => (s.seedPairs = undefined), 'spec.seed_pairs.uri'],
-    ['seed pairs on s3', (s) => (s.seedPairs = { uri: 's3://bucket/pairs.jsonl', sha256: '', sizeBytes: 0 }), 'spec.seed_pairs.uri'],
+    ['seed pairs on gs', (s) => (s.seedPairs = { uri: 'gs://bucket/pairs.jsonl', sha256: '', sizeBytes: 0 }), 'spec.seed_pairs.uri'],
     ['seed pairs sha256 mismatch', (s) => (s.seedPairs!.sha256 = 'b'.repeat(64)), 'spec.seed_pairs.sha256'],
     ['seed pairs empty', (s) => (s.seedPairs!.uri = path.join(ws.root, 'empty.jsonl')), 'spec.seed_pairs.uri'],
     ['a seed pair with identical responses', (s) => (s.seedPairs!.uri = path.join(ws.root, 'identical.jsonl')), 'spec.seed_pairs.uri'],

@@ -1,27 +1,29 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArtifactError, confinePath, fileUri, sha256File, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { ArtifactError, confinePath, fetchArtifact, fileUri, isS3Uri, sha256File, toLocalPath, verifyArtifact } from '@alignment/artifacts';
 import type { ArtifactRef, ModelRef } from '@alignment/contracts';
 import { DataFormatError, readPrompts } from '../data';
 import { check, fail, field } from './fields';
 
 // The spec's input files and directories: each must exist, and comes back pinned (absolute file:// URI, sha256) so
-// that a resumed run can refuse inputs that changed.
+// that a resumed run can refuse inputs that changed. An s3:// input is downloaded into the cache under the data root
+// (S3_CACHE_DIR, libs/artifacts fetchArtifact), checked against its sha256, and pinned there: the stages and the
+// services then read the local copy, as they read the run's own directories.
 
-function localPath(ref: ArtifactRef | undefined, p: string): string {
+async function localPath(ref: ArtifactRef | undefined, p: string, kind: 'file' | 'dir'): Promise<string> {
   if (!ref || ref.uri.trim() === '') fail(`${p}.uri`, 'is required');
-  let local: string;
   try {
-    local = toLocalPath(ref.uri);
+    if (isS3Uri(ref!.uri)) return await fetchArtifact(ref!.uri, field(`${p}.uri`), { sha256: ref!.sha256, kind });
+    return confinePath(toLocalPath(ref!.uri), field(`${p}.uri`), 'read');
   } catch (error) {
-    fail(`${p}.uri`, (error as Error).message);
+    if (error instanceof ArtifactError) fail(error.kind === 'mismatch' ? `${p}.sha256` : `${p}.uri`, error.message);
+    throw error;
   }
-  return confinePath(local, field(`${p}.uri`), 'read');
 }
 
 /** A file input: exists, and its sha256 is pinned (checked against the given one, if any). */
 export async function pinFile(ref: ArtifactRef | undefined, p: string): Promise<{ file: string; pinned: ArtifactRef }> {
-  const file = localPath(ref, p);
+  const file = await localPath(ref, p, 'file');
   const stat = await fs.promises.stat(file).catch(() => undefined);
   check(stat?.isFile() === true, `${p}.uri`, `no file at ${file}`);
   // A file that cannot be read (/proc/self/mem: EIO) is the caller's to fix, not an INTERNAL error (tools/fuzz).
@@ -35,7 +37,7 @@ export async function pinFile(ref: ArtifactRef | undefined, p: string): Promise<
 
 /** A directory input: exists, holds `required`, and matches its manifest when a sha256 is given. */
 async function pinDirectory(ref: ArtifactRef | undefined, p: string, required: string, what: string): Promise<ArtifactRef> {
-  const dir = localPath(ref, p);
+  const dir = await localPath(ref, p, 'dir');
   const stat = await fs.promises.stat(dir).catch(() => undefined);
   check(stat?.isDirectory() === true, `${p}.uri`, `no directory at ${dir} (expected ${what})`);
   check(fs.existsSync(path.join(dir, required)), `${p}.uri`, `${dir} has no ${required} (expected ${what})`);
