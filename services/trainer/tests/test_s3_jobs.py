@@ -80,3 +80,12 @@ def test_s3_inputs_outside_the_allowed_prefixes_and_bad_digests_are_refused_nami
         stub.StartJob(trainer_pb2.StartJobRequest(spec=spec, job_id="s3-mismatch"), timeout=60)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith("spec.preference.pairs.sha256")
+
+
+def test_an_s3_output_in_a_missing_bucket_is_refused_before_the_job_starts(stub, tmp_path):
+    spec = trainer_pb2.JobSpec(preference=_uploaded_world(tmp_path), output_uri="s3://no-such-bucket/runs/j3",
+                               hparams=trainer_pb2.TrainingHyperparams(learning_rate=2e-3))
+    with pytest.raises(grpc.RpcError) as err:
+        stub.StartJob(trainer_pb2.StartJobRequest(spec=spec, job_id="s3-no-bucket"), timeout=60)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("spec.output_uri: no bucket 'no-such-bucket'")

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { ArtifactInfo } from '../atomic';
 import { AtomicFileWriter } from '../atomic';
@@ -129,5 +129,18 @@ export async function deleteKeys(bucket: string, keys: string[], client: S3Clien
     } catch (error) {
       throw s3Failure({ bucket, key: batch[0] }, error);
     }
+  }
+}
+
+/**
+ * Checks, before any work, that the bucket of an output exists and answers this client (HeadBucket): a missing
+ * bucket or refused credentials are an `invalid-uri` ArtifactError now, not after the work when the upload fails.
+ */
+export async function checkBucket(location: S3Location, client: S3Client = s3Client()): Promise<void> {
+  try {
+    await client.send(new HeadBucketCommand({ Bucket: location.bucket }));
+  } catch (error) {
+    const failure = s3Failure(location, error);
+    throw new ArtifactError('invalid-uri', failure instanceof ArtifactError && failure.kind === 'not-found' ? `no bucket '${location.bucket}' (${s3Uri(location)})` : failure.message);
   }
 }

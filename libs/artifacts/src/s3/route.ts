@@ -4,6 +4,7 @@ import { checkDestination } from '../atomic';
 import { confinePath } from '../confine';
 import { toLocalPath } from '../uri';
 import { confineS3Uri } from './confine';
+import { checkBucket } from './objects';
 import { fetchArtifact, publishArtifact } from './resolve';
 import { isS3Uri } from './uri';
 
@@ -27,11 +28,12 @@ export interface OutputTarget {
 
 /**
  * The target of an output named by `uri`, checked before any work: a local path confined for writing and checked by
- * checkDestination; an s3:// URI confined for writing, written first to `staging()` (a path in the service's store).
+ * checkDestination; an s3:// URI confined for writing, its bucket checked (checkBucket), written first to `staging()`
+ * (a path in the service's store).
  */
 export async function outputTarget(uri: string, field: string, staging: () => string): Promise<OutputTarget> {
   if (isS3Uri(uri)) {
-    confineS3Uri(uri, field, 'write');
+    await checkBucket(confineS3Uri(uri, field, 'write'));
     return { local: staging(), remote: uri.trim() };
   }
   return { local: await checkDestination(confinePath(toLocalPath(uri), field, 'write')) };

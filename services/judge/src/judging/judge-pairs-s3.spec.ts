@@ -71,6 +71,8 @@ it('refuses s3:// responses and outputs outside S3_ARTIFACT_ROOTS with PERMISSIO
     const read = await judgePairs({ method: 'rule', responses, rule: { rule: 'length/shorter', tieTolerance: 0 }, outputUri: '' }, deps()).catch((e: Error) => e);
     expect(read).toBeInstanceOf(PermissionDeniedError);
     expect(read).toMatchObject({ field: 'responses.uri' });
+    const noBucket = await judgePairs({ method: 'rule', responses, rule: { rule: 'length/shorter', tieTolerance: 0 }, outputUri: 's3://no-such-bucket/out/p.jsonl' }, deps()).catch((e: Error) => e);
+    expect(noBucket).toMatchObject({ field: 'output_uri', message: expect.stringContaining("no bucket 'no-such-bucket'") });
     const write = await judgePairs({ method: 'rule', responses, rule: { rule: 'length/shorter', tieTolerance: 0 }, outputUri: 's3://judge-data/elsewhere/p.jsonl' }, deps()).catch((e: Error) => e);
     expect(write).toMatchObject({ field: 'output_uri' });
   } finally {

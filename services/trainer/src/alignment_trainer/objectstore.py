@@ -291,3 +291,17 @@ def publish(local: Path, uri: str, field: str) -> tuple[str, int]:
     if local.is_dir():
         return put_directory(local, bucket, key)
     return put_file(local, bucket, key), local.stat().st_size
+
+
+def check_bucket(uri: str) -> None:
+    """Checks, before a job starts, that the bucket of an s3:// output exists and answers (HeadBucket): a missing
+    bucket or refused credentials are an ObjectStoreError now, not after the training when the upload fails."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = parse_s3_uri(uri)
+    try:
+        client().head_bucket(Bucket=bucket)
+    except (ClientError, BotoCoreError) as err:
+        if _missing(err):
+            raise ObjectStoreError("invalid-uri", f"no bucket {bucket!r} ({uri})") from err
+        raise _failure(bucket, key, err) from err

@@ -172,6 +172,7 @@ def parse_job_spec(spec: trainer_pb2.JobSpec, *, default_output_dir: Path, defau
         # Trained locally, published to S3 when the job succeeds (jobs/manager.py).
         try:
             objectstore.confine(spec.output_uri, "spec.output_uri", "write")
+            objectstore.check_bucket(spec.output_uri)
         except objectstore.S3PermissionDenied as err:
             raise PathNotAllowed(err.field, err.reason) from err
         except objectstore.ObjectStoreError as err:
