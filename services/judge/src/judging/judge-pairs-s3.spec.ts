@@ -63,16 +63,17 @@ it('reads s3:// responses and publishes the pairs to an s3:// output_uri', async
   expect(fs.readdirSync(path.join(dir, 'store', 'pairs'))).toEqual([]); // the staged copy is gone once published
 });
 
-it('refuses s3:// responses and outputs outside S3_ARTIFACT_ROOTS with PERMISSION_DENIED naming the field', async () => {
+it('refuses a missing bucket, and s3:// responses and outputs outside S3_ARTIFACT_ROOTS with PERMISSION_DENIED, naming the field', async () => {
   if (unavailable) return console.warn(`skipped: ${unavailable}`);
   const responses = await uploadedResponses();
+  // A missing bucket is refused before any work.
+  const noBucket = await judgePairs({ method: 'rule', responses, rule: { rule: 'length/shorter', tieTolerance: 0 }, outputUri: 's3://no-such-bucket/out/p.jsonl' }, deps()).catch((e: Error) => e);
+  expect(noBucket).toMatchObject({ field: 'output_uri', message: expect.stringContaining("no bucket 'no-such-bucket'") });
   process.env.S3_ARTIFACT_ROOTS = 's3://judge-data/out';
   try {
     const read = await judgePairs({ method: 'rule', responses, rule: { rule: 'length/shorter', tieTolerance: 0 }, outputUri: '' }, deps()).catch((e: Error) => e);
     expect(read).toBeInstanceOf(PermissionDeniedError);
     expect(read).toMatchObject({ field: 'responses.uri' });
-    const noBucket = await judgePairs({ method: 'rule', responses, rule: { rule: 'length/shorter', tieTolerance: 0 }, outputUri: 's3://no-such-bucket/out/p.jsonl' }, deps()).catch((e: Error) => e);
-    expect(noBucket).toMatchObject({ field: 'output_uri', message: expect.stringContaining("no bucket 'no-such-bucket'") });
     const write = await judgePairs({ method: 'rule', responses, rule: { rule: 'length/shorter', tieTolerance: 0 }, outputUri: 's3://judge-data/elsewhere/p.jsonl' }, deps()).catch((e: Error) => e);
     expect(write).toMatchObject({ field: 'output_uri' });
   } finally {
