@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ArtifactStore, fetchArtifact, publishArtifact, readJsonl, s3Client } from '@alignment/artifacts';
 import { PermissionDeniedError } from '@alignment/errors';
-import { LanguageModel, ModelCache, RewardModel } from '@alignment/lm';
+import { causalModelCache, ModelCache, RewardModel } from '@alignment/lm';
 import { type MotoServer, motoUnavailable, startMoto } from '../../../../libs/artifacts/testing/moto-server';
 import { judgePairs, type JudgeJob } from './judge-pairs';
 
@@ -34,7 +34,7 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const deps = () => ({
-  languageModels: new ModelCache((d) => LanguageModel.load(d), 1),
+  languageModels: causalModelCache(1),
   rewardModels: new ModelCache((d) => RewardModel.load(d), 1),
   store: new ArtifactStore(path.join(dir, 'store')),
 });
