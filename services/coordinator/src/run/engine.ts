@@ -8,7 +8,7 @@ import { DEFAULT_AUTO_RESUME, backoffBefore, isResumable, type AutoResumePolicy 
 import { PairwiseEvaluator } from './evaluate';
 import { StageAbortedError, StageFailedError, ServiceUnavailableError, abortReason, sleep, type CallContext, type Executors, type StageExecutors } from './executors';
 import { planStages, type PlannedStage } from './plan';
-import { diskBytes, endsRound, pruneCheckpoints, removeRunDir } from './retention';
+import { checkDeletable, diskBytes, endsRound, pruneCheckpoints, removeRunDir } from './retention';
 import { RunConflictError, ShuttingDownError } from './run-errors';
 import { RunEvents, type RunEvent } from './run-events';
 import { deriveSeed } from './seeds';
@@ -147,9 +147,7 @@ export class RunEngine {
   async deleteRun(runId: string): Promise<number> {
     const row = this.store.findRun(runId);
     if (!row) throw new NotFoundError(`run_id: no run '${runId}'`);
-    if (this.executions.has(runId) || row.state === JobState.JOB_STATE_RUNNING || row.state === JobState.JOB_STATE_PENDING) {
-      throw new FailedPreconditionError(`run '${runId}' is ${JobState[row.state].replace('JOB_STATE_', '')}: cancel it first (CancelRun)`);
-    }
+    checkDeletable(runId, row.state, this.executions.has(runId));
     const freed = await removeRunDir(this.runDir(runId));
     this.store.deleteRun(runId);
     return freed;

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '@alignment/artifacts';
-import { Stage } from '@alignment/contracts';
+import { JobState, Stage } from '@alignment/contracts';
+import { FailedPreconditionError } from '@alignment/errors';
 import type { PlannedStage } from './plan';
 import { PRUNED_FILE, prunedOutputs, STAGE_MANIFEST, stageName, type StageManifest } from './stage-manifest';
 
@@ -77,4 +78,11 @@ export async function removeRunDir(runDir: string): Promise<number> {
   const bytes = diskBytes(runDir);
   await fs.promises.rm(runDir, { recursive: true, force: true });
   return bytes;
+}
+
+/** DeleteRun refuses a run that is executing (RUNNING or PENDING): FailedPreconditionError, cancel it first. */
+export function checkDeletable(runId: string, state: JobState, executing: boolean): void {
+  if (executing || state === JobState.JOB_STATE_RUNNING || state === JobState.JOB_STATE_PENDING) {
+    throw new FailedPreconditionError(`run '${runId}' is ${JobState[state].replace('JOB_STATE_', '')}: cancel it first (CancelRun)`);
+  }
 }
