@@ -7,6 +7,7 @@ second INTERNAL with a correlation id that is also in the log line carrying the 
 their message cut at MAX_STATUS_DETAILS characters as the Node services cut theirs (libs/service-kit
 error-status.ts): a message echoing a 1 MiB field (``spec.preference.pairs.sha256: must be 64 hex digits, got
 'fff…'``) does not fit in the trailers, and the client got no status until its deadline (tools/fuzz found it).
+An INVALID_ARGUMENT whose message names a field also gets google.rpc.BadRequest details (api/bad_request.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 import grpc
 
 from alignment_trainer import logs
+from alignment_trainer.api import bad_request
 
 log = logs.get_logger("alignment_trainer.api")
 
@@ -40,7 +42,7 @@ class _ClippingContext:
         return getattr(self._inner, name)
 
     def abort(self, code, details):
-        return self._inner.abort(code, clip_details(details))
+        return bad_request.abort(self._inner, code, clip_details(details))
 
     def set_details(self, details):
         return self._inner.set_details(clip_details(details))
@@ -73,8 +75,8 @@ def _handler_set_status(context: grpc.ServicerContext) -> bool:
 
 def _fail(rpc: str, request, context: grpc.ServicerContext, err: BaseException | None) -> None:
     if isinstance(request, _Malformed):
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                      clip_details(f"request: is not a valid {rpc} request message ({request.reason})"))
+        bad_request.abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                          clip_details(f"request: is not a valid {rpc} request message ({request.reason})"))
     correlation_id = str(uuid.uuid4())
     log.error("request failed", exc_info=err, extra={"fields": {"rpc": rpc, "correlation_id": correlation_id}})
     reason = clip_details(f"{type(err).__name__}: {err}")
