@@ -1,5 +1,6 @@
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
 import { AlreadyExistsError, CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '@alignment/errors';
+import { STATUS_DETAILS_KEY, encodeBadRequestStatus } from './bad-request';
 
 // The transport boundary: domain code throws the transport-free errors of @alignment/errors, and this is the one
 // place they become gRPC status codes (docs/architecture.md).
@@ -16,7 +17,12 @@ function clip(details: string): string {
 
 /**
  * A domain error as a grpc-js ServiceError. InvalidArgumentError (and its subclasses) becomes INVALID_ARGUMENT with
- * the field's proto name in the `invalid-field` trailer. Unknown errors become INTERNAL; their stack stays in the log.
+ * a google.rpc.Status whose BadRequest names the field's proto path in the `grpc-status-details-bin` trailer
+ * (bad-request.ts), and the same path in the `invalid-field` trailer. Unknown errors become INTERNAL; their stack
+ * stays in the log.
+ *
+ * The `invalid-field` trailer is kept for one release after BadRequest details came (issue 13), so that clients
+ * reading it keep working; new clients read the BadRequest.
  */
 export function toServiceError(err: unknown): Partial<ServiceError> {
   const result = statusOf(err);
@@ -27,8 +33,11 @@ function statusOf(err: unknown): Partial<ServiceError> {
   if (isServiceError(err)) return err;
   const metadata = new Metadata();
   if (err instanceof InvalidArgumentError) {
-    metadata.set('invalid-field', err.field);
-    return { code: status.INVALID_ARGUMENT, details: err.message, metadata };
+    const details = clip(err.message);
+    const violation = { field: clip(err.field), description: clip(err.reason) };
+    metadata.set(STATUS_DETAILS_KEY, Buffer.from(encodeBadRequestStatus(status.INVALID_ARGUMENT, details, [violation])));
+    metadata.set('invalid-field', err.field); // kept for one release (issue 13); the BadRequest above replaces it
+    return { code: status.INVALID_ARGUMENT, details, metadata };
   }
   if (err instanceof PermissionDeniedError) {
     metadata.set('invalid-field', err.field);

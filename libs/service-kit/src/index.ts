@@ -1,4 +1,5 @@
 export * from './error-status';
+export * from './bad-request';
 export * from './validation';
 export * from './logger';
 export * from './tracing';
