@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { CoordinatorClient, type DeleteRunResponse, type Run, type RunSpec, type WatchRunResponse } from '@alignment/contracts';
-import { createClient, unaryCall } from '@alignment/service-kit';
+import { createClient, fieldViolationsOf, unaryCall } from '@alignment/service-kit';
 
 /** The coordinator's address when neither --address nor $ALIGNMENT_COORDINATOR is given (`npm run stack`'s). */
 export const DEFAULT_ADDRESS = 'localhost:50051';
@@ -65,13 +65,28 @@ export function isServiceError(error: unknown): error is grpc.ServiceError {
   return error instanceof Error && typeof (error as grpc.ServiceError).code === 'number' && 'details' in error;
 }
 
-/** A status error as the CLI prints it: the code's name and the details (`NOT_FOUND: run_id: no run 'x'`). */
+/**
+ * A status error as the CLI prints it: the code's name and the details (`NOT_FOUND: run_id: no run 'x'`), then the
+ * field it names (`[field spec.loss.beta]`).
+ */
 export function statusMessage(error: grpc.ServiceError, address: string): string {
   const name = grpc.status[error.code] ?? String(error.code);
+  const field = fieldOf(error);
   const hint =
     error.code === grpc.status.UNAVAILABLE
       ? ` (is the coordinator running at ${address}? \`npm run stack\` starts it; --address or $ALIGNMENT_COORDINATOR point elsewhere)`
       : '';
   // grpc-js ends a connection failure's details with an empty 'Resolution note: '.
-  return `${name}: ${error.details.replace(/\s*Resolution note:\s*$/, '')}${hint}`;
+  return `${name}: ${error.details.replace(/\s*Resolution note:\s*$/, '')}${field ? ` [field ${field}]` : ''}${hint}`;
+}
+
+/**
+ * The request field a status names: the first google.rpc.BadRequest field violation in `grpc-status-details-bin`,
+ * else the `invalid-field` trailer that services of the release before send (issue 13).
+ */
+export function fieldOf(error: grpc.ServiceError): string | undefined {
+  const [violation] = fieldViolationsOf(error.metadata);
+  if (violation) return violation.field;
+  const [legacy] = error.metadata?.get('invalid-field') ?? [];
+  return typeof legacy === 'string' ? legacy : undefined;
 }
