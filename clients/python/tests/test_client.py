@@ -93,6 +93,7 @@ def test_bad_specs_are_refused_naming_the_field(stack: Stack, tmp_path) -> None:
             client.run(spec, run_id="py-bad-beta", base_dir=stack.data_dir.parent)
         assert invalid.value.code == grpc.StatusCode.INVALID_ARGUMENT
         assert "spec.loss.beta" in invalid.value.details
+        assert invalid.value.field == "spec.loss.beta"  # from the google.rpc.BadRequest details (issue 13)
         assert "py-bad-beta" not in [r.run_id for r in client.ls()]
         # Checked by the client: a field the proto does not have, before any call.
         spec["loss"] = {"bta": 0.1}

@@ -8,7 +8,8 @@
         print(client.get(run.run_id).rounds[-1].metrics["eval/win_rate"])
 
 Every method answers the contracts' messages (coordinator_pb2.Run, ...). A call the coordinator refuses raises
-ClientError with its status code and details (INVALID_ARGUMENT names the field: ``spec.loss.beta: ...``).
+ClientError with its status code and details (INVALID_ARGUMENT names the field: ``spec.loss.beta: ...``, and
+ClientError.field holds it, read from the google.rpc.BadRequest details; status_details.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import grpc
 
 from alignment_client.contracts import coordinator_pb2, coordinator_pb2_grpc
 from alignment_client.run_file import RunFile, load_run_file, run_from_document
+from alignment_client.status_details import invalid_field
 
 #: The coordinator's address when neither `address` nor $ALIGNMENT_COORDINATOR is given (`npm run stack`'s).
 DEFAULT_ADDRESS = "localhost:50051"
@@ -34,18 +36,21 @@ Spec = coordinator_pb2.RunSpec | RunFile | Mapping[str, Any]
 
 
 class ClientError(Exception):
-    """A call the coordinator (or the channel) refused: `code` is the gRPC status, `details` its message."""
+    """A call the coordinator (or the channel) refused: `code` is the gRPC status, `details` its message, `field`
+    the request field it names (google.rpc.BadRequest details, else the `invalid-field` trailer), or None."""
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, field: str | None = None) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
+        self.field = field
 
 
 def _client_error(err: grpc.RpcError) -> ClientError:
     code = err.code() if callable(getattr(err, "code", None)) else grpc.StatusCode.UNKNOWN
     details = err.details() if callable(getattr(err, "details", None)) else str(err)
-    return ClientError(code, details or "")
+    trailers = err.trailing_metadata() if callable(getattr(err, "trailing_metadata", None)) else None
+    return ClientError(code, details or "", invalid_field(trailers))
 
 
 class Client:
