@@ -38,7 +38,8 @@ def get_run(request: bytes, context: grpc.ServicerContext) -> bytes:
 def address():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     handler = grpc.unary_unary_rpc_method_handler(get_run)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("alignment.v1.Coordinator", {"GetRun": handler}),))
+    generic = grpc.method_handlers_generic_handler("alignment.v1.Coordinator", {"GetRun": handler})
+    server.add_generic_rpc_handlers((generic,))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:

@@ -8,7 +8,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from alignment_trainer.api import server
-from alignment_trainer.api.bad_request import field_violation
+from alignment_trainer.api.bad_request import field_violation, status_details
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
 
 TIMEOUT = 10.0
@@ -82,3 +82,15 @@ def test_field_violation_reads_the_path_at_the_start_of_a_message():
         "spec.preference.wdro.delta", "must be in (0, 0.5), got 0")
     assert field_violation("spec.items[2].uri: missing") == ("spec.items[2].uri", "missing")
     assert field_violation("no field here") is None
+
+
+def test_the_bytes_are_those_the_node_services_write():
+    # The same layout libs/service-kit/src/bad-request.spec.ts expects of the Node encoder, byte for byte.
+    violation = bytes([0x0a, 1, ord("f"), 0x12, 1, ord("d")])
+    bad = bytes([0x0a, len(violation)]) + violation
+    url = b"type.googleapis.com/google.rpc.BadRequest"
+    any_ = bytes([0x0a, len(url)]) + url + bytes([0x12, len(bad)]) + bad
+    message = b"f: d"
+    expected = bytes([0x08, 3, 0x12, len(message)]) + message + bytes([0x1a, len(any_)]) + any_
+    assert status_details(grpc.StatusCode.INVALID_ARGUMENT, "f: d") == expected
+    assert status_details(grpc.StatusCode.NOT_FOUND, "f: d") is None

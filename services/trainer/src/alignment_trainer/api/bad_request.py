@@ -19,7 +19,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 # A field path as the trainer's messages begin with it: proto names joined by dots, list positions in brackets.
-_FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*)*): (.*)$", re.DOTALL)
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*"
+_FIELD_PREFIX = re.compile(rf"^({_NAME}(?:\.{_NAME})*): (.*)$", re.DOTALL)
 
 
 def field_violation(details: str) -> tuple[str, str] | None:
