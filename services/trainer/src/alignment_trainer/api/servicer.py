@@ -3,7 +3,8 @@ JobManager.
 
 Error mapping (client errors apart from server errors, as callers retry only the latter):
     INVALID_ARGUMENT     a spec or request field is wrong; the message starts with the field's path
-                         (``spec.preference.beta: must be > 0, got -1``)
+                         (``spec.preference.beta: must be > 0, got -1``), and google.rpc.BadRequest details in
+                         the grpc-status-details-bin trailer name it too (api/bad_request.py)
     ALREADY_EXISTS       StartJob with a job_id that names a job with a different spec, or a new job whose
                          spec.output_uri is taken: a file, a directory with files, another live job's output
     NOT_FOUND            unknown job_id
