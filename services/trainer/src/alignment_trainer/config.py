@@ -30,6 +30,11 @@ DEFAULT_ADVERSARY_GROUP_SIZE = 100  # PreferenceJob.adversary_group_size: SSAPO'
 DEFAULT_DRO_SOLVER_ADDRESS = "localhost:50054"
 
 LR_SCHEDULERS = ("cosine", "linear", "constant")
+# TrainingHyperparams.dtype: the weights' dtype ("auto" = bf16 on a CUDA device that supports it, else fp32).
+DTYPES = ("auto", "fp32", "bf16")
+DEFAULT_LORA_RANK = 16             # LoraParams.rank
+DEFAULT_LORA_ALPHA = 32.0          # LoraParams.alpha (the update is scaled by alpha / rank)
+DEFAULT_LORA_TARGETS = ("all-linear",)  # LoraParams.target_modules: peft's every Linear but the LM head
 
 # PreferenceLoss names as docs/algorithm.md §6 spells the configurations.
 LOSSES = ("dpo", "spa", "wdro", "wdro-sr", "cdpo", "rdpo", "drdpo", "ipo")
@@ -115,6 +120,17 @@ class PreferenceTask:
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """Low-rank adapters through peft (trainer.proto LoraParams): only the adapters train; the reference is the
+    base with the adapter disabled when it is the init checkpoint; the adapter is merged into the outputs."""
+
+    rank: int = DEFAULT_LORA_RANK
+    alpha: float = DEFAULT_LORA_ALPHA
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = DEFAULT_LORA_TARGETS
+
+
+@dataclass(frozen=True)
 class Hyperparams:
     """Optimisation settings (trainer.proto TrainingHyperparams) with its defaults filled in."""
 
@@ -132,6 +148,11 @@ class Hyperparams:
     gradient_checkpointing: bool = False
     bf16: bool = False
     checkpoint_every_steps: int = 0
+    dtype: str = "auto"                 # the weights' dtype, one of DTYPES (scaling.resolve_dtype)
+    lora: LoraSettings | None = None    # None = full fine-tuning
+    full_logits: bool = False           # True = the LM head over every position, not only the response span
+    cache_reference_logps: bool = False  # reference log-probs once per dataset (reference_cache.py)
+    offload_activations: bool = False   # activations saved for backward live in CPU memory
 
     @property
     def micro_batch_size(self) -> int:

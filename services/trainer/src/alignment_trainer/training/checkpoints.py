@@ -1,6 +1,7 @@
 """A training job's resumable checkpoints (runner.py, step 4): ``<work_dir>/resume/step-N`` holds the model (with
-its tokenizer) and ``state.pt`` (optimizer, scheduler, objective state, RNG, counters, metrics.jsonl length). Each is
-written through a temp dir and a rename, and only the newest is kept.
+its tokenizer; a LoRA job's adapter only, scaling.apply_lora reads it back onto the base) and ``state.pt``
+(optimizer, scheduler, objective state, RNG, counters, metrics.jsonl length). Each is written through a temp dir and
+a rename, and only the newest is kept.
 
 With several processes (accelerate), ``step-N`` holds ``state.pt`` (objective state, counters, metrics.jsonl length)
 and ``accelerate/``: accelerate's save_state of the prepared models (policy and reference), optimizer, scheduler
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from alignment_trainer.training import export
+from alignment_trainer.training import export, reference_cache
 
 RESUME_DIR = "resume"
 STATE_FILE = "state.pt"
@@ -100,8 +101,10 @@ def load_state(resume_dir: Path) -> dict:
 
 
 def remove_checkpoints(work_dir: Path) -> None:
-    """Once the job's outputs are written: the checkpoints hold the optimizer state, several times the model's size."""
+    """Once the job's outputs are written: the checkpoints hold the optimizer state, several times the model's size;
+    the reference log-prob cache (reference_cache.py) goes with them."""
     shutil.rmtree(Path(work_dir) / RESUME_DIR, ignore_errors=True)
+    reference_cache.remove(work_dir)
 
 
 __all__ = ["ACCELERATE_DIR", "MODEL_DIR", "RESUME_DIR", "STATE_FILE", "latest_checkpoint", "load_state", "remove_checkpoints",

@@ -175,7 +175,8 @@ def atomic_directory(dest: Path) -> Iterator[Path]:
 
 def save_hf_checkpoint(model, tokenizer, dest: Path, state_dict: dict | None = None) -> ArtifactInfo:
     """Writes a Hugging Face checkpoint (safetensors weights, config, generation config, tokenizer, chat template)
-    with its manifest, atomically. The weights are saved in float32 whatever autocast did during training."""
+    with its manifest, atomically. The weights are saved in the model's dtype (TrainingHyperparams.dtype: bf16 or
+    float32; autocast does not change it); a LoRA model is merged first (scaling.merged)."""
     with atomic_directory(dest) as tmp:
         # state_dict: the full weights accelerate gathered (FSDP); None = the model's own.
         model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
@@ -280,7 +281,7 @@ def export_onnx(checkpoint_dir: Path, dest: Path) -> ArtifactInfo:
 
     The model is reloaded from the written checkpoint in float32 on the CPU, so the ONNX file is exactly what the
     checkpoint holds (the judge's log-probs must agree with the trainer's, docs/architecture.md) and consumers on CPU get
-    float32 weights. Exported with torch.export (dynamo) and symbolic batch/sequence/past dimensions.
+    float32 weights; a bf16 checkpoint is upcast to float32 here (exactly: every bf16 value is a float32 value). Exported with torch.export (dynamo) and symbolic batch/sequence/past dimensions.
     """
     from transformers import AutoModelForCausalLM
 

@@ -19,7 +19,7 @@ import torch
 
 from alignment_trainer import tracing
 from alignment_trainer.config import WDRO_LOSSES, JobConfig, PreferenceTask, SftTask
-from alignment_trainer.training import checkpoints, data, export, job_inputs, sft_eval
+from alignment_trainer.training import checkpoints, data, export, job_inputs, reference_cache, scaling, sft_eval
 from alignment_trainer.training.adversary import Adversary, ConnectAdversary
 from alignment_trainer.training.collective import REPEAT, Collective, StepLayout, shard
 from alignment_trainer.training.distributed_objective import DistributedPreferenceObjective
@@ -82,6 +82,9 @@ class TrainingJob:
     # -- setup --------------------------------------------------------------------------------------------------
 
     def _check_distributed(self) -> None:
+        if self.h.lora is not None:
+            raise ValueError("spec.hparams.lora: not supported with more than one process yet; run the job in one "
+                             "process")
         if self.h.batch_size < self.world:
             raise ValueError(f"spec.hparams.batch_size: {self.h.batch_size} is smaller than the {self.world} "
                              "processes it is split across")
@@ -93,8 +96,12 @@ class TrainingJob:
             self._check_distributed()
             latest = self.collective.broadcast(latest)  # the main process's choice, should the listings differ
         resume_step, resume_dir = latest if latest else (0, None)
+        lora = self.h.lora
+        self.dtype = scaling.resolve_dtype(self.h.dtype, self.device)
         # Several processes: the policy starts from its initial weights; accelerate's load_state restores them.
-        model, tokenizer = job_inputs.load_policy(self.config, resume_dir if self.acc is None else None)
+        # A LoRA job's checkpoint holds the adapter only: the base comes from the init, the adapter below.
+        model, tokenizer = job_inputs.load_policy(self.config, resume_dir if self.acc is None and not lora else None,
+                                                  dtype=self.dtype)
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.examples, self.lengths, self.n_dropped, judge_margins = job_inputs.tokenize_examples(self.config,
@@ -112,14 +119,16 @@ class TrainingJob:
         if self.h.gradient_checkpointing:
             # Non-reentrant checkpointing: works with inputs that need no grad and is the one PyTorch recommends.
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if lora:
+            model = scaling.apply_lora(model, lora, resume_dir, checkpoints.MODEL_DIR)
         model.config.use_cache = False
         model.train()
         self.unwrapped = model
         task = self.config.task
         ref = None
         if isinstance(task, PreferenceTask):
-            ref = job_inputs.load_reference(task, model, resumed=resume_dir is not None and self.acc is None,
-                                            device=self.device)
+            ref = scaling.reference_for(task, model, self.h, resumed=resume_dir is not None and self.acc is None,
+                                        device=self.device, dtype=self.dtype)
         backward = None
         if self.acc is not None:
             # The model first (FSDP shards it; the optimizer is then built over the prepared parameters); the
@@ -149,6 +158,7 @@ class TrainingJob:
                     log.warning("per-round adversary: no pair has a SPA-judge margin, every pair trains as DPO",
                                 extra={"fields": {"pairs": len(self.examples)}})
 
+        self.ref_cache = reference_cache.for_job(self, ref)
         decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
         self.optimizer = torch.optim.AdamW(
@@ -251,8 +261,10 @@ class TrainingJob:
                                    max_length=self.h.max_length) for c in chunks]
         else:
             pairs: list[TokenizedPair] = self.examples
-            batches = [collate_pairs([pairs[i] for i in c], pad_token_id=self.pad_id, max_length=self.h.max_length)
-                       for c in chunks]
+            batches = [collate_pairs([pairs[i] for i in c], pad_token_id=self.pad_id, max_length=self.h.max_length,
+                                     response_logits_only=not self.h.full_logits) for c in chunks]
+            if self.ref_cache is not None:
+                batches = [self.ref_cache.attach(b, c) for b, c in zip(batches, chunks)]
         self.n_truncated += sum(b.n_truncated for b in batches)
         return batches
 
@@ -277,12 +289,8 @@ class TrainingJob:
             with (tracing.tracer().start_as_current_span("trainer.step", attributes={"trainer.step": step + 1})
                   if traced else nullcontext()):
                 micro_batches = self._micro_batches(step)
-                if isinstance(self.objective, DistributedPreferenceObjective):
-                    result = self.objective.step(micro_batches, step, layout=self.layout)
-                elif isinstance(self.objective, PreferenceObjective):
-                    result = self.objective.step(micro_batches, step, pair_indices=self.step_indices)
-                else:
-                    result = self.objective.step(micro_batches, step)
+                with scaling.activation_offload(self.h.offload_activations, self.device):
+                    result = self._objective_step(micro_batches, step)
             if self.acc is not None:
                 grad_norm = float(self.acc.clip_grad_norm_(self.model.parameters(), self.h.max_grad_norm))
                 result = self._gather(result)
@@ -320,6 +328,13 @@ class TrainingJob:
             if every and done % every == 0 and done < self.total_steps:
                 self._save_checkpoint(done)
         return self._finish(final_metrics, start_step)
+
+    def _objective_step(self, micro_batches, step: int):
+        if isinstance(self.objective, DistributedPreferenceObjective):
+            return self.objective.step(micro_batches, step, layout=self.layout)
+        if isinstance(self.objective, PreferenceObjective):
+            return self.objective.step(micro_batches, step, pair_indices=self.step_indices)
+        return self.objective.step(micro_batches, step)
 
     def _gather(self, result):
         """The step's result over every process (collective: every process calls it): loss and metrics averaged
@@ -362,7 +377,7 @@ class TrainingJob:
             model = self.acc.unwrap_model(self.model)
             ckpt = export.save_hf_checkpoint(model, self.tokenizer, self.out / CHECKPOINT_DIR, state_dict=state_dict)
         else:
-            ckpt = export.save_hf_checkpoint(self.model, self.tokenizer, self.out / CHECKPOINT_DIR)
+            ckpt = export.save_hf_checkpoint(scaling.merged(self.model), self.tokenizer, self.out / CHECKPOINT_DIR)
         onnx = export.export_onnx(self.out / CHECKPOINT_DIR, self.out / ONNX_DIR) if self.config.export_onnx else None
         metrics = export.file_info(self.out / METRICS_FILE)
         manifest_dir = export.write_manifest(self.out)

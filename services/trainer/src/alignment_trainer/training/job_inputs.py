@@ -34,9 +34,9 @@ def verify_inputs(config: JobConfig) -> None:
         export.verify_artifact(art.path, art.sha256, name)
 
 
-def load_policy(config: JobConfig, resume_dir: Path | None):
+def load_policy(config: JobConfig, resume_dir: Path | None, dtype: torch.dtype = torch.float32):
     """(model, tokenizer): the policy from the resumable checkpoint, a Llama from the spec's architecture (seeded)
-    or the task's checkpoint, in float32 on the CPU."""
+    or the task's checkpoint, in ``dtype`` (scaling.resolve_dtype) on the CPU."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     task = config.task
@@ -48,7 +48,7 @@ def load_policy(config: JobConfig, resume_dir: Path | None):
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no eos_token: responses must end with EOS")
     if resume_dir is not None:
-        model = AutoModelForCausalLM.from_pretrained(resume_dir / MODEL_DIR, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(resume_dir / MODEL_DIR, dtype=dtype)
     elif isinstance(task, SftTask) and task.architecture is not None:
         a = task.architecture
         cfg = LlamaConfig(
@@ -61,23 +61,24 @@ def load_policy(config: JobConfig, resume_dir: Path | None):
         # Seeded here, right before the weights are drawn: the same spec gives the same initial model.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.hparams.seed)
-            model = LlamaForCausalLM(cfg)
+            model = LlamaForCausalLM(cfg).to(dtype)
     else:
         path = task.checkpoint.path if isinstance(task, SftTask) else task.init.path
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     if model.config.vocab_size < len(tokenizer):
         raise ValueError(f"model vocab_size {model.config.vocab_size} < tokenizer size {len(tokenizer)}")
     return model, tokenizer
 
 
-def load_reference(task: PreferenceTask, policy, resumed: bool, device: torch.device):
-    """The frozen reference model on ``device``."""
+def load_reference(task: PreferenceTask, policy, resumed: bool, device: torch.device,
+                   dtype: torch.dtype = torch.float32):
+    """The frozen reference model on ``device``, in ``dtype``."""
     from transformers import AutoModelForCausalLM
 
     if task.reference.path == task.init.path and not resumed:
         ref = copy.deepcopy(policy)  # the same weights without reading them twice
     else:
-        ref = AutoModelForCausalLM.from_pretrained(task.reference.path, dtype=torch.float32)
+        ref = AutoModelForCausalLM.from_pretrained(task.reference.path, dtype=dtype)
     if ref.config.vocab_size != policy.config.vocab_size:
         raise ValueError(f"reference vocab_size {ref.config.vocab_size} != policy's {policy.config.vocab_size}")
     ref.to(device).eval()

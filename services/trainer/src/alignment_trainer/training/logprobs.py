@@ -56,6 +56,11 @@ class PairBatch:
     attention_mask: torch.Tensor  # [2B, T] long, 1 on prompt and response tokens
     response_mask: torch.Tensor  # [2B, T] bool, True on response tokens (EOS included, if any) only
     n_truncated: int  # pairs with at least one response cut at max_length
+    # Logits are computed from this position on (0 = every position): the last position before the batch's
+    # earliest response token; see forward_logits.
+    logits_from: int = 0
+    # The reference's logp of every row [2B] float32 when they were computed beforehand (reference_cache.py).
+    ref_logps: torch.Tensor | None = None
 
     @property
     def n_pairs(self) -> int:
@@ -67,6 +72,8 @@ class PairBatch:
             attention_mask=self.attention_mask.to(device),
             response_mask=self.response_mask.to(device),
             n_truncated=self.n_truncated,
+            logits_from=self.logits_from,
+            ref_logps=None if self.ref_logps is None else self.ref_logps.to(device),
         )
 
 
@@ -95,8 +102,11 @@ def tokenize_pair(tokenizer, prompt: Prompt, chosen: str, rejected: str, *, chos
     return TokenizedPair(tuple(prompt_ids), response(chosen, chosen_finished), response(rejected, rejected_finished))
 
 
-def collate_pairs(pairs: Sequence[TokenizedPair], *, pad_token_id: int, max_length: int) -> PairBatch:
-    """Concatenates chosen and rejected sequences into one right-padded batch.
+def collate_pairs(pairs: Sequence[TokenizedPair], *, pad_token_id: int, max_length: int,
+                  response_logits_only: bool = False) -> PairBatch:
+    """Concatenates chosen and rejected sequences into one right-padded batch. ``response_logits_only`` sets
+    logits_from so that forward_logits runs the LM head only from the position that predicts the batch's earliest
+    response token on (TrainingHyperparams.full_logits false); the log-probs are the same.
 
     A sequence longer than max_length keeps its whole prompt and loses the END of its response (the prompt is what
     the response is conditioned on; losing it would change what is being scored). A pair whose prompt leaves no room
@@ -129,7 +139,9 @@ def collate_pairs(pairs: Sequence[TokenizedPair], *, pad_token_id: int, max_leng
         input_ids[row, :n] = torch.tensor(prompt_ids + resp, dtype=torch.long)
         attention_mask[row, :n] = 1
         response_mask[row, n_p:n] = True
-    return PairBatch(input_ids, attention_mask, response_mask, n_truncated=sum(truncated))
+    first_response = min(len(p) for p, _ in sequences)
+    return PairBatch(input_ids, attention_mask, response_mask, n_truncated=sum(truncated),
+                     logits_from=first_response - 1 if response_logits_only else 0)
 
 
 def build_pair_batch(
@@ -229,6 +241,25 @@ def token_logps(logits: torch.Tensor, input_ids: torch.Tensor, *, chunk_size: in
     return _TargetLogProbs.apply(shifted, targets, chunk)
 
 
+def aligned(logits: torch.Tensor, *per_position: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``per_position`` tensors [N, T, ...] cut to the last K positions when ``logits`` [N, K, V] holds only those
+    (forward_logits with logits_from > 0). Only positions before the kept ones are cut, so a response mask that is
+    True there means the logits were cut too far: ValueError."""
+    k, t = logits.shape[1], per_position[0].shape[1]
+    if k > t:
+        raise ValueError(f"logits have {k} positions, the inputs only {t}")
+    if k == t:
+        return per_position
+    return tuple(x[:, t - k:] for x in per_position)
+
+
+def response_positions(logits: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """[N, K-1] bool: which of the logits' positions (the last excluded) predict a response token, for logits over
+    every position or over the last K only."""
+    (mask,) = aligned(logits, response_mask)
+    return mask[:, 1:]
+
+
 def sequence_logps(
     logits: torch.Tensor,
     input_ids: torch.Tensor,
@@ -236,7 +267,12 @@ def sequence_logps(
     *,
     chunk_size: int | None = None,
 ) -> torch.Tensor:
-    """[N] float32 logp(y|x): sum of the response tokens' log-probs (docs/algorithm.md §1 notation). Differentiable."""
+    """[N] float32 logp(y|x): sum of the response tokens' log-probs (docs/algorithm.md §1 notation). Differentiable.
+    ``logits`` cover every position or the last K (forward_logits with a PairBatch's logits_from)."""
+    t = input_ids.shape[1]
+    input_ids, response_mask = aligned(logits, input_ids, response_mask)
+    if logits.shape[1] < t and bool(response_mask[:, 0].any()):
+        raise ValueError("the kept logits start at a response token: the token before it is not scored")
     per_token = token_logps(logits, input_ids, chunk_size=chunk_size)
     # A response token at position t is scored by the logits at t - 1; position 0 is always prompt.
     return (per_token * response_mask[:, 1:]).sum(-1)
@@ -262,6 +298,7 @@ def decoupled_sequence_logps(
         raise ValueError(f"dnd_lambda must be >= 0, got {dnd_lambda}")
     if policy_logits.shape != ref_logits.shape:
         raise ValueError(f"policy logits {tuple(policy_logits.shape)} != reference {tuple(ref_logits.shape)}")
+    input_ids, response_mask = aligned(policy_logits, input_ids, response_mask)
     pol, ref, targets, mask = policy_logits[:, :-1], ref_logits[:, :-1], input_ids[:, 1:], response_mask[:, 1:]
     chunk = _chunk_len(pol.shape[0], pol.shape[2], chunk_size)
     dtype = _work_dtype(pol)
@@ -286,12 +323,17 @@ class Pass:
 
 
 def forward_logits(model, batch: PairBatch) -> torch.Tensor:
-    """The model's logits for the batch, through the model's own forward.
+    """The model's logits for the batch, through the model's own forward: [N, T, V], or [N, T - logits_from, V]
+    when the batch has logits_from > 0. The transformer still runs over every position; only the LM head (and the
+    [N, ·, V] logits, the largest activation of a big-vocabulary model) is limited to the positions that predict
+    response tokens, through transformers' ``logits_to_keep``. The functions above align such logits with the
+    batch's last positions.
 
     Calling the top-level forward (not its decoder and head separately) keeps DDP/FSDP/DeepSpeed wrappers working.
     use_cache=False: no KV cache is needed for scoring, and building one wastes memory.
     """
-    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+    keep = {"logits_to_keep": batch.input_ids.shape[1] - batch.logits_from} if batch.logits_from > 0 else {}
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False, **keep).logits
 
 
 def policy_pass(model, batch: PairBatch, *, chunk_size: int | None = None) -> Pass:

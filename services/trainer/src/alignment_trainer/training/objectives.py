@@ -37,6 +37,7 @@ from alignment_trainer.training.logprobs import (
     PairBatch,
     decoupled_sequence_logps,
     forward_logits,
+    response_positions,
     sequence_logps,
     split_pairs,
     token_logps,
@@ -267,9 +268,12 @@ class PreferenceObjective:
     def _score(self, mb: PairBatch, *, with_grad: bool) -> _Scored:
         dnd = self.refinement is not None and self.task.spa.dnd_lambda > 0
         with torch.no_grad():
-            with autocast_context(self.device, self.bf16):
-                ref_logits = forward_logits(self.ref_model, mb)
-            rc, rr = split_pairs(sequence_logps(ref_logits, mb.input_ids, mb.response_mask))
+            if mb.ref_logps is not None and not dnd:  # computed once per dataset (reference_cache.py)
+                ref_logits, (rc, rr) = None, split_pairs(mb.ref_logps)
+            else:
+                with autocast_context(self.device, self.bf16):
+                    ref_logits = forward_logits(self.ref_model, mb)
+                rc, rr = split_pairs(sequence_logps(ref_logits, mb.input_ids, mb.response_mask))
             if not dnd:
                 ref_logits = None  # only DND needs them; freed before the policy's logits exist
         with torch.enable_grad() if with_grad else torch.no_grad():
@@ -287,7 +291,7 @@ class PreferenceObjective:
             detection = detection_margin(self.task.beta, mc, mr, rc, rr)
         with torch.no_grad():
             # TRL's logits/chosen: the mean logit at the positions that predict response tokens.
-            pos = mb.response_mask[:, 1:]
+            pos = response_positions(logits, mb.response_mask)
             vocab_mean = logits.detach()[:, :-1].float().mean(-1) * pos
             n = mb.n_pairs
             lc, lr = vocab_mean[:n].sum().item(), vocab_mean[n:].sum().item()
