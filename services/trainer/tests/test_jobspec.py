@@ -150,3 +150,39 @@ def test_every_path_field_is_confined_under_artifact_roots(world, tmp_path, monk
         with pytest.raises(PathNotAllowed) as err:
             parse_job_spec(bad, default_output_dir=data / "d", default_dro_address="x:1")
         assert err.value.field == field and "the path is outside the directories this trainer may" in err.value.reason
+
+
+def _hparams_spec(world, **hp):
+    return trainer_pb2.JobSpec(
+        preference=trainer_pb2.PreferenceJob(
+            init=common_pb2.ArtifactRef(uri=str(world.checkpoint)), pairs=common_pb2.ArtifactRef(uri=str(world.pairs)),
+            loss=common_pb2.PREFERENCE_LOSS_DPO),
+        hparams=trainer_pb2.TrainingHyperparams(learning_rate=1e-6, **hp))
+
+
+def test_scale_options_default_to_auto_dtype_full_fine_tuning_and_response_logits(world, tmp_path):
+    h = parse_job_spec(_hparams_spec(world), default_output_dir=tmp_path, default_dro_address="x:1").hparams
+    assert (h.dtype, h.lora, h.full_logits, h.cache_reference_logps, h.offload_activations) == (
+        "auto", None, False, False, False)
+    h = parse_job_spec(_hparams_spec(world, dtype="bf16", lora=trainer_pb2.LoraParams(), full_logits=True,
+                                     cache_reference_logps=True, offload_activations=True),
+                       default_output_dir=tmp_path, default_dro_address="x:1").hparams
+    assert h.dtype == "bf16" and h.full_logits and h.cache_reference_logps and h.offload_activations
+    assert h.lora == config.LoraSettings(rank=16, alpha=32.0, dropout=0.0, target_modules=("all-linear",))
+    lora = trainer_pb2.LoraParams(rank=4, alpha=8, dropout=0.1, target_modules=["q_proj", "v_proj"])
+    h = parse_job_spec(_hparams_spec(world, lora=lora), default_output_dir=tmp_path, default_dro_address="x:1").hparams
+    assert h.lora == config.LoraSettings(rank=4, alpha=8.0, dropout=0.1, target_modules=("q_proj", "v_proj"))
+
+
+@pytest.mark.parametrize("hp, field", [
+    ({"dtype": "fp16"}, "spec.hparams.dtype"),
+    ({"lora": trainer_pb2.LoraParams(rank=2000)}, "spec.hparams.lora.rank"),
+    ({"lora": trainer_pb2.LoraParams(alpha=-1)}, "spec.hparams.lora.alpha"),
+    ({"lora": trainer_pb2.LoraParams(alpha=float("nan"))}, "spec.hparams.lora.alpha"),
+    ({"lora": trainer_pb2.LoraParams(dropout=1.0)}, "spec.hparams.lora.dropout"),
+    ({"lora": trainer_pb2.LoraParams(target_modules=["q_proj", " "])}, "spec.hparams.lora.target_modules[1]"),
+])
+def test_scale_option_refusals_name_the_field(world, tmp_path, hp, field):
+    with pytest.raises(InvalidSpec) as err:
+        parse_job_spec(_hparams_spec(world, **hp), default_output_dir=tmp_path, default_dro_address="x:1")
+    assert err.value.field == field

@@ -242,3 +242,8 @@ def test_a_job_with_offloaded_activations_and_checkpointing_trains_the_same(worl
     b = load_file(other.hf_checkpoint.path / "model.safetensors")
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_a_lora_target_that_matches_no_module_names_the_field():
+    with pytest.raises(ValueError, match="spec.hparams.lora.target_modules"):
+        scaling.apply_lora(tiny_llama(), LoraSettings(target_modules=("no_such_proj",)))

@@ -22,6 +22,9 @@ from alignment_trainer.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BETA,
     DEFAULT_DRDPO_BETA_PRIME,
+    DEFAULT_LORA_ALPHA,
+    DEFAULT_LORA_RANK,
+    DEFAULT_LORA_TARGETS,
     DEFAULT_LABEL_SMOOTHING,
     DEFAULT_MAX_GRAD_NORM,
     DEFAULT_MAX_LENGTH,
@@ -32,6 +35,7 @@ from alignment_trainer.config import (
     DEFAULT_SPA_WARMUP_FRACTION,
     DEFAULT_SPA_WINDOW,
     DEFAULT_WARMUP_RATIO,
+    DTYPES,
     LABEL_SMOOTHING_LOSSES,
     LR_SCHEDULERS,
     SPA_LOSSES,
@@ -40,6 +44,7 @@ from alignment_trainer.config import (
     Artifact,
     Hyperparams,
     JobConfig,
+    LoraSettings,
     PreferenceTask,
     SftTask,
     SpaSettings,
@@ -347,13 +352,31 @@ def _hparams(h: trainer_pb2.TrainingHyperparams, present: bool) -> Hyperparams:
     max_length = h.max_length or DEFAULT_MAX_LENGTH
     # A prompt needs at least a token and the response at least one to train on.
     _check(max_length >= 2, f"{f}.max_length", f"must be >= 2, got {max_length}")
+    dtype = h.dtype or "auto"
+    _check(dtype in DTYPES, f"{f}.dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return Hyperparams(
         learning_rate=lr, batch_size=batch, gradient_accumulation_steps=accum, epochs=epochs or 1.0,
         max_steps=h.max_steps, max_length=max_length, warmup_ratio=warm, lr_scheduler=sched, weight_decay=wd,
         # proto3 cannot tell 0 from unset; 0 means TRL's default 1.0 (disable clipping with a huge value).
         max_grad_norm=mgn or DEFAULT_MAX_GRAD_NORM, seed=h.seed,
         gradient_checkpointing=h.gradient_checkpointing, bf16=h.bf16,
-        checkpoint_every_steps=h.checkpoint_every_steps)
+        checkpoint_every_steps=h.checkpoint_every_steps, dtype=dtype,
+        lora=_lora(h.lora, f"{f}.lora") if h.HasField("lora") else None, full_logits=h.full_logits,
+        cache_reference_logps=h.cache_reference_logps, offload_activations=h.offload_activations)
+
+
+def _lora(lora: trainer_pb2.LoraParams, f: str) -> LoraSettings:
+    rank = lora.rank or DEFAULT_LORA_RANK
+    _check(1 <= rank <= 1024, f"{f}.rank", f"must be in [1, 1024], got {rank}")
+    alpha = _finite(lora.alpha, f"{f}.alpha") or DEFAULT_LORA_ALPHA
+    _check(alpha > 0, f"{f}.alpha", f"must be > 0, got {alpha:g}")
+    dropout = _finite(lora.dropout, f"{f}.dropout")
+    _check(0 <= dropout < 1, f"{f}.dropout", f"must be in [0, 1), got {dropout:g}")
+    targets = tuple(lora.target_modules) or DEFAULT_LORA_TARGETS
+    for i, name in enumerate(targets):
+        _check(bool(name.strip()) and name == name.strip(), f"{f}.target_modules[{i}]",
+               f"must be a module name, got {name!r}")
+    return LoraSettings(rank=rank, alpha=alpha, dropout=dropout, target_modules=targets)
 
 
 __all__ = ["InvalidSpec", "LOSS_NAMES", "local_path", "parse_job_spec"]
