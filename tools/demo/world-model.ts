@@ -137,6 +137,10 @@ export function fullHparams(h: Partial<TrainingHyperparams>): TrainingHyperparam
     gradientCheckpointing: false,
     bf16: false,
     checkpointEverySteps: 0,
+    dtype: '',
+    fullLogits: false,
+    cacheReferenceLogps: false,
+    offloadActivations: false,
     ...h,
   };
 }
