@@ -48,7 +48,12 @@ from tiny import tiny_tokenizer  # noqa: E402
 from alignment_trainer.config import Artifact, Hyperparams, JobConfig, PreferenceTask, WdroSettings  # noqa: E402
 from alignment_trainer.training import runner  # noqa: E402
 from alignment_trainer.training.exact_adversary import ExactAdversary  # noqa: E402
-from alignment_trainer.training.logprobs import collate_pairs, forward_logits, sequence_logps, tokenize_pair  # noqa: E402
+from alignment_trainer.training.logprobs import (  # noqa: E402
+    collate_pairs,
+    forward_logits,
+    sequence_logps,
+    tokenize_pair,
+)
 
 # Dense (no sparsity) bf16 tensor-core peaks, FLOP/s, by a substring of torch.cuda.get_device_name().
 PEAK_BF16 = (("H200", 989e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12), ("A10G", 125e12))
