@@ -2,6 +2,7 @@
 import {
   CancelRunRequest,
   Configuration,
+  DeleteRunRequest,
   CoordinatorService,
   GetRunRequest,
   JudgeMethod,
@@ -194,5 +195,6 @@ export function coordinatorFamilies(f: Fixtures): Record<string, Record<string, 
     },
     WatchRun: runIdFamilies(WatchRunRequest, 'runId'),
     CancelRun: runIdFamilies(CancelRunRequest, 'runId'),
+    DeleteRun: runIdFamilies(DeleteRunRequest, 'runId'),
   };
 }
