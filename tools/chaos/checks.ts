@@ -12,6 +12,7 @@ import { Stage } from '@alignment/contracts';
 /** A temporary file of an atomic write that never committed (@alignment/artifacts: .<name>.tmp-<pid>-<hex>). */
 const TEMP_FILE = /^\..+\.tmp-\d+-[0-9a-f]+$/;
 const ATTEMPT_DIR = /^attempt-(\d+)$/;
+const ROUND_DIR = /^round-\d+$/;
 
 interface StageJson {
   round: number;
@@ -77,7 +78,10 @@ export async function snapshotRun(dataDir: string, runId: string): Promise<RunSn
   const runDir = path.join(dataDir, 'runs', runId);
   const snapshot: RunSnapshot = { outputs: {}, metrics: {}, stages: [], durationsMs: {}, problems: [], orphans: [] };
   const attempts = new Map<string, number>();
-  for (const round of fs.readdirSync(runDir).sort()) {
+  // Only the round directories hold stages: a run directory also has the coordinator's TensorBoard events
+  // (coordinator/) and, with a retention policy, its pruned.json marker.
+  const rounds = fs.readdirSync(runDir).filter((name) => ROUND_DIR.test(name) && fs.statSync(path.join(runDir, name)).isDirectory());
+  for (const round of rounds.sort()) {
     for (const stage of fs.readdirSync(path.join(runDir, round)).sort()) {
       const file = path.join(runDir, round, stage, 'stage.json');
       if (!fs.existsSync(file)) {

@@ -179,3 +179,19 @@ def test_onnxruntime_node_reads_the_export_like_the_generator_will(exported, tmp
         ref = model(input_ids=torch.tensor([ids]), use_cache=False).logits[0].numpy()
     node = np.array(out["logits"], dtype=np.float32).reshape(len(ids), -1)
     assert np.abs(node - ref).max() < TOLERANCE
+
+
+def test_a_manifest_leaves_out_tensorboard_events_so_a_rerun_lists_the_same_bytes(tmp_path):
+    # A job's output directory holds TensorBoard's events beside its artifacts; they carry wall-clock times and the
+    # host name, so listing them would make two runs of the same job differ in their manifest's digest.
+    infos = []
+    for run, stamp in enumerate(("1796584772.vm.1.0", "1796584783.vm.2.3")):
+        root = tmp_path / f"run-{run}"
+        root.mkdir()
+        (root / "metrics.jsonl").write_text('{"step": 1, "train/loss": 0.5}\n')
+        (root / f"events.out.tfevents.{stamp}").write_bytes(os.urandom(64))
+        infos.append(export.write_manifest(root))
+        listed = [f["path"] for f in json.loads((root / export.MANIFEST).read_text())["files"]]
+        assert listed == ["metrics.jsonl"]
+        assert export.verify_manifest(root) == []
+    assert infos[0].sha256 == infos[1].sha256

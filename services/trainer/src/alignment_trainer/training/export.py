@@ -39,6 +39,9 @@ import torch
 from alignment_trainer import formats
 
 MANIFEST = "manifest.json"
+# Files a manifest leaves out: logs that differ on every run (TensorBoard's events carry wall-clock times and the host
+# name), so that a re-run of the same job still yields a byte-identical manifest.
+UNLISTED_PREFIXES = ("events.out.tfevents.",)
 ONNX_FILE = "model.onnx"
 ONNX_DATA_FILE = "model.onnx_data"  # Optimum's / transformers.js's name for external weights
 ONNX_OPSET = 18
@@ -98,10 +101,11 @@ def write_json_atomic(path: Path, obj) -> None:
 
 def write_manifest(root: Path) -> ArtifactInfo:
     """Writes ``root/manifest.json`` listing every file under root (path relative to root, sha256, size_bytes),
-    sorted by path; returns the directory's ArtifactInfo (the manifest's own sha256, the files' total size)."""
+    sorted by path, except UNLISTED_PREFIXES; returns the directory's ArtifactInfo (the manifest's own sha256, the
+    files' total size)."""
     files = []
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.relative_to(root).as_posix() != MANIFEST:
+        if p.is_file() and p.relative_to(root).as_posix() != MANIFEST and not p.name.startswith(UNLISTED_PREFIXES):
             files.append({"path": p.relative_to(root).as_posix(), "sha256": sha256_file(p),
                           "size_bytes": p.stat().st_size})
     total = sum(f["size_bytes"] for f in files)
