@@ -17,7 +17,7 @@ from alignment_client import load_run_file
 from alignment_client.contracts import coordinator_pb2
 assert alignment_client.__file__.startswith(sys.argv[1]), alignment_client.__file__
 spec = load_run_file(sys.argv[2], {"DATA_DIR": "/data"}).spec
-assert isinstance(spec, coordinator_pb2.RunSpec) and spec.seed_pairs.uri == "/data/micro/seed_pairs.jsonl"
+assert isinstance(spec, coordinator_pb2.RunSpec) and spec.seed_pairs.uri == "/data/micro/seed_pairs.conversational.jsonl"
 assert "gold_judge_address" in coordinator_pb2.EvaluationConfig.DESCRIPTOR.fields_by_name
 print("ok", spec.configuration)
 """

@@ -85,7 +85,8 @@ const getRun = async (c: Coordinator, runId: string): Promise<Run> => (await una
 function stageOutputs(dataDir: string, runId: string): Record<string, string> {
   const shas: Record<string, string> = {};
   const runDir = path.join(dataDir, 'runs', runId);
-  for (const round of fs.readdirSync(runDir)) {
+  // The round directories hold the stages (the run's directory also has the coordinator's TensorBoard events).
+  for (const round of fs.readdirSync(runDir).filter((name) => /^round-\d+$/.test(name))) {
     for (const stage of fs.readdirSync(path.join(runDir, round))) {
       const manifest = JSON.parse(fs.readFileSync(path.join(runDir, round, stage, 'stage.json'), 'utf8'));
       for (const [name, output] of Object.entries(manifest.outputs as Record<string, { sha256: string }>)) shas[`${round}/${stage}/${name}`] = output.sha256;

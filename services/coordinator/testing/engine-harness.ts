@@ -63,7 +63,8 @@ export async function startAndWatch(h: Harness, overrides: SpecPartial, runId: s
 /** sha256 of every stage output, by "round stage name" — what two runs must agree on to have the same artifacts. */
 export function artifactShas(h: Harness, runId: string): Record<string, string> {
   const shas: Record<string, string> = {};
-  for (const round of fs.readdirSync(path.join(h.dataDir, 'runs', runId))) {
+  // The round directories hold the stages (a run's directory also has coordinator/ events and maybe pruned.json).
+  for (const round of fs.readdirSync(path.join(h.dataDir, 'runs', runId)).filter((name) => /^round-\d+$/.test(name))) {
     for (const stage of fs.readdirSync(path.join(h.dataDir, 'runs', runId, round))) {
       const file = path.join(h.dataDir, 'runs', runId, round, stage, 'stage.json');
       if (!fs.existsSync(file)) continue;

@@ -17,6 +17,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from alignment_trainer.training import losses
 from alignment_trainer.api.contracts import dro_pb2, dro_pb2_grpc
+from alignment_trainer import tracing
 from alignment_trainer.api.dro_client import DroSolverClient, DroSolverUnavailable
 
 BETA, DELTA = 1.0, 0.01
@@ -215,5 +216,15 @@ def test_w3c_trace_context_is_propagated_when_a_span_is_active(fake_solver):
         client.solve(np.log([0.5]), delta=0.1, rho=0.1)  # no active context: no traceparent
         with trace.use_span(NonRecordingSpan(parent)):
             client.solve(np.log([0.5]), delta=0.1, rho=0.1)
-    assert "traceparent" not in servicer.calls[0]
-    assert servicer.calls[1]["traceparent"] == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    # Once a process has registered the SDK provider (tracing.init_tracing: the trainer's server does, and an earlier
+    # test in this process may have started one), every solve is a CLIENT span of its own: the call without an active
+    # context then starts a trace of its own, and the other one continues the parent's trace as a child span.
+    # Without it (the API's no-op provider), the parent's context itself is injected and nothing without one.
+    if tracing._provider is None:
+        assert "traceparent" not in servicer.calls[0]
+        assert servicer.calls[1]["traceparent"] == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    else:
+        version, first_trace, _, _ = servicer.calls[0]["traceparent"].split("-")
+        _, second_trace, second_span, flags = servicer.calls[1]["traceparent"].split("-")
+        assert (version, second_trace) == ("00", "4bf92f3577b34da6a3ce929d0e0e4736")
+        assert first_trace != second_trace and second_span != "00f067aa0ba902b7" and int(flags, 16) & 1

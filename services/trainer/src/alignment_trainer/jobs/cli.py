@@ -159,6 +159,12 @@ def run(args: argparse.Namespace) -> int:
                                                  "loss": report.loss, "tokens_per_second": report.tokens_per_second,
                                                  "eta_seconds": report.eta_seconds, "time": time.time()})
 
+    # The run's length goes to the progress file before the first step: a step's metrics.jsonl row is written before
+    # its on_step, and the launching server reads the total from here when it streams that row.
+    def on_start(start_step: int, total_steps: int) -> None:
+        if main_process:
+            _write_json(work_dir / PROGRESS_FILE, {"step": start_step, "total_steps": total_steps, "time": time.time()})
+
     parent = tracing.context_from({k: v for k, v in (("traceparent", os.environ.get("TRACEPARENT", "")),
                                                      ("tracestate", os.environ.get("TRACESTATE", ""))) if v})
     attributes = {"trainer.job_kind": config.kind, "trainer.process_index": accelerator.process_index,
@@ -166,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
     with tracing.tracer().start_as_current_span(f"trainer.job {config.kind}", context=parent,
                                                 attributes=attributes):
         try:
-            outputs = runner.run_job(config, work_dir, runner.RunHooks(on_step=on_step), accelerator=accelerator,
+            hooks = runner.RunHooks(on_step=on_step, on_start=on_start)
+            outputs = runner.run_job(config, work_dir, hooks, accelerator=accelerator,
                                      connect_adversary=DroSolverClient)
         except Exception as err:
             log.error("job failed", exc_info=True, extra={"fields": {"error": f"{type(err).__name__}: {err}"}})
