@@ -9,10 +9,9 @@ import pytest
 
 from alignment_trainer import objectstore
 from alignment_trainer.objectstore import ObjectStoreError, S3PermissionDenied
-from moto_server import MOTO_MISSING, moto_server, use_moto
+from moto_server import moto_server, use_moto
 
 MiB = 1024 * 1024
-pytestmark = pytest.mark.skipif(bool(MOTO_MISSING), reason=MOTO_MISSING)
 
 
 @pytest.fixture(scope="module")

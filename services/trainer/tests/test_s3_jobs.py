@@ -9,10 +9,9 @@ import pytest
 from alignment_trainer import objectstore
 from alignment_trainer.api import server
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
-from moto_server import MOTO_MISSING, moto_server, use_moto
+from moto_server import moto_server, use_moto
 from world import build_world
 
-pytestmark = pytest.mark.skipif(bool(MOTO_MISSING), reason=MOTO_MISSING)
 BUCKET = "trainer-jobs"
 
 

@@ -12,14 +12,14 @@ jest.setTimeout(120_000);
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 const MiB = 1024 * 1024;
 
-let unavailable: string | undefined;
 let moto: MotoServer | undefined;
 let dir: string;
 const saved = { ...process.env };
 
 beforeAll(async () => {
-  unavailable = await motoUnavailable();
-  if (unavailable) return;
+  // moto[s3] is pinned in the trainer's venv (requirements-io.txt): without it the install is broken, and these tests fail.
+  const unavailable = await motoUnavailable();
+  if (unavailable) throw new Error(`the S3 tests need a moto server: ${unavailable}`);
   moto = await startMoto();
   Object.assign(process.env, { S3_ENDPOINT_URL: moto.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' });
   await s3Client().send(new CreateBucketCommand({ Bucket: 'artifacts' }));
@@ -37,16 +37,6 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** Skips (with the reason printed) where moto cannot run; every test below needs the server. */
-function itS3(name: string, body: () => Promise<void>): void {
-  it(name, async () => {
-    if (unavailable) {
-      console.warn(`skipped: ${unavailable}`);
-      return;
-    }
-    await body();
-  });
-}
 
 function modelDir(bigBytes = 0): string {
   const d = path.join(dir, 'model');
@@ -60,7 +50,7 @@ function modelDir(bigBytes = 0): string {
 const kindOf = async (p: Promise<unknown>) => p.then(() => 'ok', (e: unknown) => (e instanceof ArtifactError ? e.kind : String(e)));
 
 describe('s3:// artifacts', () => {
-  itS3('round-trips a JSONL file and a model directory with their sha256', async () => {
+  it('round-trips a JSONL file and a model directory with their sha256', async () => {
     const pairs = path.join(dir, 'pairs.jsonl');
     fs.writeFileSync(pairs, '{"prompt":"p","chosen":"a","rejected":"b"}\n');
     const file = await publishArtifact(pairs, 's3://artifacts/runs/r1/pairs.jsonl', 'output_uri');
@@ -76,7 +66,7 @@ describe('s3:// artifacts', () => {
     expect(JSON.parse(fs.readFileSync(path.join(local, MANIFEST_FILE), 'utf8')).files.map((f: { path: string }) => f.path)).toEqual(['config.json', 'sub/tokenizer.json']);
   });
 
-  itS3('uploads a file larger than a part as a multipart upload and reads it back intact', async () => {
+  it('uploads a file larger than a part as a multipart upload and reads it back intact', async () => {
     const model = modelDir(11 * MiB);
     const info = await publishArtifact(model, 's3://artifacts/big/model', 'output_uri');
     const head = await s3Client().send(new HeadObjectCommand({ Bucket: 'artifacts', Key: 'big/model/model.safetensors' }));
@@ -86,7 +76,7 @@ describe('s3:// artifacts', () => {
     expect(sha(fs.readFileSync(path.join(local, 'model.safetensors')))).toBe(head.Metadata?.sha256);
   });
 
-  itS3('treats a directory without its manifest as absent', async () => {
+  it('treats a directory without its manifest as absent', async () => {
     const client = s3Client();
     await client.send(new PutObjectCommand({ Bucket: 'artifacts', Key: 'half/model/config.json', Body: '{}' }));
     expect(await kindOf(fetchArtifact('s3://artifacts/half/model', 'model.uri', { kind: 'dir' }))).toBe('not-found');
@@ -95,7 +85,7 @@ describe('s3:// artifacts', () => {
     expect(await kindOf(fetchArtifact(info.uri, 'model.uri', { kind: 'dir' }))).toBe('not-found');
   });
 
-  itS3('refuses content that does not match its sha256, leaving nothing in the cache', async () => {
+  it('refuses content that does not match its sha256, leaving nothing in the cache', async () => {
     const info = await publishArtifact(modelDir(), 's3://artifacts/t/model', 'output_uri');
     expect(await kindOf(fetchArtifact(info.uri, 'model.uri', { sha256: sha('other'), kind: 'dir' }))).toBe('mismatch');
     await s3Client().send(new PutObjectCommand({ Bucket: 'artifacts', Key: 't/model/config.json', Body: '{"tampered":1}' }));
@@ -110,7 +100,7 @@ describe('s3:// artifacts', () => {
     expect(fs.existsSync(path.join(dir, 'cache', 'artifacts', 't', 'f.jsonl'))).toBe(false);
   });
 
-  itS3('refuses keys outside S3_ARTIFACT_ROOTS / S3_READ_ONLY_ROOTS with PERMISSION_DENIED naming the field', async () => {
+  it('refuses keys outside S3_ARTIFACT_ROOTS / S3_READ_ONLY_ROOTS with PERMISSION_DENIED naming the field', async () => {
     Object.assign(process.env, { S3_ARTIFACT_ROOTS: 's3://artifacts/runs', S3_READ_ONLY_ROOTS: 's3://artifacts/models' });
     const f = path.join(dir, 'f.jsonl');
     fs.writeFileSync(f, '{}\n');
