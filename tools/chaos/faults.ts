@@ -4,8 +4,7 @@
  * from the stack's own command table (tools/stack/services.ts) in a process group of its own, as an orchestrator
  * restarts a crashed container; nothing else is done to the run.
  */
-import * as net from 'node:net';
-import { spawnProcess, waitFor, type SpawnedProcess } from '@alignment/service-kit/testing';
+import { isListening, spawnProcess, waitFor, type SpawnedProcess } from '@alignment/service-kit/testing';
 import { ROOT, groupAlive, startStack, stopStack, type ServiceName, type Stack } from '../stack/harness';
 import { serviceCommands, serviceEnv, type StackServiceName } from '../stack/services';
 import { PAUSE_MS } from './plan';
@@ -24,17 +23,6 @@ const HARNESS_NAME: Record<StackServiceName, ServiceName> = {
  * instead of 15 s. The retry windows stay as deployed.
  */
 export const CHAOS_ENV: NodeJS.ProcessEnv = { AUTO_RESUME_BACKOFF_MS: '1000', RESUME_TICK_MS: '2000' };
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 export class ChaosStack {
   /** Restarts: the processes this tool started in place of killed ones. */
@@ -84,7 +72,7 @@ export class ChaosStack {
     await waitFor(
       async () => {
         if (child.child.exitCode !== null) throw new Error(`restarted ${name} exited: ${child.output().slice(-2000)}`);
-        return listening(port);
+        return isListening(port);
       },
       180_000,
       `restarted ${name} to listen`,

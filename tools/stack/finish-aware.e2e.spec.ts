@@ -10,7 +10,6 @@
  * listen (the trainer's torch import dominates), ~3 s to generate, judge twice and train: about 20 s.
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -27,7 +26,7 @@ import {
   type JudgePairsResult,
 } from '@alignment/contracts';
 import { createClient } from '@alignment/service-kit';
-import { freePort, spawnProcess, waitFor, type SpawnedProcess } from '@alignment/service-kit/testing';
+import { freePort, isListening, spawnProcess, waitFor, type SpawnedProcess } from '@alignment/service-kit/testing';
 import { tinyModels, venvPython, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../testing/tiny-models';
 import { ROOT } from './harness';
 
@@ -42,22 +41,11 @@ let generator: GeneratorClient;
 let judge: JudgeClient;
 let trainer: TrainerClient;
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 async function serve(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   const port = await freePort();
   const service = spawnProcess(command, args, { PORT: String(port), DATA_DIR: path.join(dataDir, name), LOG_LEVEL: 'warn', ...env }, ROOT);
   processes.push(service);
-  await waitFor(() => listening(port), 120_000, `the ${name} to listen on ${port}\n${service.output()}`);
+  await waitFor(() => isListening(port), 120_000, `the ${name} to listen on ${port}\n${service.output()}`);
   return `127.0.0.1:${port}`;
 }
 

@@ -44,6 +44,18 @@ export function freePort(): Promise<number> {
 }
 
 /** Polls until fn resolves truthy or the timeout passes. */
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function isListening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
   const until = Date.now() + timeoutMs;
   let lastError: unknown;
