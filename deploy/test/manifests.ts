@@ -110,7 +110,9 @@ export function withLearnJob(objects: K8sObject[]): K8sObject[] {
   const { template } = kubernetesLearnConfigFromEnv(env, env.DATA_DIR);
   const jobId = 'run-1-0123456789abcdef-r0-learn-a0';
   const output = `${env.DATA_DIR}/runs/run-1/round-0/learn/attempt-0`;
-  const paths = { output, workDir: `${output}.work`, spec: `${output}.work/job-spec.json` };
+  // With MODEL_STORE_URI the Job trains into the attempt's directory and publishes it to the store.
+  const publishUri = env.MODEL_STORE_URI ? `${env.MODEL_STORE_URI}/run-1/round-0/learn/attempt-0` : undefined;
+  const paths = { output, workDir: `${output}.work`, spec: `${output}.work/job-spec.json`, ...(publishUri ? { publishUri } : {}) };
   const job = learnJobManifest({ name: learnJobName(jobId), namespace: coordinator.namespace, jobId, template, paths });
   return [...objects, job as unknown as K8sObject];
 }
@@ -161,17 +163,18 @@ export function mainContainer(w: Workload): IContainer {
   return container;
 }
 
-/** A container's environment as the kubelet builds it: envFrom ConfigMaps first, then env on top. */
+/** A container's environment as the kubelet builds it: envFrom ConfigMaps and Secrets first, then env on top. */
 export function effectiveEnv(objects: K8sObject[], namespace: string, container: IContainer): Record<string, string> {
   const env: Record<string, string> = {};
   for (const source of container.envFrom ?? []) {
-    const name = source.configMapRef?.name;
-    if (!name) throw new Error(`${container.name}: only configMapRef envFrom is modelled`);
-    const map = objects.find(
-      (o) => o.kind === 'ConfigMap' && o.metadata.name === name && (o.metadata.namespace ?? 'default') === namespace,
-    ) as (K8sObject & IConfigMap) | undefined;
-    if (!map) throw new Error(`${container.name}: envFrom ConfigMap ${name} is not in the render`);
-    Object.assign(env, map.data ?? {});
+    const [kind, name] = source.configMapRef ? ['ConfigMap', source.configMapRef.name] : ['Secret', source.secretRef?.name];
+    if (!name) throw new Error(`${container.name}: envFrom without a configMapRef or secretRef name`);
+    const found = objects.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? 'default') === namespace) as
+      | (K8sObject & { data?: Record<string, string>; stringData?: Record<string, string> })
+      | undefined;
+    if (!found) throw new Error(`${container.name}: envFrom ${kind} ${name} is not in the render`);
+    const data = kind === 'Secret' ? Object.fromEntries(Object.entries(found.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])) : found.data;
+    Object.assign(env, data ?? {}, found.stringData ?? {});
   }
   for (const variable of container.env ?? []) {
     env[variable.name] = variable.value ?? (variable.valueFrom ? '<valueFrom>' : '');
@@ -179,11 +182,19 @@ export function effectiveEnv(objects: K8sObject[], namespace: string, container:
   return env;
 }
 
-function selects(selector: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] } | undefined,
+type LabelExpression = { key: string; operator: string; values?: string[] };
+
+function selects(selector: { matchLabels?: Record<string, string>; matchExpressions?: LabelExpression[] } | undefined,
   labels: Record<string, string>): boolean {
   if (!selector) return false;
-  if (selector.matchExpressions?.length) throw new Error('matchExpressions are not modelled');
-  return Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  const expressions = (selector.matchExpressions ?? []).every(({ key, operator, values = [] }) => {
+    if (operator === 'In') return key in labels && values.includes(labels[key]);
+    if (operator === 'NotIn') return !(key in labels) || !values.includes(labels[key]);
+    if (operator === 'Exists') return key in labels;
+    if (operator === 'DoesNotExist') return !(key in labels);
+    throw new Error(`label selector operator ${operator} is not modelled`);
+  });
+  return expressions && Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
 }
 
 /** The workloads behind `host:port` (a Service name in `namespace` and one of its ports), with the container port. */
@@ -251,8 +262,8 @@ function peerMatches(peer: INetworkPolicyPeer, endpoint: Endpoint, policyNamespa
   return namespaceOk && podOk;
 }
 
-function selectsOrAll(selector: { matchLabels?: Record<string, string> }, labels: Record<string, string>): boolean {
-  return Object.keys(selector.matchLabels ?? {}).length === 0 || selects(selector, labels);
+function selectsOrAll(selector: { matchLabels?: Record<string, string>; matchExpressions?: LabelExpression[] }, labels: Record<string, string>): boolean {
+  return (Object.keys(selector.matchLabels ?? {}).length === 0 && !selector.matchExpressions?.length) || selects(selector, labels);
 }
 
 function portMatches(ports: INetworkPolicyPort[] | undefined, port: number, protocol: string): boolean {

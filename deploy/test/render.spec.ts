@@ -45,7 +45,7 @@ const DATA_DIRS: Record<ServiceName, string | undefined> = {
 };
 
 const VARIANTS = [
-  'local-cpu', 'local-cpu+tracing', 'gpu', 'gpu+tracing', 'gpu+lm-on-gpu', 'gpu+tracing+lm-on-gpu', 'gpu+learn-as-jobs', 'gpu+tracing+learn-as-jobs',
+  'local-cpu', 'local-cpu+tracing', 'gpu', 'gpu+tracing', 'gpu+lm-on-gpu', 'gpu+tracing+lm-on-gpu', 'gpu+learn-as-jobs', 'gpu+tracing+learn-as-jobs', 'local-cpu+object-store', 'gpu+object-store', 'gpu+learn-as-jobs+object-store',
 ];
 const hasPart = (variant: string, part: string) => variant.split('+').includes(part);
 /** The services a variant runs: with learn-as-jobs, LEARN stages are Jobs the coordinator creates, and no trainer. */

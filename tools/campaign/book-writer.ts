@@ -71,7 +71,7 @@ export async function writeBook(
   python: string,
 ): Promise<BookFiles> {
   fs.mkdirSync(bookDir, { recursive: true });
-  const sections = summarise(cells, finished, plan.recommended);
+  const sections = summarise(cells, finished, plan.recommended, plan.tunedBaseline);
   const createdAt = new Date().toISOString();
   const done = cells.filter((c) => finished.has(c.id));
   fs.rmSync(path.join(bookDir, 'plots'), { recursive: true, force: true });
@@ -85,6 +85,7 @@ export async function writeBook(
         plan_file: planFile,
         created_at: createdAt,
         recommended: plan.recommended,
+        tuned_baseline: plan.tunedBaseline ?? null,
         cells: { total: cells.length, finished: done.length, pending: cells.filter((c) => !finished.has(c.id)).map((c) => c.id) },
         sections: Object.fromEntries(sections.map((s) => [s.name, s.rows])),
         cell_results: done.map((c) => ({ ...finished.get(c.id)!, sections: c.sections })),

@@ -111,3 +111,60 @@ describe('the results book', () => {
     expect(line('| dpo-seed |', '## Noise')).toMatch(/\| \(baseline\) \|$/);
   });
 });
+
+describe('a plan with a tuned baseline (dpo-seed at its best screened setting)', () => {
+  const plan = parsePlan(
+    `
+tuned_baseline: {arithmetic: dpo-seed-fast}
+variants:
+  - {name: dpo-seed-fast, config: dpo-seed, overrides: {seed_training: {learning_rate: 1.0e-4}}}
+sections:
+  main: {worlds: [arithmetic], configs: [dpo-seed, wdro], budgets: [1500], seeds: [1, 2, 3]}
+  ablation: {worlds: [arithmetic], configs: [dpo-seed-fast], budgets: [1500], seeds: [1, 2]}
+  noise: {worlds: [arithmetic], configs: [dpo-seed, dpo-seed-fast, wdro], budgets: [1500], seeds: [1, 2, 3], noise: [0, 0.2]}
+`,
+    'tuned',
+  );
+  const cells = expandCells(plan, 'avx2');
+  // The tuned baseline: final 0.60, 0.60, 0.61 clean and 0.50, 0.52, 0.51 at 20% (it loses 0.093).
+  const FAST: Record<number, number[]> = { 0: [0.6, 0.6, 0.61], 0.2: [0.5, 0.52, 0.51] };
+  const finished = new Map<string, CellResult>(
+    cells.map((c): [string, CellResult] => {
+      if (c.variant.name !== 'dpo-seed-fast') return [c.id, synthetic(c)];
+      const r = synthetic({ ...c, variant: { ...c.variant, name: 'dpo-seed' } });
+      const final = FAST[c.noise][[1, 2, 3].indexOf(c.seed)];
+      return [c.id, { ...r, variant: 'dpo-seed-fast', result: { ...r.result, rounds: [evaluation(0, final, null)] } }];
+    }),
+  );
+  const sections = summarise(cells, finished, plan.recommended, plan.tunedBaseline);
+  const book = renderBook({ plan: 'tuned', planFile: 'experiments/tuned.yaml', createdAt: '2026-01-02T03:04:05Z', totalCells: cells.length, finishedCells: cells.length, sections, plots: new Map() });
+
+  it('names the tuned baseline per world in the introduction', () => {
+    expect(plan.tunedBaseline).toEqual({ arithmetic: 'dpo-seed-fast' });
+    expect(book).toContain('per world: dpo-seed-fast on arithmetic)');
+  });
+
+  it('refuses a tuned baseline that is not one of the plan\'s variants, naming the key', () => {
+    expect(() => parsePlan('tuned_baseline: nope\nsections:\n  main: {worlds: [arithmetic], configs: [wdro], budgets: [1500], seeds: [1]}\n', 'x')).toThrow(/^tuned_baseline: "nope" is not a variant/);
+    expect(() => parsePlan('tuned_baseline: {arithmetic: nope}\nsections:\n  main: {worlds: [arithmetic], configs: [wdro], budgets: [1500], seeds: [1]}\n', 'x')).toThrow(/^tuned_baseline.arithmetic: "nope"/);
+    expect(() => parsePlan('tuned_baseline: {listing: wdro}\nsections:\n  main: {worlds: [arithmetic], configs: [wdro], budgets: [1500], seeds: [1]}\n', 'x')).toThrow(/^tuned_baseline.listing: unknown key/);
+    expect(() => parsePlan('tuned_baseline: dpo-seed\nsections:\n  main: {worlds: [arithmetic], configs: [dpo-seed], budgets: [1500], seeds: [1]}\n', 'x')).toThrow(/^tuned_baseline:/);
+  });
+
+  it("differences Main's rows against the tuned baseline's cells of another section, over the seeds both have", () => {
+    const wdro = sections.find((s) => s.name === 'main')!.rows.find((r) => r.variant === 'wdro')!;
+    // The tuned baseline's clean cells: seeds 1-2 are Ablation's and Noise's at once (one cell id each), seed 3 is
+    // Noise's only. wdro 0.60, 0.62, 0.61 against 0.60, 0.60, 0.61: differences 0, 0.02, 0.
+    expect(wdro.vs_tuned_baseline!.mean).toBeCloseTo((0 + 0.02 + 0) / 3, 12);
+    expect(book).toContain('| configuration | seeds | final win rate [95% CI over seeds] | Δ vs dpo-seed [paired 95% CI] | Δ vs dpo-seed-fast [paired 95% CI, shared seeds] |');
+    expect(book).toMatch(/\| dpo-seed \| 3 \| [^|]+ \| \(baseline\) \| — \|/);
+  });
+
+  it("adds the tuned baseline's loss-kept column to the noise table", () => {
+    const noise = book.slice(book.indexOf('## Noise'));
+    expect(noise).toContain("| configuration | win rate, 0% | win rate, 20% | dpo-seed's loss kept, 20% | dpo-seed-fast's loss kept, 20% |");
+    // wdro loses 0.61 − 0.57 = 0.04; dpo-seed-fast 0.60333 − 0.51 = 0.09333: kept 1 − 0.04/0.09333 = 0.571.
+    expect(noise).toMatch(/\| wdro \| 0\.610 \[[^|]+\] \| 0\.570 \[[^|]+\] \| 0\.600 \| 0\.571 \|/);
+    expect(noise).toMatch(/\| dpo-seed-fast \| [^|]+ \| [^|]+ \| [^|]+ \| \(baseline\) \|/);
+  });
+});

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePortBlock } from '@alignment/service-kit/testing';
 import { ROOT } from '../demo/stack';
 
 /**
@@ -39,7 +40,7 @@ describe('npm run campaign on the CI plan', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'campaign-e2e-'));
   const dataDir = path.join(tmp, 'data');
   const bookDir = path.join(tmp, 'book');
-  const args = ['--plan', PLAN, '--data-dir', dataDir, '--book', bookDir, '--world-cache', WORLD_CACHE, '--port-base', '51351'];
+  const args = ['--plan', PLAN, '--data-dir', dataDir, '--book', bookDir, '--world-cache', WORLD_CACHE];
   let first: Outcome;
   let results: {
     cells: { total: number; finished: number; pending: string[] };
@@ -48,6 +49,7 @@ describe('npm run campaign on the CI plan', () => {
   };
 
   beforeAll(async () => {
+    args.push('--port-base', String(await freePortBlock(5)));
     first = await campaign(args);
     if (first.code !== 0) throw new Error(`the campaign exited ${first.code}:\n${first.stderr.slice(-4000)}`);
     results = JSON.parse(fs.readFileSync(path.join(bookDir, 'results.json'), 'utf8')) as typeof results;

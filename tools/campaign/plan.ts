@@ -45,6 +45,8 @@ export interface Plan {
   name: string;
   /** Variant names whose rows results.json marks `"recommended": true`. */
   recommended: string[];
+  /** `tuned_baseline:` per world, a dpo-seed variant at its best screened setting; the book adds differences to it. */
+  tunedBaseline?: Record<string, string>;
   sections: Partial<Record<SectionName, Section>>;
   /** `findings:` as written: a Markdown file, relative to the plan's folder, that the book prints before its tables. */
   findingsFile?: string;
@@ -187,6 +189,23 @@ export function checkFindings(text: string, file: string): void {
   if (heading >= 0) throw new PlanError(`findings: line ${heading + 1} of ${file} is a '#' or '##' heading; the book's sections are its only ones (use ###)`);
 }
 
+/**
+ * `tuned_baseline:` a variant name (every world of the plan) or a map world → variant name; each must be a variant of
+ * the plan other than dpo-seed itself.
+ */
+function tunedBaseline(value: unknown, sections: Partial<Record<SectionName, Section>>, known: ReadonlySet<string>): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  const worlds = [...new Set(Object.values(sections).flatMap((s) => [s, ...s.also].flatMap((b) => b.worlds)))];
+  const byWorld: Record<string, unknown> = typeof value === 'string' ? Object.fromEntries(worlds.map((w) => [w, value])) : object(value, 'tuned_baseline', worlds);
+  for (const [world, name] of Object.entries(byWorld)) {
+    if (typeof name !== 'string' || !known.has(name) || name === 'dpo-seed') {
+      const where = typeof value === 'string' ? 'tuned_baseline' : `tuned_baseline.${world}`;
+      throw new PlanError(`${where}: ${JSON.stringify(name)} is not a variant of any section other than dpo-seed (${[...known].join(', ')})`);
+    }
+  }
+  return byWorld as Record<string, string>;
+}
+
 export function parsePlan(text: string, fallbackName: string): Plan {
   let doc: unknown;
   try {
@@ -194,7 +213,7 @@ export function parsePlan(text: string, fallbackName: string): Plan {
   } catch (error) {
     throw new PlanError(`not valid YAML: ${(error as Error).message}`);
   }
-  const raw = object(doc, 'plan', ['name', 'recommended', 'settings', 'variants', 'sections', 'findings']);
+  const raw = object(doc, 'plan', ['name', 'recommended', 'tuned_baseline', 'settings', 'variants', 'sections', 'findings']);
   const name = raw.name === undefined ? fallbackName : variantName(raw.name, 'name');
   const base = settings(raw.settings, 'settings', DEFAULT_SETTINGS);
   const named = new Map<string, Variant>();
@@ -218,8 +237,9 @@ export function parsePlan(text: string, fallbackName: string): Plan {
       throw new PlanError(`recommended${Array.isArray(raw.recommended) ? `[${i}]` : ''}: ${JSON.stringify(r)} is not a configuration of any section (${[...known].join(', ')})`);
     }
   }
+  const tuned = tunedBaseline(raw.tuned_baseline, sections, known);
   if (raw.findings !== undefined && (typeof raw.findings !== 'string' || !/\.md$/.test(raw.findings))) {
     throw new PlanError(`findings: expected the path of a Markdown (.md) file, got ${JSON.stringify(raw.findings)}`);
   }
-  return { name, recommended: recommended as string[], sections, findingsFile: raw.findings as string | undefined };
+  return { name, recommended: recommended as string[], ...(tuned ? { tunedBaseline: tuned } : {}), sections, findingsFile: raw.findings as string | undefined };
 }

@@ -24,6 +24,8 @@ export interface Row {
   win_rate: Estimate;
   /** Final win rate minus dpo-seed's (same world, budget, noise), paired by seed; null without dpo-seed cells. */
   vs_dpo_seed: Estimate | null;
+  /** The same against the plan's `tuned_baseline` (its cells of any section); absent without one. */
+  vs_tuned_baseline?: Estimate | null;
   /** The lowest win rate of any evaluated round of any seed, and how many (seed, round) pairs were below 0.5. */
   min_win_rate: { value: number; seed: number; round: number };
   rounds_below_init: number;
@@ -46,6 +48,8 @@ export interface Row {
 export interface SectionSummary {
   name: SectionName;
   rows: Row[];
+  /** The plan's `tuned_baseline` per world, when it has one. */
+  tunedBaseline?: Readonly<Record<string, string>>;
 }
 
 function meanOf(values: number[]): number {
@@ -69,10 +73,14 @@ function meanLeanings(values: Array<Record<string, number>>): Record<string, num
   return Object.fromEntries(names.map((n) => [n, meanOf(values.flatMap((v) => (typeof v[n] === 'number' ? [v[n]] : [])))]));
 }
 
+function finalsBySeed(results: CellResult[]): Map<number, number> {
+  return new Map(results.map((r) => [r.seed, last(r).win_rate]));
+}
+
 function row(section: SectionName, results: CellResult[], baseline: CellResult[] | undefined, recommended: ReadonlySet<string>): Row {
   const first = results[0];
   const sorted = [...results].sort((a, b) => a.seed - b.seed);
-  const finals = new Map(sorted.map((r) => [r.seed, last(r).win_rate]));
+  const finals = finalsBySeed(sorted);
   let min = { value: Infinity, seed: 0, round: 0 };
   let below = 0;
   for (const r of sorted) {
@@ -81,7 +89,7 @@ function row(section: SectionName, results: CellResult[], baseline: CellResult[]
       if (e.win_rate < 0.5) below++;
     }
   }
-  const baselineFinals = baseline && new Map(baseline.map((r) => [r.seed, last(r).win_rate]));
+  const baselineFinals = baseline && finalsBySeed(baseline);
   return {
     section,
     world: first.world,
@@ -111,8 +119,22 @@ function row(section: SectionName, results: CellResult[], baseline: CellResult[]
  * Every section's rows from the plan's cells and the finished ones' results. Rows keep the plan's order: world,
  * budget, noise rate, then the section's configuration order.
  */
-export function summarise(cells: Cell[], finished: ReadonlyMap<string, CellResult>, recommended: readonly string[]): SectionSummary[] {
+export function summarise(
+  cells: Cell[],
+  finished: ReadonlyMap<string, CellResult>,
+  recommended: readonly string[],
+  tunedBaseline?: Readonly<Record<string, string>>,
+): SectionSummary[] {
   const wanted = new Set(recommended);
+  const key = (world: string, budget: number, noise: number, variant: string) => JSON.stringify([world, budget, noise, variant]);
+  // The tuned baseline's cells, whichever sections hold them (each cell once).
+  const tuned = new Map<string, CellResult[]>();
+  for (const cell of cells) {
+    const result = finished.get(cell.id);
+    if (!tunedBaseline || cell.variant.name !== tunedBaseline[cell.world] || !result) continue;
+    const k = key(cell.world, cell.budget, cell.noise, cell.variant.name);
+    tuned.set(k, [...(tuned.get(k) ?? []), result]);
+  }
   return SECTIONS.map((name) => {
     const groups = new Map<string, CellResult[]>();
     const order: string[] = [];
@@ -120,20 +142,23 @@ export function summarise(cells: Cell[], finished: ReadonlyMap<string, CellResul
       if (!cell.sections.includes(name)) continue;
       const result = finished.get(cell.id);
       if (!result) continue;
-      const key = JSON.stringify([cell.world, cell.budget, cell.noise, cell.variant.name]);
-      if (!groups.has(key)) {
-        groups.set(key, []);
-        order.push(key);
+      const k = key(cell.world, cell.budget, cell.noise, cell.variant.name);
+      if (!groups.has(k)) {
+        groups.set(k, []);
+        order.push(k);
       }
-      groups.get(key)!.push(result);
+      groups.get(k)!.push(result);
     }
-    const rows = order.map((key) => {
-      const [world, budget, noise] = JSON.parse(key) as [string, number, number, string];
-      const baseline = groups.get(JSON.stringify([world, budget, noise, BASELINE]));
-      return row(name, groups.get(key)!, baseline, wanted);
+    const rows = order.map((k) => {
+      const [world, budget, noise, variant] = JSON.parse(k) as [string, number, number, string];
+      const r = row(name, groups.get(k)!, groups.get(key(world, budget, noise, BASELINE)), wanted);
+      if (!tunedBaseline) return r;
+      const reference = tuned.get(key(world, budget, noise, tunedBaseline[world] ?? ''));
+      const vsTuned = reference && variant !== tunedBaseline[world] && variant !== BASELINE ? (pairedDifference(finalsBySeed(groups.get(k)!), finalsBySeed(reference)) ?? null) : null;
+      return { ...r, vs_tuned_baseline: vsTuned };
     });
     const rank = (r: Row) => `${r.world}\u0000${String(r.budget).padStart(8, '0')}\u0000${r.noise.toFixed(4)}`;
     rows.sort((a, b) => rank(a).localeCompare(rank(b)));
-    return { name, rows };
+    return { name, rows, ...(tunedBaseline ? { tunedBaseline } : {}) };
   });
 }

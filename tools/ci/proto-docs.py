@@ -2,7 +2,7 @@
 """Fails (exit 1) when an element of the .proto contracts carries no comment, listing each as file:line.
 
 Every message, enum, service, rpc, oneof, field (map and extension fields included) and enum value of every .proto
-under ROOT/proto (ROOT defaults to this repository) needs a leading comment: `//` (or `/* */`) lines directly
+under ROOT/proto but the vendored proto/third_party (ROOT defaults to this repository) needs a leading comment: `//` (or `/* */`) lines directly
 above it, with no blank line between (protoc's leading comment, which the generated code and the descriptor set
 carry). A field or an enum value may instead carry a trailing comment on the line its `;` ends. Option, reserved,
 extensions, syntax, package and import statements need none. Standard library only; run from anywhere:
@@ -193,7 +193,8 @@ class Parser:
 def proto_files(root: str) -> list[str]:
     files = []
     for folder, dirs, names in os.walk(os.path.join(root, "proto")):
-        dirs.sort()
+        # proto/third_party holds vendored files (buf/validate/validate.proto), documented by their authors, not ours.
+        dirs[:] = sorted(d for d in dirs if not (folder == os.path.join(root, "proto") and d == "third_party"))
         files += [os.path.relpath(os.path.join(folder, n), root) for n in sorted(names) if n.endswith(".proto")]
     return files
 

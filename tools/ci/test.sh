@@ -41,6 +41,17 @@ if os.path.exists(jest):
     passed += j["numPassedTests"]
     failed += j["numFailedTests"] + j.get("numRuntimeErrorTestSuites", 0)
     skipped += j["numPendingTests"] + j.get("numTodoTests", 0)
+    # Which suites failed and why, so a CI log that keeps only its tail still names them.
+    for suite in j.get("testResults", []):
+        if suite.get("status") == "passed":
+            continue
+        print(f"jest FAILED {os.path.relpath(suite.get('name', '?'))}")
+        for test in suite.get("assertionResults", []):
+            if test.get("status") == "failed":
+                print(f"  test: {test.get('fullName')}")
+        message = (suite.get("message") or "").strip().splitlines()
+        for line in message[:25]:
+            print(f"  {line}")
 for junit in (os.path.join(reports, name) for name in ("pytest.xml", "pytest-client.xml")):
     if not os.path.exists(junit):
         continue

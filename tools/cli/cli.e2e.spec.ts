@@ -77,7 +77,7 @@ test('a run file with a bad field exits 2 naming it, and starts no run', async (
   const file = path.join(dataDir, 'bad-beta.yaml');
   fs.writeFileSync(file, example.replace('beta: 0.1 ', 'beta: -1  '));
   const bad = await alignment(['run', '-f', file, '--wait']);
-  expect(shown(bad)).toEqual({ code: 2, stdout: '', stderr: `alignment: ${file}: invalid spec.loss.beta: must be > 0, got -1\n` });
+  expect(shown(bad)).toEqual({ code: 2, stdout: '', stderr: `alignment: ${file}: invalid spec.loss.beta: must be greater than 0, got -1\n` });
   const listed = await direct(['ls', '--output', 'json']);
   expect(shown(listed)).toMatchObject({ code: 0 });
   expect(JSON.parse(listed.stdout)).toEqual([]);

@@ -13,12 +13,16 @@ rm -rf "$out.tmp" && mkdir -p "$out.tmp/ts"
 # Generate into a temp tree and swap it in at the end, so a failed run never leaves half a tree behind.
 sed "s#out: libs/contracts/gen/ts#out: $out.tmp/ts#" libs/contracts/buf.gen.yaml > "$out.tmp/buf.gen.yaml"
 "$buf" generate proto --template "$out.tmp/buf.gen.yaml"
+# The vendored buf/validate/validate.proto (proto/third_party) needs no TypeScript (ts-proto emits it as an import):
+# @bufbuild/protovalidate reads the rules from the descriptor set (libs/contracts/src/ranges.ts) with its own types.
+rm -rf "$out.tmp/ts/buf"
 
 # Reflection needs real descriptors with their dependency lists (proto-loader's lose them), and the health
-# service's file under its canonical name grpc/health/v1/health.proto.
+# service's file under its canonical name grpc/health/v1/health.proto. buf/validate/validate.proto rides along (an
+# import of alignment.v1's files): its buf.validate annotations are what protovalidate checks.
 src=$(mktemp -d)
 trap 'rm -rf "$src"' EXIT
-cp -r proto/alignment "$src/"
+cp -r proto/alignment proto/third_party/buf "$src/"
 mkdir -p "$src/grpc/health/v1"
 cp node_modules/grpc-health-check/proto/health/v1/health.proto "$src/grpc/health/v1/health.proto"
 "$buf" build "$src" --as-file-descriptor-set -o "$out.tmp/descriptor_set.binpb"

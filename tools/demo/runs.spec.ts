@@ -1,8 +1,8 @@
 // The demo's configurations are the coordinator's, by report name: dpo-gold is the coordinator's CONFIGURATION_DPO_GOLD.
-import { Configuration } from '@alignment/contracts';
+import { Configuration, PromptEncoding } from '@alignment/contracts';
 import { getWorld } from '@alignment/toyworld';
 import { parseOptions, type DemoOptions } from './options';
-import { DEMO_CONFIGURATIONS, runSpec } from './runs';
+import { DEMO_CONFIGURATIONS, DEMO_PROMPT_ENCODING, runSpec } from './runs';
 import type { WorldInputs } from './world-model';
 
 describe('demo configurations', () => {
@@ -20,5 +20,15 @@ describe('demo configurations', () => {
     expect([gold.configuration, gold.seedPairs?.uri, gold.prompts]).toEqual([Configuration.CONFIGURATION_DPO_GOLD, '/p/gold.jsonl', undefined]);
     const spa = runSpec('spa', getWorld('arithmetic'), inputs, '/p/seed.jsonl', settings);
     expect(spa.prompts?.$case === 'roundPrompts' && spa.prompts.value.rounds.map((r) => r.uri)).toEqual(['/p/r1.jsonl', '/p/r2.jsonl']);
+  });
+
+  it('asks for the chat template explicitly: the toy worlds were trained and published with templated prompts', () => {
+    const options = parseOptions([]) as DemoOptions;
+    const inputs = { model: { hfCheckpoint: { uri: '/m/hf', sha256: '', sizeBytes: 0 } }, roundPrompts: ['/p/r1.jsonl'] } as unknown as WorldInputs;
+    for (const config of DEMO_CONFIGURATIONS.keys()) {
+      const spec = runSpec(config, getWorld('arithmetic'), inputs, '/p/seed.jsonl', { ...options.run, rounds: 1, seed: 1 });
+      expect([config, spec.promptEncoding]).toEqual([config, PromptEncoding.PROMPT_ENCODING_CHAT_TEMPLATE]);
+    }
+    expect(DEMO_PROMPT_ENCODING).toBe(PromptEncoding.PROMPT_ENCODING_CHAT_TEMPLATE);
   });
 });

@@ -5,6 +5,7 @@ import {
   Configuration,
   JobState,
   JudgeMethod,
+  PromptEncoding,
   RunSpec,
   Stage,
   UnfinishedPairs,
@@ -30,6 +31,13 @@ const NEEDS_JUDGE_MODEL: ReadonlySet<Configuration> = new Set([Configuration.CON
 export const DEMO_CONFIGURATIONS: ReadonlyMap<string, Configuration> = new Map(
   [...CONFIGURATIONS].filter(([configuration]) => !NEEDS_JUDGE_MODEL.has(configuration)).map(([configuration, plan]) => [plan.name, configuration]),
 );
+
+/**
+ * How the demo encodes its string prompts: the toy worlds' base models learn their SFT data through the chat template
+ * (world-model.ts), and every published figure was produced that way, so the demo asks for it explicitly rather than
+ * RunSpec.prompt_encoding's raw-text default.
+ */
+export const DEMO_PROMPT_ENCODING = PromptEncoding.PROMPT_ENCODING_CHAT_TEMPLATE;
 
 /** Configurations that train round 0 only (no self-annotation rounds, so no round prompt sets). */
 const seedOnly = (config: string) => !configurationPlan(DEMO_CONFIGURATIONS.get(config)!).selfAnnotation;
@@ -87,6 +95,8 @@ export async function goldPairs(
       prompts: { $case: 'promptSet', value: ref(prompts) },
       params: { n: 2, temperature: options.temperature, topK: 0, maxNewTokens: options.maxNewTokens, stop: [], seed: options.seed, greedy: false },
       outputUri: path.join(outDir, 'responses.jsonl'),
+      // The toy worlds' models are trained on prompts in their chat template (world-model.ts), as every run samples.
+      promptEncoding: DEMO_PROMPT_ENCODING,
     }),
     onProgress,
     'prompts',
@@ -153,6 +163,7 @@ export function runSpec(config: string, world: World, inputs: WorldInputs, seedP
       generation: { temperature: settings.generation.temperature, maxNewTokens: settings.generation.maxNewTokens },
     },
     seed: settings.seed,
+    promptEncoding: DEMO_PROMPT_ENCODING,
   });
 }
 
@@ -203,7 +214,7 @@ function readJsonl(file: string): Array<Record<string, unknown>> {
 
 async function scoreLogps(clients: StackClients, model: ModelRef, items: Array<{ prompt: string; response: string }>): Promise<number[]> {
   const response = await new Promise<{ scores: Array<{ logp: number }> }>((resolve, reject) =>
-    clients.judge.scoreSequences({ model, items, perToken: false }, (e, r) => (e ? reject(e) : resolve(r))),
+    clients.judge.scoreSequences({ model, items, perToken: false, promptEncoding: DEMO_PROMPT_ENCODING }, (e, r) => (e ? reject(e) : resolve(r))),
   );
   return response.scores.map((s) => s.logp);
 }

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePortBlock, isListening } from '@alignment/service-kit/testing';
 import { defaultPorts, ROOT, SERVICE_NAMES } from './stack';
 
 /**
@@ -10,26 +10,16 @@ import { defaultPorts, ROOT, SERVICE_NAMES } from './stack';
  * process group, so without DemoStack's handlers its five services stayed up, holding the ports, and the next run
  * refused to start ("port … is already in use").
  */
-const PORT_BASE = 51451;
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 it('stops the stack when the process that started it gets SIGTERM', async () => {
+  const portBase = await freePortBlock(5);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stack-signal-'));
   const script = path.join(dir, 'start.ts');
   fs.writeFileSync(
     script,
     [
       `import { DemoStack, defaultPorts } from ${JSON.stringify(path.join(ROOT, 'tools/demo/stack'))};`,
-      `const stack = new DemoStack(defaultPorts(${PORT_BASE}), ${JSON.stringify(path.join(dir, 'data'))}, ${JSON.stringify(path.join(dir, 'stack.log'))});`,
+      `const stack = new DemoStack(defaultPorts(${portBase}), ${JSON.stringify(path.join(dir, 'data'))}, ${JSON.stringify(path.join(dir, 'stack.log'))});`,
       `void stack.start().then(() => { process.stdout.write('started\\n'); setInterval(() => undefined, 1000); });`,
     ].join('\n'),
   );
@@ -38,8 +28,8 @@ it('stops the stack when the process that started it gets SIGTERM', async () => 
     child.stdout.on('data', (d: Buffer) => d.toString().includes('started') && resolve());
     child.once('exit', (code) => reject(new Error(`the starter exited ${code} before the stack was up`)));
   });
-  const ports = defaultPorts(PORT_BASE);
-  expect(await listening(ports.coordinator)).toBe(true);
+  const ports = defaultPorts(portBase);
+  expect(await isListening(ports.coordinator)).toBe(true);
 
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
@@ -48,7 +38,7 @@ it('stops the stack when the process that started it gets SIGTERM', async () => 
   let open = SERVICE_NAMES.map((name) => ports[name]);
   while (open.length > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 500));
-    open = (await Promise.all(open.map(async (port) => ((await listening(port)) ? port : -1)))).filter((p) => p >= 0);
+    open = (await Promise.all(open.map(async (port) => ((await isListening(port)) ? port : -1)))).filter((p) => p >= 0);
   }
   expect(open).toEqual([]);
   fs.rmSync(dir, { recursive: true, force: true });

@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { CoordinatorClient, GeneratorClient, JudgeClient, TrainerClient } from '@alignment/contracts';
 import { createClient } from '@alignment/service-kit';
+import { isListening } from '@alignment/service-kit/testing';
 
 export const ROOT = path.resolve(__dirname, '../..');
 
@@ -42,17 +42,6 @@ export function venvPython(): string {
   return path.join(result.stdout.trim(), 'bin', 'python');
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /**
  * `npm run stack` (tools/stack/stack.ts) as a child process group on the given ports and data directory; its logs go
  * to `logFile`. Refuses to start when one of the ports is taken (a stack left over from another demo, say), naming it.
@@ -86,7 +75,7 @@ export class DemoStack {
     // little before calling a port taken.
     const portDeadline = Date.now() + PORT_RELEASE_WAIT_MS;
     for (const name of SERVICE_NAMES) {
-      while (await listening(this.ports[name])) {
+      while (await isListening(this.ports[name])) {
         if (Date.now() > portDeadline) {
           throw new Error(`port ${this.ports[name]} (${name}) is already in use: stop what listens there or pass --port-base`);
         }
@@ -115,7 +104,7 @@ export class DemoStack {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.exited) throw new Error(`the stack exited while starting; see ${this.logFile}`);
-      if (await listening(this.ports.coordinator)) return;
+      if (await isListening(this.ports.coordinator)) return;
       if (Date.now() > deadline) throw new Error(`the stack did not start within ${timeoutMs / 1000} s; see ${this.logFile}`);
       await new Promise((r) => setTimeout(r, 250));
     }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '@alignment/artifacts';
-import { JobState, type ArchitectureConfig, type Job, type JobSpec, type ModelRef, type TrainingHyperparams } from '@alignment/contracts';
+import { JobState, PromptEncoding, type ArchitectureConfig, type Job, type JobSpec, type ModelRef, type TrainingHyperparams } from '@alignment/contracts';
 import { buildWorldData, type World, type WorldData } from '@alignment/toyworld';
 import { ROOT, type StackClients } from './stack';
 
@@ -111,6 +111,9 @@ export async function buildOrReuseBaseModel(
         // Every example trained on, as the cached base models and the published figures were built (the cache key
         // does not cover the trainer's 5% default hold-out).
         evalFraction: 0,
+        // The world's {"prompt", "response"} examples are learned through the chat template, as the demo's runs then
+        // encode their prompts (runs.ts DEMO_PROMPT_ENCODING).
+        promptEncoding: PromptEncoding.PROMPT_ENCODING_CHAT_TEMPLATE,
       },
     },
     hparams: fullHparams({ ...options.sft, seed: options.seed }),

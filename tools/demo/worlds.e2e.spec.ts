@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePortBlock } from '@alignment/service-kit/testing';
 import { WORLDS } from '@alignment/toyworld';
 import type { DemoResults } from './results';
 import { PINNED_CPU_CAPABILITY } from './cpu-level';
@@ -41,7 +42,7 @@ function runDemo(args: string[]): Promise<{ code: number | null; stdout: string;
 
 const CASES = [...WORLDS.keys()].flatMap((world) => LEVELS.map((level) => [world, level] as const));
 
-describe.each(CASES.map(([world, level], i) => [world, level, i]))('the %s world is not broken (trainer kernels: %s)', (world, level, index) => {
+describe.each(CASES)('the %s world is not broken (trainer kernels: %s)', (world, level) => {
   let results: DemoResults;
   let reportDir: string;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `demo-${world}-${level}-`));
@@ -54,7 +55,7 @@ describe.each(CASES.map(([world, level], i) => [world, level, i]))('the %s world
       '--cpu-capability', level as string,
       '--data-dir', dataDir,
       '--world-cache', WORLD_CACHE,
-      '--port-base', String(51151 + 10 * (index as number)),
+      '--port-base', String(await freePortBlock(5)),
     ]);
     if (run.code !== 0) throw new Error(`the demo exited ${run.code}:\n${run.stderr.slice(-4000)}`);
     const lines = run.stdout.trim().split('\n');

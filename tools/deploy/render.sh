@@ -3,9 +3,11 @@
 #
 #   bash tools/deploy/render.sh [OUT_DIR]        OUT_DIR defaults to dist/k8s (gitignored)
 #
-# A variant is an overlay (local-cpu, gpu) alone or with components (tracing, lm-on-gpu, learn-as-jobs), plus the
-# data-loader pod; the list is VARIANTS below. Components are added the way a user adds them: a small kustomization
-# with the overlay as its resource, the components, and the namespace (README "Deploy on Kubernetes").
+# A variant is an overlay (local-cpu, gpu) alone or with components (tracing, lm-on-gpu, learn-as-jobs, object-store),
+# plus the data-loader pod; the list is VARIANTS below. Components are added the way a user adds them: a small
+# kustomization with the overlay as its resource, the components, and the namespace (README "Deploy on Kubernetes");
+# with object-store, also the Secret `object-store` from an env file (here its example, placeholders only), by the
+# secretGenerator its README gives.
 # Writes OUT_DIR/<variant>.yaml and prints those paths on stdout, one per line; progress goes to stderr.
 # Fails if kustomize fails or prints anything on stderr (deprecations included), so a warning cannot slip into CI.
 #
@@ -29,6 +31,9 @@ VARIANTS=(
   "gpu+tracing+lm-on-gpu|gpu|tracing,lm-on-gpu"
   "gpu+learn-as-jobs|gpu|learn-as-jobs"
   "gpu+tracing+learn-as-jobs|gpu|tracing,learn-as-jobs"
+  "local-cpu+object-store|local-cpu|object-store"
+  "gpu+object-store|gpu|object-store"
+  "gpu+learn-as-jobs+object-store|gpu|learn-as-jobs,object-store"
 )
 
 log() { printf 'render.sh: %s\n' "$*" >&2; }
@@ -108,6 +113,11 @@ for variant in "${VARIANTS[@]}"; do
       [ -d "$k8s/components/$component" ] || die "no component $component"
       printf '  - %s\n' "$(realpath --relative-to="$dir" "$k8s/components/$component")"
     done
+    if [[ ",$components," == *,object-store,* ]]; then
+      cp "$k8s/components/object-store/object-store.env.example" "$dir/object-store.env"
+      printf 'secretGenerator:\n  - name: object-store\n    envs:\n      - object-store.env\n'
+      printf '    options:\n      disableNameSuffixHash: true\n'
+    fi
   } > "$dir/kustomization.yaml"
   build "$name" "$dir"
 done

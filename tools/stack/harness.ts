@@ -18,6 +18,9 @@ export interface RunView {
   traceId?: string;
   stages?: Array<{ round?: number; stage: string; state: string; error?: string }>;
   rounds?: Array<{ round?: number; metrics: Record<string, number> }>;
+  /** uint64 fields come as decimal strings in protobuf's JSON, and are absent when 0. */
+  diskBytes?: string;
+  objectStoreBytes?: string;
 }
 
 export interface Stack {

@@ -201,12 +201,12 @@ def reference_values(policy, reference, reward, tokenizer) -> dict:
                 templates.append({"name": name, "template": template, "messages": messages,
                                   "add_generation_prompt": add_generation_prompt, **entry})
 
-    def scores(model, finished: bool = True, items=SCORE_ITEMS) -> list[dict]:
+    def scores(model, finished: bool = True, items=SCORE_ITEMS, strings: str = "chat-template") -> list[dict]:
         out = []
         for prompt, response in items:
             # One sequence per batch (chosen = rejected): no padding, the trainer's exact code path. Unfinished: a
             # response cut at max_new_tokens, scored without EOS.
-            batch = build_pair_batch(tokenizer, [prompt], [response], [response], max_length=4096,
+            batch = build_pair_batch(tokenizer, [prompt], [response], [response], max_length=4096, strings=strings,
                                      chosen_finished=[finished], rejected_finished=[finished])
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
             per_token = token_logps(logits.float(), batch.input_ids)[0]
@@ -248,6 +248,8 @@ def reference_values(policy, reference, reward, tokenizer) -> dict:
         "encode": [{"text": t, "ids": tokenizer(t, add_special_tokens=False)["input_ids"]} for t in ENCODE_TEXTS],
         "scores": {"policy": scores(policy), "reference": scores(reference)},
         "scores_unfinished": {"policy": scores(policy, finished=False, items=SCORE_ITEMS[:3])},
+        # String prompts encoded as raw text (RunSpec.prompt_encoding's default): no template token in prompt_ids.
+        "scores_raw": {"policy": scores(policy, items=SCORE_ITEMS[:3], strings="raw-text")},
         "greedy": greedy,
         "rewards": rewards,
     }

@@ -58,6 +58,8 @@ export interface ReferenceValues {
   scores: { policy: ScoreReference[]; reference: ScoreReference[] };
   /** The first score items as responses cut at max_new_tokens: tokenised and scored without EOS. */
   scores_unfinished: { policy: ScoreReference[] };
+  /** The first score items with their prompts encoded as raw text (the trainer's tokenize_pair, strings="raw-text"). */
+  scores_raw: { policy: ScoreReference[] };
   greedy: { prompt: string; ids: number[]; max_new_tokens: number }[];
   rewards: { prompt: string; response: string; ids: number[]; score: number }[];
 }

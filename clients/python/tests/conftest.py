@@ -87,16 +87,18 @@ class Stack:
     output: collections.deque[str]
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextlib.contextmanager
+def start_stack(data_dir: pathlib.Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """`npm run stack` on free ports with `data_dir` as DATA_DIR and the TOKENS as bearer tokens, plus `extra_env`
+    (STACK_TLS_DIR, STACK_SKIP_MICRO ...); stopped at the end."""
     if not TSX.exists():
         pytest.fail(f"{TSX} is missing: run `npm ci` at the repo root (the stack runs under tsx)")
-    data_dir = tmp_path_factory.mktemp("stack")
     tokens = data_dir / "tokens.txt"
     tokens.write_text("".join(f"{token} {name}\n" for name, token in TOKENS.items()))
     ports = {name: str(free_port()) for name in ("COORDINATOR", "GENERATOR", "JUDGE", "DRO_SOLVER", "TRAINER")}
     env = {"DATA_DIR": str(data_dir), "AUTH_TOKENS_FILE": str(tokens), "NX_DAEMON": "false", "NX_TUI": "false", "LOG_LEVEL": "warn"}
     env.update({f"{name}_PORT": port for name, port in ports.items()})
+    env.update(extra_env or {})
     # The stack runs in its own session: a SIGTERM to pytest (a CI timeout) must still stop it, so it interrupts
     # the tests as Ctrl-C does, and the fixtures' teardown runs.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -105,6 +107,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield Stack(f"127.0.0.1:{ports['COORDINATOR']}", data_dir, proc.output)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with start_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 @contextlib.contextmanager

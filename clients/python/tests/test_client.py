@@ -87,13 +87,22 @@ def test_bearer_tokens_decide_who_sees_what(stack: Stack, monkeypatch: pytest.Mo
 def test_bad_specs_are_refused_naming_the_field(stack: Stack, tmp_path) -> None:
     spec = json.loads((REPO / "examples/micro-run.json").read_text())["spec"]
     with Client(stack.coordinator, token=TOKENS["alice"]) as client:
-        # Checked by the coordinator: INVALID_ARGUMENT naming spec.loss.beta; nothing is started.
-        spec["loss"]["beta"] = 0
+        # Checked by the coordinator (a rule relating fields): INVALID_ARGUMENT naming spec.loss.label_smoothing;
+        # nothing is started.
+        spec["loss"]["label_smoothing"] = 0.2
         with pytest.raises(ClientError) as invalid:
-            client.run(spec, run_id="py-bad-beta", base_dir=stack.data_dir.parent)
+            client.run(spec, run_id="py-bad-smoothing", base_dir=stack.data_dir.parent)
         assert invalid.value.code == grpc.StatusCode.INVALID_ARGUMENT
-        assert "spec.loss.beta" in invalid.value.details
-        assert invalid.value.field == "spec.loss.beta"  # from the google.rpc.BadRequest details (issue 13)
+        assert "spec.loss.label_smoothing: is only used by cdpo and rdpo" in invalid.value.details
+        assert invalid.value.field == "spec.loss.label_smoothing"  # from the google.rpc.BadRequest details (issue 13)
+        assert "py-bad-smoothing" not in [r.run_id for r in client.ls()]
+        # Checked by the client, before any call: a value outside its buf.validate range (the coordinator's message).
+        del spec["loss"]["label_smoothing"]
+        spec["loss"]["beta"] = 0
+        with pytest.raises(ClientError) as out_of_range:
+            client.run(spec, run_id="py-bad-beta", base_dir=stack.data_dir.parent)
+        assert (out_of_range.value.code, out_of_range.value.field) == (grpc.StatusCode.INVALID_ARGUMENT, "spec.loss.beta")
+        assert out_of_range.value.details == "invalid spec.loss.beta: must be greater than 0, got 0"
         assert "py-bad-beta" not in [r.run_id for r in client.ls()]
         # Checked by the client: a field the proto does not have, before any call.
         spec["loss"] = {"bta": 0.1}

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ArtifactError, normalisePair, normalisePrompt, promptKey, readDataRecords, type NormalisedPair, type NormalisedPrompt } from './index';
+import { ArtifactError, promptText, normalisePair, normalisePrompt, promptKey, readDataRecords, type NormalisedPair, type NormalisedPrompt } from './index';
 
 const DATA = path.resolve(__dirname, '../../../examples/data');
 const user = (content: string) => ({ role: 'user', content });
@@ -80,6 +80,18 @@ describe.each(['jsonl', 'parquet'])('examples/data in %s', (ext) => {
     expect(conversational.map((p) => p.prompt)).toEqual([[user('What is 7 * 6? Answer briefly.')], [user('Name a planet.')]]);
     expect(conversational.map((p) => promptKey(p.prompt))).toEqual(standard.map((p) => promptKey(p.prompt)));
   });
+
+  test('prompt-only, multi-turn conversational: system, user and assistant turns ending with a user turn, kept whole', async () => {
+    const prompts = await promptsOf(file('prompts-multi-turn'));
+    expect(prompts.map((p) => p.prompt)).toEqual([
+      [system('You answer in one word.'), user('Name a planet.'), { role: 'assistant', content: 'Mars.' }, user('Another one?')],
+      [user('What is 7 * 6?'), { role: 'assistant', content: '42.' }, user('And 7 * 7?')],
+    ]);
+    expect(prompts.every((p) => p.form.conversational)).toBe(true);
+    // Rules and the LLM-as-judge question read the last user turn; repeats are keyed by the whole conversation.
+    expect(prompts.map((p) => promptText(p.prompt))).toEqual(['Another one?', 'And 7 * 7?']);
+    expect(new Set(prompts.map((p) => promptKey(p.prompt))).size).toBe(2);
+  });
 });
 
 describe('malformed records name file:line (or file:row N), the field and the fix', () => {
@@ -114,6 +126,21 @@ describe('malformed records name file:line (or file:row N), the field and the fi
   ])('pair: %s', async (_, record, message) => {
     const expected = `<dir>/bad.jsonl:3: ${message}`;
     expect((await errorOf([good, '', record])).slice(0, expected.length)).toBe(expected);
+  });
+
+  test('a labelled pair of the services: a conversational prompt with text responses', async () => {
+    const file = path.join(dir, 'labelled.jsonl');
+    fs.writeFileSync(file, JSON.stringify({ prompt: [system('s'), user('q')], chosen: 'a', rejected: 'b', method: 'rule' }) + '\n');
+    expect(await pairsOf(file)).toEqual([{ prompt: [system('s'), user('q')], chosen: 'a', rejected: 'b', form: { conversational: true, implicitPrompt: false } }]);
+  });
+
+  test.each<[string, unknown, string]>([
+    ['ends with the assistant', [user('q'), { role: 'assistant', content: 'a' }], '"prompt[1].role" must be "user": a prompt ends with the user\'s turn'],
+    ['has a tool turn', [{ role: 'tool', content: 'x' }, user('q')], '"prompt[0].role" must be "system", "user" or "assistant", got "tool"'],
+    ['ends with an empty user turn', [user('q'), { role: 'assistant', content: 'a' }, user('')], '"prompt[2].content" must be a non-empty string (the user turn the model answers)'],
+  ])('prompt: a conversation that %s is refused naming the turn', async (_, prompt, message) => {
+    const expected = `<dir>/bad.jsonl:2: ${message}`;
+    expect((await errorOf([{ prompt: 'ok' }, { prompt }], promptsOf)).slice(0, expected.length)).toBe(expected);
   });
 
   test('prompt: {"messages"} is SFT data, not a prompt set; an empty conversation is refused', async () => {

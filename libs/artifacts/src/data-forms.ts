@@ -8,8 +8,9 @@ import { ArtifactError } from './errors';
  *   preference, implicit prompt   {chosen, rejected}: the prompt is their common prefix (of characters, or of messages)
  *   prompt-only                   {prompt}: a string or a message list
  *
- * A prompt stays a string or a message list (a string is one user turn, as the chat template renders it); a
- * completion is text: a conversational completion is exactly one assistant message. Every problem is an
+ * A prompt stays a string (encoded as raw text, or as one user turn through the chat template: RunSpec.prompt_encoding)
+ * or a message list (always through the chat template); a completion is text: a conversational completion is
+ * exactly one assistant message. Every problem is an
  * ArtifactError ('format') naming `file:line` (or `file:row N`), the field, and how to fix it.
  */
 
@@ -95,6 +96,15 @@ function explicitPair(record: Fields, where: string): NormalisedPair {
     };
   }
   if (!Array.isArray(prompt)) fail(where, 'prompt', 'must be a non-empty string or a list of {"role", "content"} messages');
+  if (typeof chosen === 'string' && typeof rejected === 'string') {
+    // The services' own labelled pairs (formats.proto LabelledPair): a conversational prompt, the responses as text.
+    return {
+      prompt: messages(prompt, where, 'prompt'),
+      chosen: nonEmptyString(chosen, where, 'chosen'),
+      rejected: nonEmptyString(rejected, where, 'rejected'),
+      form: { conversational: true, implicitPrompt: false },
+    };
+  }
   for (const field of ['chosen', 'rejected'] as const) {
     if (!Array.isArray(record[field])) fail(where, field, 'must be a list of messages (one assistant message) when "prompt" is a message list');
   }
@@ -150,41 +160,57 @@ export function normalisePair(value: unknown, where: string): NormalisedPair {
   return pair;
 }
 
-/** A prompt-only record: {"prompt": text} or {"prompt": [messages]}. */
+/**
+ * A prompt-only record: {"prompt": text} or {"prompt": [messages]}. A conversation is TRL's conversational prompt:
+ * system, user and assistant turns in any number, ending with a user turn (the one the model answers).
+ */
 export function normalisePrompt(value: unknown, where: string): NormalisedPrompt {
   const record = asObject(value, where);
-  if (Array.isArray(record.prompt)) return { prompt: messages(record.prompt, where, 'prompt'), form: { conversational: true, implicitPrompt: false } };
+  if (Array.isArray(record.prompt)) return { prompt: conversationalPrompt(messages(record.prompt, where, 'prompt'), where), form: { conversational: true, implicitPrompt: false } };
   if (record.prompt === undefined && record.messages !== undefined) {
     fail(where, 'prompt', 'is missing: a prompt-only record is {"prompt": text} or {"prompt": [messages]}, not {"messages"} (that is SFT data)');
   }
   return { prompt: nonEmptyString(record.prompt, where, 'prompt'), form: { conversational: false, implicitPrompt: false } };
 }
 
+const PROMPT_ROLES = new Set(['system', 'user', 'assistant']);
+
+/** A conversational prompt: roles system, user or assistant, the last turn the user's and not empty. */
+function conversationalPrompt(list: DataMessage[], where: string): DataMessage[] {
+  list.forEach((m, i) => {
+    if (!PROMPT_ROLES.has(m.role)) fail(where, `prompt[${i}].role`, `must be "system", "user" or "assistant", got "${m.role}"`);
+  });
+  const last = list.length - 1;
+  if (list[last].role !== 'user') {
+    fail(where, `prompt[${last}].role`, `must be "user": a prompt ends with the user's turn, which the model answers, got "${list[last].role}" (drop the trailing turn, or put it in a preference pair's completion)`);
+  }
+  if (list[last].content.trim() === '') fail(where, `prompt[${last}].content`, 'must be a non-empty string (the user turn the model answers)');
+  return list;
+}
+
 /**
- * The prompt as one user turn's text, as the generator and judge take it (ResponsesRecord.prompt is text): a string,
- * or a conversation that is one non-empty user message; undefined for any other conversation.
+ * The text a rule or a judging question reads of a prompt: a string as it is, a conversation's last user turn (the
+ * question the responses answer).
  */
-export function singleTurnText(prompt: DataPrompt): string | undefined {
+export function promptText(prompt: DataPrompt): string {
   if (typeof prompt === 'string') return prompt;
-  if (prompt.length === 1 && prompt[0].role === 'user' && prompt[0].content.trim() !== '') return prompt[0].content;
-  return undefined;
+  for (let i = prompt.length - 1; i >= 0; i--) if (prompt[i].role === 'user') return prompt[i].content;
+  return '';
 }
 
-/** Why a conversational prompt set record is refused (see singleTurnText). */
-export function multiTurnPromptReason(prompt: DataPrompt): string {
-  return (
-    `"prompt" is a conversation of ${prompt.length} message(s); a prompt set's prompt is one user turn: give it as a string or as ` +
-    '[{"role": "user", "content": ...}] (multi-turn prompts are accepted in seed pairs)'
-  );
+/** Whether two prompts are the same model input: the same text, or the same conversation turn for turn. */
+export function samePrompt(a: unknown, b: DataPrompt): boolean {
+  if (typeof b === 'string') return a === b;
+  return Array.isArray(a) && a.length === b.length && a.every((m, i) => sameMessage(m as DataMessage, b[i]));
 }
 
 /**
- * A key for comparing prompts across forms: the text of a string prompt or of a conversation that is one user turn
- * (the chat template renders both alike), else the conversation as JSON.
+ * A key for comparing prompts across forms, for repeats and overlaps: the text of a string prompt or of a
+ * conversation that is one user turn (the same question either way), else the conversation as JSON.
  */
 export function promptKey(prompt: DataPrompt): string {
-  const text = singleTurnText(prompt);
-  if (text !== undefined || typeof prompt === 'string') return text ?? (prompt as string);
+  if (typeof prompt === 'string') return prompt;
+  if (prompt.length === 1 && prompt[0].role === 'user') return prompt[0].content;
   return JSON.stringify(prompt.map((m) => [m.role, m.content]));
 }
 

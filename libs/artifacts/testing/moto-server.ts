@@ -4,6 +4,8 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { s3Client } from '../src/s3/client';
 
 const REPO_ROOT = path.resolve(__dirname, '../../..');
 
@@ -78,4 +80,26 @@ export async function startMoto(): Promise<MotoServer> {
     }
   }
   return { endpoint, stop };
+}
+
+/**
+ * For a jest spec: starts moto before the spec's tests (failing them when it cannot: moto[s3] is a pinned dependency
+ * of the trainer's venv, requirements-io.txt, so its absence is a broken install), points the S3 client at it
+ * (S3_ENDPOINT_URL and test credentials, plus `env`), creates `buckets`, and stops it and restores the environment
+ * after them. Call at a spec's top level.
+ */
+export function useMotoInSpec(buckets: string[], env: () => NodeJS.ProcessEnv = () => ({})): void {
+  let moto: MotoServer | undefined;
+  const saved = { ...process.env };
+  beforeAll(async () => {
+    const unavailable = await motoUnavailable();
+    if (unavailable) throw new Error(`the S3 tests need a moto server: ${unavailable}`);
+    moto = await startMoto();
+    Object.assign(process.env, { S3_ENDPOINT_URL: moto.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1', ...env() });
+    for (const Bucket of buckets) await s3Client().send(new CreateBucketCommand({ Bucket }));
+  }, 120_000);
+  afterAll(async () => {
+    await moto?.stop();
+    process.env = saved;
+  });
 }

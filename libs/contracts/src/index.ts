@@ -12,3 +12,4 @@ export * from '../gen/ts/alignment/v1/coordinator';
 export const DESCRIPTOR_SET_PATH = path.join(__dirname, '..', 'gen', 'descriptor_set.binpb');
 
 export { checkRecord, FormatError, RECORD_FORMATS, type RecordFormat } from './formats';
+export { rangeViolations, type RangeViolation } from './ranges';

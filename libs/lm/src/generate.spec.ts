@@ -17,7 +17,7 @@ afterAll(() => model?.release());
 const PROMPTS = ['What colour is the sky?', 'Two plus two?', 'Answer the question briefly and politely.', 'Hi', 'A longer prompt, so the batch is padded: the sky is blue and the grass is green.'];
 
 function prompts(texts = PROMPTS): PromptToGenerate[] {
-  return texts.map((text, index) => ({ index, promptIds: model.tokenizer.encodePrompt(text) }));
+  return texts.map((text, index) => ({ index, promptIds: model.tokenizer.encodePrompt(text, { strings: 'chat-template' }) }));
 }
 
 async function collect(items: PromptToGenerate[], params: Partial<SamplingParams>, options: GenerateOptions = {}): Promise<PromptGeneration[]> {

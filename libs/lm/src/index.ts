@@ -12,3 +12,4 @@ export * from './model-cache';
 export * from './model-ref';
 export * from './openai-model';
 export * from './causal-model';
+export * from './prompt-encoding';

@@ -17,9 +17,6 @@ export class LanguageModel {
   static async load(directory: string, settings?: SessionSettings): Promise<LanguageModel> {
     const model = readModelDirectory(directory);
     const tokenizer = new ChatTokenizer(model);
-    if (!tokenizer.hasChatTemplate) {
-      throw new ModelDirectoryError(model.directory, 'no chat template (chat_template.jinja or tokenizer_config.json chat_template): prompts are rendered with it');
-    }
     const lm = await OnnxCausalLM.load(model, settings);
     if (lm.vocabSize < tokenizer.eosTokenId) {
       await lm.release();

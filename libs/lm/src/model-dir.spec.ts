@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../tools/testing/tiny-models';
-import { ModelDirectoryError } from './errors';
+import { LmArgumentError, ModelDirectoryError } from './errors';
 import { LanguageModel } from './language-model';
 import { readModelDirectory } from './model-dir';
 import { RewardModel } from './reward-model';
@@ -47,7 +47,7 @@ describe('model directories', () => {
     expect(() => readModelDirectory(dir())).toThrow(message);
   });
 
-  it('refuses a model.onnx that is not ONNX, a graph without a KV cache, and a directory without a chat template', async () => {
+  it('refuses a model.onnx that is not ONNX and a graph without a KV cache', async () => {
     await expect(LanguageModel.load(brokenCopy((d) => fs.writeFileSync(path.join(d, 'model.onnx'), 'not a model')))).rejects.toThrow(ModelDirectoryError);
     // The reward model is a sequence classifier: no past_key_values inputs.
     const classifier = path.join(scratch, 'classifier');
@@ -55,7 +55,28 @@ describe('model directories', () => {
     await expect(LanguageModel.load(classifier)).rejects.toThrow(/not a causal LM with a KV cache in the Optimum layout/);
     // And a causal LM is not a reward model.
     await expect(RewardModel.load(models.policy)).rejects.toThrow(/not a one-label sequence classifier/);
-    const noTemplate = brokenCopy((d) => fs.rmSync(path.join(d, 'chat_template.jinja')));
-    await expect(LanguageModel.load(noTemplate)).rejects.toThrow(/no chat template/);
+  });
+
+  it('loads a model without a chat template: raw-text prompts are encoded, templated ones refused naming the field', async () => {
+    const noTemplate = brokenCopy((d) => {
+      fs.rmSync(path.join(d, 'chat_template.jinja'));
+      const configPath = path.join(d, 'tokenizer_config.json');
+      const config = JSON.parse(fs.readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+      delete config.chat_template;
+      fs.writeFileSync(configPath, JSON.stringify(config));
+    });
+    const model = await LanguageModel.load(noTemplate);
+    try {
+      expect(model.tokenizer.hasChatTemplate).toBe(false);
+      const prompt = 'What colour is the sky?';
+      expect(model.tokenizer.encodePrompt(prompt, { strings: 'raw-text' })).toEqual(model.tokenizer.encodeText(prompt));
+      const templated = () => model.tokenizer.encodePrompt(prompt, { strings: 'chat-template', encodingField: 'spec.prompt_encoding' });
+      expect(templated).toThrow(LmArgumentError);
+      expect(templated).toThrow(/spec\.prompt_encoding: PROMPT_ENCODING_CHAT_TEMPLATE needs a chat template/);
+      const conversation = () => model.tokenizer.encodePrompt([{ role: 'user', content: prompt }], { strings: 'raw-text', field: 'prompts[2]' });
+      expect(conversation).toThrow(/prompts\[2\]: is a conversation \(message list\), which is rendered with the chat template/);
+    } finally {
+      await model.release();
+    }
   });
 });

@@ -75,9 +75,6 @@ export class OpenAiLanguageModel {
   static async load(directory: string, endpoint: OpenAiEndpoint): Promise<OpenAiLanguageModel> {
     const model = readModelDirectory(directory);
     const tokenizer = new ChatTokenizer(model);
-    if (!tokenizer.hasChatTemplate) {
-      throw new ModelDirectoryError(model.directory, 'no chat template (chat_template.jinja or tokenizer_config.json chat_template): prompts are rendered with it');
-    }
     // OPENAI_API_KEY is sent as the bearer token (vLLM --api-key); servers without one ignore it.
     const client = new OpenAI({ baseURL: endpoint.baseUrl, apiKey: process.env.OPENAI_API_KEY || 'unused', maxRetries: 2, timeout: REQUEST_TIMEOUT_MS });
     return new OpenAiLanguageModel(model, tokenizer, new Set([tokenizer.eosTokenId, ...model.config.eosTokenIds]), endpoint, client);

@@ -23,7 +23,7 @@ afterAll(async () => {
 
 function items(model: LanguageModel, name: 'policy' | 'reference'): ScoreItem[] {
   return models.values.scores[name].map((ref) => ({
-    promptIds: model.tokenizer.encodePrompt(ref.prompt),
+    promptIds: model.tokenizer.encodePrompt(ref.prompt, { strings: 'chat-template' }),
     responseIds: model.tokenizer.encodeResponse(ref.response),
   }));
 }
@@ -52,7 +52,7 @@ describe('sequence log-probs', () => {
     const refs = models.values.scores_unfinished.policy;
     expect(refs.length).toBeGreaterThan(0);
     const batch = refs.map((ref) => ({
-      promptIds: policy.tokenizer.encodePrompt(ref.prompt),
+      promptIds: policy.tokenizer.encodePrompt(ref.prompt, { strings: 'chat-template' }),
       responseIds: policy.tokenizer.encodeResponse(ref.response, { finished: false }),
     }));
     batch.forEach((item, i) => expect(item.responseIds).toEqual(refs[i].response_ids));
@@ -60,6 +60,27 @@ describe('sequence log-probs', () => {
     scores.forEach((score, i) => {
       expect(Math.abs(score.logp - refs[i].logp)).toBeLessThan(PARITY_NATS);
       expect(score.tokenLogps).toHaveLength(refs[i].token_logps.length);
+    });
+  });
+
+  it('of raw-text prompts equal PyTorch’s within 1e-3 nats, on the trainer’s own raw-text prompt ids (no template token)', async () => {
+    const refs = models.values.scores_raw.policy;
+    expect(refs.length).toBeGreaterThan(0);
+    const batch = refs.map((ref) => ({
+      promptIds: policy.tokenizer.encodePrompt(ref.prompt, { strings: 'raw-text' }),
+      responseIds: policy.tokenizer.encodeResponse(ref.response),
+    }));
+    batch.forEach((item, i) => {
+      expect(item.promptIds).toEqual(refs[i].prompt_ids);
+      expect(item.promptIds).toEqual(policy.tokenizer.encodeText(refs[i].prompt));
+    });
+    const templated = models.values.scores.policy;
+    const scores = await scoreSequences(policy, batch);
+    scores.forEach((score, i) => {
+      expect(templated[i].prompt).toBe(refs[i].prompt);
+      expect(templated[i].prompt_ids.length).toBeGreaterThan(refs[i].prompt_ids.length);
+      expect(Math.abs(score.logp - refs[i].logp)).toBeLessThan(PARITY_NATS);
+      expect(Math.abs(score.logp - templated[i].logp)).toBeGreaterThan(PARITY_NATS);
     });
   });
 

@@ -16,11 +16,26 @@ describe('chat template and tokenizer, against transformers', () => {
     expect(models.values.chat.length).toBeGreaterThan(1);
     for (const ref of models.values.chat) {
       expect(tokenizer.applyChatTemplate(ref.messages, { addGenerationPrompt: true })).toBe(ref.text);
-      expect(tokenizer.encodePrompt(ref.messages)).toEqual(ref.ids);
-      expect(tokenizer.encodePrompt(ref.messages)).toEqual(ref.ids_direct);
+      expect(tokenizer.encodePrompt(ref.messages, { strings: 'chat-template' })).toEqual(ref.ids);
+      expect(tokenizer.encodePrompt(ref.messages, { strings: 'chat-template' })).toEqual(ref.ids_direct);
     }
     const single = models.values.chat.find((c) => c.messages.length === 1)!;
-    expect(tokenizer.encodePrompt(single.messages[0].content)).toEqual(single.ids);
+    expect(tokenizer.encodePrompt(single.messages[0].content, { strings: 'chat-template' })).toEqual(single.ids);
+  });
+
+  it('encodes a string prompt as raw text (no template token) or as one templated user turn; a conversation always templated', () => {
+    const single = models.values.chat.find((c) => c.messages.length === 1)!;
+    const text = single.messages[0].content;
+    const raw = tokenizer.encodePrompt(text, { strings: 'raw-text' });
+    expect(raw).toEqual(tokenizer.encodeText(text));
+    expect(tokenizer.decode(raw)).toBe(text);
+    const templated = tokenizer.encodePrompt(text, { strings: 'chat-template' });
+    expect(templated).toEqual(single.ids);
+    expect(templated.length).toBeGreaterThan(raw.length);
+    // The raw ids hold none of the template's own tokens: the templated text minus the prompt is all template.
+    expect(tokenizer.decode(templated, { skipSpecialTokens: false })).not.toBe(tokenizer.decode(raw, { skipSpecialTokens: false }));
+    const conversation = models.values.chat.find((c) => c.messages.length > 1)!;
+    expect(tokenizer.encodePrompt(conversation.messages, { strings: 'raw-text' })).toEqual(conversation.ids);
   });
 
   it('encodes text without added special tokens (special-token strings still match) and responses with EOS appended', () => {

@@ -9,8 +9,24 @@ export interface ChatMessage {
   content: string;
 }
 
-/** A prompt: one user turn as a string, or a whole conversation ending where the assistant should answer. */
+/** A prompt: text (TRL's standard form), or a whole conversation ending where the assistant should answer. */
 export type Prompt = string | ChatMessage[];
+
+/**
+ * How a string prompt becomes the model's input (proto alignment.v1.PromptEncoding): 'raw-text' encodes the text as
+ * it is, with no added special token and no template token (TRL's standard prompt); 'chat-template' renders it as one
+ * user turn through the chat template with the generation prompt. A conversation always uses the chat template.
+ */
+export type StringPromptEncoding = 'raw-text' | 'chat-template';
+
+/** What encodePrompt needs: the string-prompt encoding, and the fields its errors name. */
+export interface PromptEncodingOptions {
+  strings: StringPromptEncoding;
+  /** The field a conversation the template refuses is reported on; default `prompt`. */
+  field?: string;
+  /** The field naming the encoding, reported when a string prompt asks for a template the model lacks; default `prompt_encoding`. */
+  encodingField?: string;
+}
 
 // The special-token variables transformers passes to every chat template (tokenizer.special_tokens_map).
 const SPECIAL_TOKEN_KEYS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
@@ -57,8 +73,9 @@ export class ChatTemplate {
 
 /**
  * The model's tokenizer and chat template, used exactly as the trainer uses them
- * (services/trainer/src/alignment_trainer/training/logprobs.py `tokenize_pair`): a prompt is rendered through the chat
- * template with the generation prompt and encoded without added special tokens (templates write their own BOS);
+ * (services/trainer/src/alignment_trainer/training/logprobs.py `tokenize_pair`): a conversation, or a string prompt
+ * with 'chat-template', is rendered through the chat template with the generation prompt and encoded without added
+ * special tokens (templates write their own BOS); a string prompt with 'raw-text' is encoded as it is, also without;
  * a response is encoded without special tokens and EOS is appended (none to an unfinished one).
  */
 export class ChatTokenizer {
@@ -110,10 +127,24 @@ export class ChatTokenizer {
     return this.template.render(messages, options);
   }
 
-  /** Token ids of a prompt through the chat template, with the generation prompt. */
-  encodePrompt(prompt: Prompt, field = 'prompt'): number[] {
-    const messages = typeof prompt === 'string' ? [{ role: 'user', content: prompt }] : prompt;
-    return this.encodeText(this.applyChatTemplate(messages, { addGenerationPrompt: true, field }));
+  /**
+   * Token ids of a prompt: a string as `options.strings` says (raw text, or one user turn through the chat template
+   * with the generation prompt), a conversation through the chat template with the generation prompt. Asking for a
+   * template the model lacks is an LmArgumentError on `encodingField` (a string) or `field` (a conversation).
+   */
+  encodePrompt(prompt: Prompt, options: PromptEncodingOptions): number[] {
+    const field = options.field ?? 'prompt';
+    if (typeof prompt === 'string') {
+      if (options.strings === 'raw-text') return this.encodeText(prompt);
+      if (!this.template) {
+        throw new LmArgumentError(options.encodingField ?? 'prompt_encoding', 'PROMPT_ENCODING_CHAT_TEMPLATE needs a chat template, and the model directory has none: encode the prompts as raw text');
+      }
+      return this.encodeText(this.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true, field }));
+    }
+    if (!this.template) {
+      throw new LmArgumentError(field, 'is a conversation (message list), which is rendered with the chat template, and the model directory has none: give the prompt as text');
+    }
+    return this.encodeText(this.applyChatTemplate(prompt, { addGenerationPrompt: true, field }));
   }
 
   /**

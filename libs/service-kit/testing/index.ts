@@ -43,6 +43,30 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether nothing holds 127.0.0.1:port, by binding it for a moment. */
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The first of `count` consecutive free ports, for a stack that takes a port base (the demo's and the campaign's
+ * `--port-base`). The base is drawn below Linux's ephemeral range (32768-60999), where port-0 servers and outgoing
+ * connections of tests running beside it take their ports, so a fixed base there could be taken at any moment.
+ */
+export async function freePortBlock(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * (12_000 - count));
+    const ports = Array.from({ length: count }, (_, i) => base + i);
+    if ((await Promise.all(ports.map(canBind))).every(Boolean)) return base;
+  }
+  throw new Error(`no block of ${count} free ports found between 20000 and 32000`);
+}
+
 /** Polls until fn resolves truthy or the timeout passes. */
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 export function isListening(port: number): Promise<boolean> {

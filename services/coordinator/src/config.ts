@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { DEFAULT_PORTS, portFromEnv } from '@alignment/service-kit';
 import type { RetryOptions } from './clients/grpc-executors';
 import type { AutoResumePolicy } from './run/auto-resume';
+import { modelStoreFromEnv } from './run/model-store';
 
 /**
  * The coordinator's configuration, from the environment (all optional):
@@ -33,6 +34,11 @@ import type { AutoResumePolicy } from './run/auto-resume';
  * | LEARN_EXECUTOR           | grpc               | `grpc`: LEARN calls the trainer service at TRAINER_ADDRESS;          |
  * |                          |                    | `kubernetes`: each LEARN stage is a Kubernetes Job (K8S_LEARN_*,     |
  * |                          |                    | clients/kubernetes/learn-config.ts)                                  |
+ * | MODEL_STORE_URI          | –                  | `s3://bucket/prefix`: LEARN stages publish their models under        |
+ * |                          |                    | <prefix>/<run>/round-<t>/learn/attempt-<k> (run/model-store.ts), not |
+ * |                          |                    | in the run directory; within S3_ARTIFACT_ROOTS when those are set.   |
+ * |                          |                    | With LEARN_EXECUTOR=kubernetes the Jobs publish them, with the S3    |
+ * |                          |                    | settings of Secret K8S_LEARN_S3_SECRET (default object-store)        |
  */
 export interface CoordinatorConfig {
   port: number;
@@ -47,6 +53,8 @@ export interface CoordinatorConfig {
   resumeTickMs: number;
   checkpointEverySteps: number;
   learnExecutor: LearnExecutorKind;
+  /** MODEL_STORE_URI, normalised; undefined = models stay in the run directory. */
+  modelStoreUri?: string;
 }
 
 export type LearnExecutorKind = 'grpc' | 'kubernetes';
@@ -95,6 +103,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Coordinator
     resumeTickMs: positiveInt(env, 'RESUME_TICK_MS', 15_000),
     checkpointEverySteps: positiveInt(env, 'CHECKPOINT_EVERY_STEPS', 100),
     learnExecutor: learnExecutorKind(env.LEARN_EXECUTOR),
+    modelStoreUri: modelStoreFromEnv(env),
   };
 }
 

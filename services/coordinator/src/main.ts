@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const authenticator: CallAuthenticator | undefined =
     certificatePrincipals.size > 0 ? new CertificateAuthenticator(certificatePrincipals, tokens) : tokens;
   if (!authenticator) logger.warn('authentication off: every caller may read and cancel every run (set AUTH_TOKENS_FILE or TLS_PRINCIPALS)');
-  const engine = new RunEngine({ store, dataDir: config.dataDir, executors, logger, autoResume: config.autoResume, onFatal });
+  const engine = new RunEngine({ store, dataDir: config.dataDir, modelStoreUri: config.modelStoreUri, executors, logger, autoResume: config.autoResume, onFatal });
   running = await startServer({
     name: 'coordinator',
     port: config.port,
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const resumed = engine.resumeAll();
   engine.startTicking(config.resumeTickMs);
   logger.info(
-    { data_dir: config.dataDir, generator: config.generatorAddresses, judge: config.judgeAddresses, trainer: config.trainerAddress, learn_executor: config.learnExecutor, resumed },
+    { data_dir: config.dataDir, generator: config.generatorAddresses, judge: config.judgeAddresses, trainer: config.trainerAddress, learn_executor: config.learnExecutor, model_store: config.modelStoreUri, resumed },
     'coordinator ready',
   );
 

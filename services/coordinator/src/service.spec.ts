@@ -12,7 +12,7 @@ import {
   type Run,
   type WatchRunResponse,
 } from '@alignment/contracts';
-import { createClient, createLogger, initTracing, memorySpans, startServer, unaryCall, type RunningServer } from '@alignment/service-kit';
+import { createClient, createLogger, fieldViolationsOf, initTracing, memorySpans, startServer, unaryCall, type RunningServer } from '@alignment/service-kit';
 import { freePort, waitFor } from '@alignment/service-kit/testing';
 import { grpcExecutors, type GrpcExecutorOptions } from './clients/grpc-executors';
 import { databasePath } from './config';
@@ -104,13 +104,29 @@ describe('StartRun', () => {
       startRun('bad', { configuration: Configuration.CONFIGURATION_WDRO, loss: { wdro: { delta: 0.7, radius: { $case: 'rho', value: 0.3 } } } }),
     );
     expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(error.details).toContain('spec.loss.wdro.delta: must be in (0, 0.5), got 0.7');
+    expect(error.details).toContain('spec.loss.wdro.delta: must be greater than 0 and less than 0.5, got 0.7');
     expect(error.metadata.get('invalid-field')).toEqual(['spec.loss.wdro.delta']);
     const noSpec = await statusOf(unaryCall(client, client.startRun, { runId: 'x' }));
     expect([noSpec.code, noSpec.details]).toEqual([grpc.status.INVALID_ARGUMENT, 'invalid spec: is required']);
     const badId = await statusOf(startRun('no spaces allowed'));
     expect(badId.metadata.get('invalid-field')).toEqual(['run_id']);
     await expect(statusOf(getRun('bad'))).resolves.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+
+  it('refuses a value outside its buf.validate range with a google.rpc.BadRequest naming the field', async () => {
+    const lr = await statusOf(startRun('bad-lr', { seedTraining: { learningRate: -1, batchSize: 4 } }));
+    expect(lr.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(fieldViolationsOf(lr.metadata)).toEqual([
+      { field: 'spec.seed_training.learning_rate', description: 'must be greater than 0 and less than 1, got -1' },
+    ]);
+    const rounds = await statusOf(startRun('bad-rounds', { rounds: 21 }));
+    expect(fieldViolationsOf(rounds.metadata)).toEqual([{ field: 'spec.rounds', description: 'must be less than or equal to 20, got 21' }]);
+    const page = await statusOf(unaryCall(client, client.listRuns, { pageSize: 1001, pageToken: '' }));
+    expect([page.code, fieldViolationsOf(page.metadata)]).toEqual([
+      grpc.status.INVALID_ARGUMENT,
+      [{ field: 'page_size', description: 'must be less than or equal to 1000, got 1001' }],
+    ]);
+    await expect(statusOf(getRun('bad-lr'))).resolves.toMatchObject({ code: grpc.status.NOT_FOUND });
   });
 });
 

@@ -7,21 +7,21 @@ import {
   type DeleteRunResponse,
   type GetRunRequest,
   type GetRunResponse,
-  type ListRunsRequest,
+  ListRunsRequest,
   type ListRunsResponse,
   type StartRunRequest,
   type StartRunResponse,
   type WatchRunRequest,
   type WatchRunResponse,
+  rangeViolations,
 } from '@alignment/contracts';
 import { InvalidArgumentError, NotFoundError } from '@alignment/errors';
 import type { ServiceBinding } from '@alignment/service-kit';
 import { ANONYMOUS, authorizeRun, UnauthenticatedError, type AuthenticatedCall, type CallAuthenticator, type Principal } from './auth';
 import { RunConflictError, ShuttingDownError, type RunEngine, type RunEvent } from './run';
 
-/** ListRuns page size when the request says 0, and the most it may ask for. */
+/** ListRuns page size when the request says 0 (the most it may ask for, 1000, is a buf.validate annotation). */
 export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 1000;
 
 function serviceError(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(`${grpc.status[code]}: ${details}`), { code, details, metadata: new grpc.Metadata() });
@@ -125,7 +125,8 @@ export function coordinatorBinding(engine: RunEngine, authenticator?: CallAuthen
       listRuns: (request: ListRunsRequest, call: grpc.ServerUnaryCall<ListRunsRequest, ListRunsResponse>): Promise<ListRunsResponse> =>
         handle(() => {
           const principal = principalOf(call);
-          if (request.pageSize > MAX_PAGE_SIZE) throw new InvalidArgumentError('page_size', `must be at most ${MAX_PAGE_SIZE}, got ${request.pageSize}`);
+          const [outOfRange] = rangeViolations('alignment.v1.ListRunsRequest', ListRunsRequest.encode(request).finish());
+          if (outOfRange) throw new InvalidArgumentError(outOfRange.field, outOfRange.description);
           return engine.listRuns(request.pageSize || DEFAULT_PAGE_SIZE, request.pageToken, principal.admin ? undefined : principal.name);
         }),
       watchRun: (request: WatchRunRequest, call: grpc.ServerWritableStream<WatchRunRequest, WatchRunResponse>) =>

@@ -34,7 +34,7 @@ export interface Harness {
  * Engine options a test may set; automatic resumes are off unless it sets `autoResume`. `executors` replaces some
  * of the in-memory executors (e.g. a real LEARN executor against a fake Kubernetes API).
  */
-export type HarnessOptions = Pick<EngineOptions, 'autoResume' | 'onFatal'> & { executors?: Partial<Executors> };
+export type HarnessOptions = Pick<EngineOptions, 'autoResume' | 'onFatal' | 'modelStoreUri'> & { executors?: Partial<Executors> };
 
 export function harness(ws = makeWorkspace(), dataDir = path.join(ws.root, 'data'), options: HarnessOptions = {}): Harness {
   if (!workspaces.includes(ws)) workspaces.push(ws);

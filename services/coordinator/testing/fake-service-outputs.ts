@@ -31,12 +31,15 @@ function inShard(i: number, shard: { index: number; count: number } | undefined)
   return !shard || shard.count <= 1 || i % shard.count === shard.index;
 }
 
-/** Prompts of a GenerateRequest, with their global indices. */
-async function promptsOf(request: GenerateRequest): Promise<string[]> {
+/** Prompts of a GenerateRequest, with their global indices: text, or a conversation as the prompt set gave it. */
+async function promptsOf(request: GenerateRequest): Promise<unknown[]> {
   if (request.prompts?.$case === 'inlinePrompts') return request.prompts.value.prompts;
-  if (request.prompts?.$case === 'promptSet') return (await readObjects(toLocalPath(request.prompts.value.uri))).map((l) => String(l.value.prompt));
+  if (request.prompts?.$case === 'promptSet') return (await readObjects(toLocalPath(request.prompts.value.uri))).map((l) => l.value.prompt);
   throw new Error('no prompts');
 }
+
+/** A prompt as the pseudo-models read it: its text, or a conversation as JSON. */
+const promptString = (prompt: unknown): string => (typeof prompt === 'string' ? prompt : JSON.stringify(prompt));
 
 /** A response as a pseudo-model would sample it: a function of (model, seed, prompt, sample), of varying length. */
 export function fakeResponse(model: string, seed: number, prompt: string, sample: number): string {
@@ -59,7 +62,7 @@ export async function fakeGenerate(request: GenerateRequest, options: GenerateOp
   const lines: JsonObject[] = [];
   for (const [done, i] of indices.entries()) {
     await options.beforePrompt?.(done, indices.length);
-    const responses = Array.from({ length: n }, (_, j) => fakeResponse(model, seed, prompts[i], j));
+    const responses = Array.from({ length: n }, (_, j) => fakeResponse(model, seed, promptString(prompts[i]), j));
     lines.push({ prompt_index: i, prompt: prompts[i], responses, finish_reasons: responses.map(() => 'stop') });
   }
   const destination = toLocalPath(request.outputUri);
@@ -106,12 +109,12 @@ export async function fakeJudgePairs(request: JudgePairsRequest, options: JudgeO
     await options.beforeItem?.(done, indices.length);
     const item = items[i];
     const [a, b] = item.responses as string[];
-    const prompt = String(item.prompt);
+    const prompt = item.prompt;
     if (a === b) {
       droppedIdentical += 1;
       continue;
     }
-    const [sa, sb] = [fakeScore(request.method, model, prompt, a), fakeScore(request.method, model, prompt, b)];
+    const [sa, sb] = [fakeScore(request.method, model, promptString(prompt), a), fakeScore(request.method, model, promptString(prompt), b)];
     if (sa === sb || Math.abs(scale * (sa - sb)) < tolerance) {
       droppedTies += 1;
       continue;

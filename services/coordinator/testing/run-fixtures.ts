@@ -28,6 +28,8 @@ export interface WorkspaceOptions {
   poolSize?: number;
 }
 
+const CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+
 const jsonl = (values: unknown[]) => values.map((v) => JSON.stringify(v)).join('\n') + '\n';
 
 export function makeWorkspace(options: WorkspaceOptions = {}): Workspace {
@@ -39,6 +41,9 @@ export function makeWorkspace(options: WorkspaceOptions = {}): Workspace {
   fs.writeFileSync(path.join(hfCheckpoint, 'config.json'), '{"model_type":"llama"}');
   fs.writeFileSync(path.join(hfCheckpoint, 'model.safetensors'), 'base weights');
   fs.writeFileSync(path.join(onnx, 'model.onnx'), 'base onnx');
+  // A chat template in both, as the trainer's exports have: conversational prompts and PROMPT_ENCODING_CHAT_TEMPLATE
+  // need one (spec/prompt-encoding.ts).
+  for (const dir of [hfCheckpoint, onnx]) fs.writeFileSync(path.join(dir, 'chat_template.jinja'), CHAT_TEMPLATE);
 
   const numSeed = options.seedPairs ?? 20;
   const seedPairs = path.join(root, 'seed_pairs.jsonl');

@@ -41,7 +41,7 @@ process.env.LM_THREADS = String(THREADS);
 async function main(): Promise<void> {
   const model = await benchModel(SPEC);
   const lm = await LanguageModel.load(model.onnx);
-  const items = prompts.map((p, index) => ({ index, promptIds: lm.tokenizer.encodePrompt(p) }));
+  const items = prompts.map((p, index) => ({ index, promptIds: lm.tokenizer.encodePrompt(p, { strings: 'chat-template' }) }));
   const params = { ...PAPER_SAMPLING, n: N, maxNewTokens: MAX_NEW_TOKENS };
   const runOnce = async (seed: bigint, maxNewTokens = MAX_NEW_TOKENS) => {
     const started = process.hrtime.bigint();

@@ -11,7 +11,8 @@ import { defaultModelCache, generatorBinding } from './service';
 // onnxruntime's threads (default: the cores this process may use, cgroup quota included: libs/lm cpu-cores.ts); GENERATE_BATCH_ROWS the rows decoded together (default 32).
 // OPENAI_HTTP_PORT (unset = off) also serves the OpenAI-compatible /v1 endpoint (openai-http/http-server.ts) for the
 // models of OPENAI_MODELS (name=/path/to/onnx-export,…) on OPENAI_HTTP_HOST (default $HOST, else 127.0.0.1; HTTPS
-// with the TLS_* settings).
+// with the TLS_* settings); OPENAI_RUNTIME_LOADING=1 adds vLLM's POST /v1/load_lora_adapter and
+// /v1/unload_lora_adapter, taking a whole ONNX export as lora_path (openai-http/served-models.ts).
 const dataDir = process.env.DATA_DIR || './.data/generator';
 const store = new ArtifactStore(process.env.ARTIFACT_ROOT || path.join(dataDir, 'artifacts'));
 const batchRows = Number(process.env.GENERATE_BATCH_ROWS) || undefined;
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
     port: Number(httpPort),
     host: process.env.OPENAI_HTTP_HOST || process.env.HOST || undefined,
     models: served,
+    runtimeLoading: process.env.OPENAI_RUNTIME_LOADING === '1',
     cache: models,
     tls: tlsFromEnv(),
     onError: (error) => process.stderr.write(`generator /v1: ${error.stack ?? error.message}\n`),

@@ -24,6 +24,7 @@ export function toJob(request: GenerateRequest): GenerationJob {
     params: request.params,
     shard: request.shard,
     outputUri: request.outputUri,
+    promptEncoding: request.promptEncoding,
   };
 }
 

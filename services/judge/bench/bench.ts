@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const model = await benchModel(SPEC);
   const py = await venvPython();
   const lm = await LanguageModel.load(model.onnx);
-  const scoreItems = items.map(([p, r]) => ({ promptIds: lm.tokenizer.encodePrompt(p), responseIds: lm.tokenizer.encodeResponse(r) }));
+  const scoreItems = items.map(([p, r]) => ({ promptIds: lm.tokenizer.encodePrompt(p, { strings: 'chat-template' }), responseIds: lm.tokenizer.encodeResponse(r) }));
   const tokens = scoreItems.reduce((s, i) => s + i.promptIds.length + i.responseIds.length, 0);
   await scoreSequences(lm, scoreItems.slice(0, BATCH), { maxBatchRows: BATCH });
   const ours: number[] = [];

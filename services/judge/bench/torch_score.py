@@ -40,7 +40,7 @@ def throughput(checkpoint: str, items_json: str, batch: int) -> None:
         prompts, responses = [p for p, _ in chunk], [r for _, r in chunk]
         # A pair batch holds chosen and rejected rows; passing the responses as both halves and keeping the first
         # half scores each sequence once in the trainer's own layout, at half the batch's rows.
-        pairs = build_pair_batch(tokenizer, prompts, responses, responses, max_length=4096)
+        pairs = build_pair_batch(tokenizer, prompts, responses, responses, max_length=4096, strings="chat-template")
         rows = len(chunk)
         logits = model(input_ids=pairs.input_ids[:rows], attention_mask=pairs.attention_mask[:rows], use_cache=False).logits
         return sequence_logps(logits, pairs.input_ids[:rows], pairs.response_mask[:rows])

@@ -99,7 +99,8 @@ describe('README: the generator and the judge', () => {
     expect(result.stderr).toBe('');
     const [{ scores }] = messages(result.stdout);
     const reference = JSON.parse(fs.readFileSync(path.join(modelsDir, 'reference.json'), 'utf8'));
-    const torch = reference.scores.policy.find((s: { prompt: string; response: string }) => s.prompt === 'What colour is the sky?' && s.response === 'The sky is blue.');
+    // The README's call leaves prompt_encoding unset: the prompt is raw text, as the trainer's scores_raw encode it.
+    const torch = reference.scores_raw.policy.find((s: { prompt: string; response: string }) => s.prompt === 'What colour is the sky?' && s.response === 'The sky is blue.');
     expect(Math.abs(scores[0].logp - torch.logp)).toBeLessThan(1e-3);
     expect(scores[0].tokenLogps).toHaveLength(torch.token_logps.length);
     const stated = Number(/PyTorch says\s+(-?\d+\.\d+) nats/.exec(readme)![1]);

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ArtifactStore } from '@alignment/artifacts';
-import { DESCRIPTOR_SET_PATH, JudgeClient, JudgeMethod, JudgePairsRequest, ScoreSequencesRequest } from '@alignment/contracts';
+import { DESCRIPTOR_SET_PATH, JudgeClient, JudgeMethod, JudgePairsRequest, PromptEncoding, ScoreSequencesRequest } from '@alignment/contracts';
 import { createClient, readAll, startServer, unaryCall, type RunningServer } from '@alignment/service-kit';
 import { waitFor } from '@alignment/service-kit/testing';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../tools/testing/tiny-models';
@@ -36,7 +36,12 @@ describe('alignment.v1.Judge over gRPC', () => {
     const response = await unaryCall(
       client,
       client.scoreSequences,
-      ScoreSequencesRequest.fromPartial({ model: { onnx: { uri: models.policy } }, items: refs.map((r) => ({ prompt: r.prompt, response: r.response })), perToken: true }),
+      ScoreSequencesRequest.fromPartial({
+        model: { onnx: { uri: models.policy } },
+        items: refs.map((r) => ({ prompt: r.prompt, response: r.response })),
+        perToken: true,
+        promptEncoding: PromptEncoding.PROMPT_ENCODING_CHAT_TEMPLATE,
+      }),
     );
     response.scores.forEach((s, i) => {
       expect(Math.abs(s.logp - refs[i].logp)).toBeLessThan(1e-3);

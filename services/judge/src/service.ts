@@ -64,6 +64,7 @@ export function toJudgeJob(request: JudgePairsRequest): JudgeJob {
     pairing: PAIRINGS[request.pairing ?? Pairing.PAIRING_UNSPECIFIED] ?? unknownPairing(request.pairing!),
     ...(request.unfinishedPairs !== undefined ? { unfinishedPairs: UNFINISHED_POLICIES[request.unfinishedPairs] ?? unknownUnfinished(request.unfinishedPairs) } : {}),
     ...(request.unfinishedPenalty !== undefined ? { unfinishedPenalty: request.unfinishedPenalty } : {}),
+    promptEncoding: request.promptEncoding,
   };
 }
 
@@ -95,6 +96,7 @@ export function judgeBinding(deps: JudgeDeps): ServiceBinding {
           response: requireTextWithinLimit(`items[${k}].response`, i.response),
         })),
         perToken: request.perToken,
+        promptEncoding: request.promptEncoding,
       },
       deps.languageModels,
       callAbortSignal(call),

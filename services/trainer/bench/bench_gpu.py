@@ -112,7 +112,7 @@ def logits_span(ckpt: Path, pairs: list[dict], size: dict, device: torch.device)
     tok = AutoTokenizer.from_pretrained(ckpt)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=dtype).to(device).train()
-    tokenized = [tokenize_pair(tok, p["prompt"], p["chosen"], p["rejected"]) for p in pairs[:size["batch"]]]
+    tokenized = [tokenize_pair(tok, p["prompt"], p["chosen"], p["rejected"], strings="chat-template") for p in pairs[:size["batch"]]]
     out = {}
     for name, only in (("full", False), ("response", True)):
         batch = collate_pairs(tokenized, pad_token_id=tok.pad_token_id, max_length=2048,

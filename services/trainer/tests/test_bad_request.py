@@ -57,7 +57,7 @@ def test_a_nan_learning_rate_names_the_field_in_bad_request_details(channel, tmp
     assert status.message == err.details()
     assert status.details[0].type_url == "type.googleapis.com/google.rpc.BadRequest"
     assert [(v.field, v.description) for v in bad.field_violations] == [
-        ("spec.hparams.learning_rate", "must be finite, got nan")]
+        ("spec.hparams.learning_rate", "must be greater than 0 and less than 1, got NaN")]
 
 
 def test_a_bad_job_id_and_undecodable_bytes_carry_details_too(channel):

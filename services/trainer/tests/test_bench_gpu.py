@@ -22,7 +22,9 @@ def test_gpu_sh_tiny_reports_dpo_wdro_logits_span_and_the_trl_status():
     assert last["peak_flops"] == 1e12 and last["peak_source"] == "env PEAK_TFLOPS" and last["mfu"] > 0
     for key in ("dpo_tokens_per_second", "dpo_full_logits_tokens_per_second", "wdro_tokens_per_second"):
         assert last[key] > 0, key
-    assert last["wdro_to_dpo"] == round(last["wdro_tokens_per_second"] / last["dpo_tokens_per_second"], 3)
+    # The ratio is taken before the two rates are rounded to 0.1 for the report, so it may differ in its last digit.
+    ratio = last["wdro_tokens_per_second"] / last["dpo_tokens_per_second"]
+    assert abs(last["wdro_to_dpo"] - ratio) <= 1e-3 + 1e-3 * ratio
     assert last["dro_call_seconds_per_step"] > 0 and 0 < last["dro_call_pct_of_step"] < 100
     span = last["logits_span"]
     assert span["logit_positions_response"] < span["logit_positions_full"]

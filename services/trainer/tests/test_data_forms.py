@@ -5,6 +5,7 @@ through the template, {"text"} is raw text, and a tokenizer without a template i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ def test_a_parquet_row_is_named_by_its_number_and_a_foreign_file_by_its_name(tmp
 def test_conversational_prompt_renders_through_the_chat_template_and_text_is_raw():
     tok = tiny_tokenizer()
     pair = data.load_pairs(DATA / "preference-conversational.parquet")[1]
-    t = tokenize_pair(tok, pair.prompt, pair.chosen, pair.rejected)
+    t = tokenize_pair(tok, pair.prompt, pair.chosen, pair.rejected, strings="chat-template")
     assert tok.decode(t.prompt_ids) == "<|system|>You answer in one word.<|eos|><|user|>Name a primary colour.<|eos|><|assistant|>"
     assert tok.decode(t.chosen_ids) == "Red.<|eos|>"
     prompt_ids, response_ids = data.text_example_ids(tok, "The sky is blue.")
@@ -159,12 +160,36 @@ def test_conversational_prompt_renders_through_the_chat_template_and_text_is_raw
     assert tok.decode(response_ids) == "The sky is blue.<|eos|>"
 
 
-def test_a_tokenizer_without_a_chat_template_is_refused_naming_the_file():
+def test_a_tokenizer_without_a_chat_template_takes_raw_text_and_refuses_the_template_naming_the_field():
     tok = tiny_tokenizer()
-    data.require_chat_template(tok, "pairs.parquet", "prompt")  # has one: no error
+    conversational = [p.prompt for p in CONVERSATIONAL_PAIRS]
+    data.require_chat_template(tok, "pairs.parquet", conversational, encoding="chat-template",
+                               encoding_field="spec.preference.prompt_encoding")  # has one: no error
     tok.chat_template = None
-    with pytest.raises(data.DatasetError, match=r"^pairs\.parquet:0: prompt: the model's tokenizer has no chat template"):
-        data.require_chat_template(tok, "pairs.parquet", "prompt")
+    data.require_chat_template(tok, "pairs.parquet", ["What is 2 + 3?"], encoding="raw-text",
+                               encoding_field="spec.preference.prompt_encoding")  # raw text: no template needed
+    with pytest.raises(data.DatasetError, match=r"^pairs\.parquet:0: spec\.preference\.prompt_encoding: "
+                                                r"PROMPT_ENCODING_CHAT_TEMPLATE needs a chat template"):
+        data.require_chat_template(tok, "pairs.parquet", ["What is 2 + 3?"], encoding="chat-template",
+                                   encoding_field="spec.preference.prompt_encoding")
+    with pytest.raises(data.DatasetError, match=r"^pairs\.parquet:0: prompt: record 2 is a conversation"):
+        data.require_chat_template(tok, "pairs.parquet", ["What is 2 + 3?", conversational[1]], encoding="raw-text",
+                                   encoding_field="spec.preference.prompt_encoding")
+
+
+def test_the_services_labelled_pairs_with_a_multi_turn_prompt_and_text_responses_load(tmp_path):
+    """The judge writes a conversational prompt set's pairs as {"prompt": [messages], "chosen": text, ...}
+    (formats.proto LabelledPair); the multi-turn prompt is rendered through the template with the generation prompt."""
+    turns = [system("Be brief."), user("Name a colour."), assistant("Red."), user("Another one?")]
+    f = tmp_path / "pairs.jsonl"
+    f.write_text(json.dumps({"prompt": turns, "chosen": "Blue.", "rejected": "I cannot say.",
+                             "method": "rule"}) + "\n")
+    [pair] = data.load_pairs(f)
+    assert (pair.prompt, pair.chosen, pair.rejected) == (turns, "Blue.", "I cannot say.")
+    tok = tiny_tokenizer()
+    t = tokenize_pair(tok, pair.prompt, pair.chosen, pair.rejected, strings="raw-text")
+    assert tok.decode(t.prompt_ids) == ("<|system|>Be brief.<|eos|><|user|>Name a colour.<|eos|><|assistant|>Red.<|eos|>"
+                                        "<|user|>Another one?<|eos|><|assistant|>")
 
 
 # Real trainer jobs (runner.run_job on the tiny Llama) on the example files: the forms reach the training loop.
@@ -177,13 +202,14 @@ def _tokenizer_dir(tmp_path: Path, *, chat_template: bool) -> Path:
     return tmp_path / "tokenizer"
 
 
-def _sft_job(tmp_path: Path, dataset: Path, tokenizer: Path):
+def _sft_job(tmp_path: Path, dataset: Path, tokenizer: Path, prompt_encoding: str = "raw-text"):
     from alignment_trainer.config import Architecture, Artifact, Hyperparams, JobConfig, SftTask
     from alignment_trainer.training import runner
 
     arch = Architecture(hidden_size=32, num_layers=1, num_attention_heads=4, intermediate_size=64,
                         tokenizer=Artifact(tokenizer))
-    config = JobConfig(task=SftTask(dataset=Artifact(dataset), architecture=arch), output_dir=tmp_path / "out",
+    task = SftTask(dataset=Artifact(dataset), architecture=arch, prompt_encoding=prompt_encoding)
+    config = JobConfig(task=task, output_dir=tmp_path / "out",
                        hparams=Hyperparams(learning_rate=1e-3, batch_size=2, epochs=1, max_length=64))
     return runner.run_job(config, tmp_path / "work")
 
@@ -195,11 +221,15 @@ def test_an_sft_job_trains_on_the_example(tmp_path, name):
     assert out.final_metrics["data/dropped"] == 0
 
 
-def test_without_a_chat_template_text_trains_and_conversations_are_refused_naming_the_file(tmp_path):
+def test_without_a_chat_template_raw_text_trains_and_the_template_is_refused_naming_the_field(tmp_path):
     tokenizer = _tokenizer_dir(tmp_path, chat_template=False)
     assert _sft_job(tmp_path / "text", DATA / "sft-text.jsonl", tokenizer).total_steps == 1
-    with pytest.raises(data.DatasetError, match=r"sft-messages\.parquet:0: prompt: the model's tokenizer has no chat "
-                                                r"template"):
+    # String prompts encoded as raw text (the default) need no template.
+    assert _sft_job(tmp_path / "raw", DATA / "sft-prompt-completion.jsonl", tokenizer).total_steps == 1
+    with pytest.raises(data.DatasetError, match=r"sft-prompt-completion\.jsonl:0: spec\.sft\.prompt_encoding: "
+                                                r"PROMPT_ENCODING_CHAT_TEMPLATE needs a chat template"):
+        _sft_job(tmp_path / "templated", DATA / "sft-prompt-completion.jsonl", tokenizer, "chat-template")
+    with pytest.raises(data.DatasetError, match=r"sft-messages\.parquet:0: prompt: record 1 is a conversation"):
         _sft_job(tmp_path / "messages", DATA / "sft-messages.parquet", tokenizer)
 
 

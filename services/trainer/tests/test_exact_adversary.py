@@ -98,7 +98,7 @@ def test_a_wdro_objective_steps_on_the_in_process_adversary(loss):
                           wdro=WdroSettings(delta=0.01, rho=0.3), spa=SpaSettings(warmup_fraction=0.0))
     obj = objectives.PreferenceObjective(policy, ref, task, total_steps=10, device=torch.device("cpu"), bf16=False,
                                          adversary=ExactAdversary())
-    batch = build_pair_batch(tok, ["Say hi", "Add 1 and 1"], ["Hi there!", "2"], ["No.", "11"], max_length=64)
+    batch = build_pair_batch(tok, ["Say hi", "Add 1 and 1"], ["Hi there!", "2"], ["No.", "11"], max_length=64, strings="chat-template")
     result = obj.step([batch], step=5)
     assert np.isfinite(result.loss)
     assert result.metrics["dro/epsilon"] > 0

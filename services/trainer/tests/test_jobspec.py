@@ -121,6 +121,32 @@ def test_adversary_schedule_refusals_name_the_field(world, tmp_path, loss, field
     assert err.value.field == field
 
 
+def test_prompt_encoding_defaults_to_raw_text_and_an_unknown_value_is_refused_naming_the_field(world, tmp_path):
+    """RunSpec.prompt_encoding reaches the trainer as PreferenceJob / SftJob.prompt_encoding: unset or UNSPECIFIED is
+    raw text (TRL's standard prompt), CHAT_TEMPLATE the chat template."""
+    def spec(**fields):
+        return trainer_pb2.JobSpec(
+            preference=trainer_pb2.PreferenceJob(
+                init=common_pb2.ArtifactRef(uri=str(world.checkpoint)), pairs=common_pb2.ArtifactRef(uri=str(world.pairs)),
+                loss=common_pb2.PREFERENCE_LOSS_DPO, **fields),
+            hparams=trainer_pb2.TrainingHyperparams(learning_rate=1e-6))
+
+    def parse(s):
+        return parse_job_spec(s, default_output_dir=tmp_path, default_dro_address="x:1").task.prompt_encoding
+
+    assert parse(spec()) == "raw-text"
+    assert parse(spec(prompt_encoding=common_pb2.PROMPT_ENCODING_RAW_TEXT)) == "raw-text"
+    assert parse(spec(prompt_encoding=common_pb2.PROMPT_ENCODING_CHAT_TEMPLATE)) == "chat-template"
+    with pytest.raises(InvalidSpec) as err:
+        parse(spec(prompt_encoding=7))
+    assert err.value.field == "spec.preference.prompt_encoding"
+    sft = trainer_pb2.JobSpec(sft=trainer_pb2.SftJob(checkpoint=common_pb2.ArtifactRef(uri=str(world.checkpoint)),
+                                                     dataset=common_pb2.ArtifactRef(uri=str(world.pairs)),
+                                                     prompt_encoding=common_pb2.PROMPT_ENCODING_CHAT_TEMPLATE),
+                              hparams=trainer_pb2.TrainingHyperparams(learning_rate=1e-6))
+    assert parse(sft) == "chat-template"
+
+
 # Issue 12: StartJob's output_uri wrote wherever the caller said (a checkpoint landed outside the data dir), and its
 # inputs could name any file. Under ARTIFACT_ROOTS every path field resolves inside the roots.
 def test_every_path_field_is_confined_under_artifact_roots(world, tmp_path, monkeypatch):

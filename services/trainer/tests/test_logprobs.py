@@ -33,20 +33,50 @@ def tok():
 
 @pytest.fixture(scope="module")
 def batch(tok):
-    return build_pair_batch(tok, PROMPTS, CHOSEN, REJECTED, max_length=256)
+    return build_pair_batch(tok, PROMPTS, CHOSEN, REJECTED, max_length=256, strings="chat-template")
 
 
 def test_an_unfinished_response_is_tokenised_without_eos(tok):
     """A response cut at max_new_tokens (LabelledPair chosen_finished false) never ended: no EOS is appended, so it
     is not learned as "stop here" (docs/algorithm.md §7); a finished one keeps its EOS."""
-    pair = logprobs.tokenize_pair(tok, "Q?", "cut off mid", "done.", chosen_finished=False)
+    pair = logprobs.tokenize_pair(tok, "Q?", "cut off mid", "done.", chosen_finished=False, strings="chat-template")
     text_ids = tuple(tok("cut off mid", add_special_tokens=False)["input_ids"])
     assert pair.chosen_ids == text_ids and tok.eos_token_id not in pair.chosen_ids
     assert pair.rejected_ids[-1] == tok.eos_token_id
-    batch = build_pair_batch(tok, ["Q?"], ["cut off mid"], ["done."], max_length=64, chosen_finished=[False],
-                             rejected_finished=[True])
+    batch = build_pair_batch(tok, ["Q?"], ["cut off mid"], ["done."], max_length=64, strings="chat-template",
+                             chosen_finished=[False], rejected_finished=[True])
     assert batch.input_ids[0][batch.response_mask[0]].tolist() == list(text_ids)
     assert batch.input_ids[1][batch.response_mask[1]].tolist()[-1] == tok.eos_token_id
+
+
+def test_a_string_prompt_is_raw_text_or_one_templated_user_turn_and_a_conversation_always_templated(tok):
+    """RunSpec.prompt_encoding: raw text inserts no template token (TRL's standard prompt); the chat template wraps
+    the same text as one user turn with the generation prompt. libs/lm/src/tokenizer.ts encodes both alike (the TS
+    parity of raw-text scores is checked against tools/testing/make_tiny_model.py's scores_raw)."""
+    prompt = "What colour is the sky?"
+    raw = logprobs.encode_prompt(tok, prompt, strings="raw-text")
+    templated = logprobs.encode_prompt(tok, prompt, strings="chat-template")
+    assert raw == tok(prompt, add_special_tokens=False)["input_ids"]
+    assert tok.decode(raw) == prompt
+    assert tok.decode(templated) == "<|user|>What colour is the sky?<|eos|><|assistant|>"
+    assert set(tok.convert_tokens_to_ids(["<|user|>", "<|assistant|>"])).isdisjoint(raw)
+    conversation = PROMPTS[1]
+    assert logprobs.encode_prompt(tok, conversation, strings="raw-text") == \
+        logprobs.encode_prompt(tok, conversation, strings="chat-template")
+    pair = logprobs.tokenize_pair(tok, prompt, "Blue.", "Green.", strings="raw-text")
+    assert pair.prompt_ids == tuple(raw)
+
+
+def test_without_a_chat_template_raw_text_encodes_and_the_template_is_refused(tok):
+    bare = tiny_tokenizer()
+    bare.chat_template = None
+    assert logprobs.encode_prompt(bare, "Sky?", strings="raw-text") == bare("Sky?", add_special_tokens=False)["input_ids"]
+    with pytest.raises(ValueError, match=r"^prompt_encoding: PROMPT_ENCODING_CHAT_TEMPLATE needs a chat template"):
+        logprobs.encode_prompt(bare, "Sky?", strings="chat-template")
+    with pytest.raises(ValueError, match=r"^prompt: a conversation \(message list\) is rendered with the chat template"):
+        logprobs.encode_prompt(bare, PROMPTS[1], strings="raw-text")
+    with pytest.raises(ValueError, match=r"strings must be one of"):
+        logprobs.encode_prompt(tok, "Sky?", strings="template")
 
 
 def explicit_logp(logits_row, ids_row, mask_row) -> float:

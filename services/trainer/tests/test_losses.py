@@ -183,7 +183,7 @@ def test_a_few_steps_on_the_tiny_model_raise_the_margin(loss_name):
     """Training end to end (batch -> log-probs -> loss -> AdamW) moves the policy towards the chosen responses."""
     tok = tiny_tokenizer()
     policy, ref = tiny_llama(vocab_size=len(tok), seed=7), tiny_llama(vocab_size=len(tok), seed=7)
-    batch = build_pair_batch(tok, ["Sky colour?", "2+2?"], ["Blue.", "Four."], ["Green.", "Five."], max_length=64)
+    batch = build_pair_batch(tok, ["Sky colour?", "2+2?"], ["Blue.", "Four."], ["Green.", "Five."], max_length=64, strings="chat-template")
     ref_c, ref_r = split_pairs(reference_pass(ref, batch, keep_logits=False).logps)
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-2)
     margins = []

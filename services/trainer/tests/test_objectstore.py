@@ -60,6 +60,35 @@ def test_a_large_file_goes_up_as_a_multipart_upload(s3, tmp_path):
     assert (back / "model.safetensors").read_bytes() == (model / "model.safetensors").read_bytes()
 
 
+def test_a_published_artifact_is_never_replaced_but_a_retry_succeeds(s3, tmp_path):
+    model = _model(tmp_path / "model")
+    sha, size = objectstore.publish(model, "s3://trainer-artifacts/once/model", "spec.output_uri")
+    assert objectstore.publish(model, "s3://trainer-artifacts/once/model", "spec.output_uri") == (sha, size)
+    other = _model(tmp_path / "other")
+    (other / "config.json").write_text('{"model_type": "gpt2"}')
+    with pytest.raises(ObjectStoreError, match=f"once/model is already published with other content \\(sha256 {sha}") as err:
+        objectstore.publish(other, "s3://trainer-artifacts/once/model", "spec.output_uri")
+    assert err.value.kind == "exists"
+    back = objectstore.fetch("s3://trainer-artifacts/once/model", "spec.preference.init.uri", "dir", sha)
+    assert (back / "config.json").read_text() == '{"model_type": "llama"}'
+    f, g = tmp_path / "f.jsonl", tmp_path / "g.jsonl"
+    f.write_text("{}\n")
+    g.write_text('{"x": 1}\n')
+    assert objectstore.publish(f, "s3://trainer-artifacts/once/f.jsonl", "spec.output_uri")[1] == 3
+    assert objectstore.publish(f, "s3://trainer-artifacts/once/f.jsonl", "spec.output_uri")[1] == 3
+    with pytest.raises(ObjectStoreError) as err:
+        objectstore.publish(g, "s3://trainer-artifacts/once/f.jsonl", "spec.output_uri")
+    assert err.value.kind == "exists"
+    with pytest.raises(ObjectStoreError, match="already published"):
+        objectstore.check_unpublished("s3://trainer-artifacts/once/model", "spec.output_uri")
+    # A prefix without its manifest (an interrupted publication) is not published: it is written over.
+    s3.put_object(Bucket="trainer-artifacts", Key="half2/model/stale.bin", Body=b"x")
+    objectstore.check_unpublished("s3://trainer-artifacts/half2/model", "spec.output_uri")
+    objectstore.publish(model, "s3://trainer-artifacts/half2/model", "spec.output_uri")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="trainer-artifacts", Prefix="half2/")["Contents"]}
+    assert keys == {"half2/model/config.json", "half2/model/sub/tokenizer.json", "half2/model/manifest.json"}
+
+
 def test_a_directory_without_its_manifest_is_absent(s3, tmp_path):
     s3.put_object(Bucket="trainer-artifacts", Key="half/model/config.json", Body=b"{}")
     with pytest.raises(ObjectStoreError, match="no manifest.json") as err:

@@ -112,7 +112,7 @@ def _step_gradient(loss: str, wdro: WdroSettings | None, margins, adversary=None
     prompts = ["What is 2 plus 3?", "Say hi", "Colour of the sky?", "Add 1 and 1"]
     chosen = ["5.", "Hi there!", "Blue.", "2"]
     rejected = ["6, I think.", "No.", "Green, surely", "11"]
-    batches = [build_pair_batch(tok, prompts[i:i + 2], chosen[i:i + 2], rejected[i:i + 2], max_length=64)
+    batches = [build_pair_batch(tok, prompts[i:i + 2], chosen[i:i + 2], rejected[i:i + 2], max_length=64, strings="chat-template")
                for i in (0, 2)]
     result = obj.step(batches, step=5, pair_indices=[3, 2, 1, 0] if obj.per_round_schedule else None)
     return torch.cat([p.grad.flatten() for p in policy.parameters()]), result
@@ -137,7 +137,7 @@ def test_the_step_refuses_to_run_without_its_weights():
     obj = objectives.PreferenceObjective(tiny_llama(vocab_size=len(tok)), tiny_llama(vocab_size=len(tok)), task,
                                          total_steps=1, device=torch.device("cpu"), bf16=False,
                                          adversary=ExactAdversary())
-    batch = build_pair_batch(tok, ["p"], ["a"], ["b"], max_length=32)
+    batch = build_pair_batch(tok, ["p"], ["a"], ["b"], max_length=32, strings="chat-template")
     with pytest.raises(ValueError, match="needs solve_per_round"):
         obj.step([batch], step=0, pair_indices=[0])
 

@@ -132,7 +132,7 @@ def _grads(loss, ga, solver_address):
     chosen = ["5.", "Hi there!", "Blue.", "2", "y", "Apple"]
     rejected = ["6, I think.", "No.", "Green, surely", "11", "zz", "Rock"]
     per = len(prompts) // ga
-    batches = [build_pair_batch(tok, prompts[i:i + per], chosen[i:i + per], rejected[i:i + per], max_length=64)
+    batches = [build_pair_batch(tok, prompts[i:i + per], chosen[i:i + per], rejected[i:i + per], max_length=64, strings="chat-template")
                for i in range(0, len(prompts), per)]
     result = obj.step(batches, step=5)
     if client:

@@ -61,6 +61,13 @@ def test_a_job_reads_s3_inputs_and_publishes_its_outputs_to_s3(stub, tmp_path):
     assert (back / "config.json").is_file() and any(back.glob("*.safetensors"))
     # The whole output directory is published under its manifest: fetching it checks every file.
     objectstore.fetch(f"s3://{BUCKET}/runs/j1", "output", "dir", final.outputs.manifest.sha256)
+    # As a local output directory with files, a published s3:// output is never written over by a new job.
+    spec.hparams.learning_rate = 1e-3
+    with pytest.raises(grpc.RpcError) as err:
+        stub.StartJob(trainer_pb2.StartJobRequest(spec=spec, job_id="s3-job-again"), timeout=60)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert err.value.details().startswith(f"spec.output_uri: s3://{BUCKET}/runs/j1 is already published (sha256 "
+                                          f"{final.outputs.manifest.sha256})")
 
 
 def test_s3_inputs_outside_the_allowed_prefixes_and_bad_digests_are_refused_naming_the_field(stub, tmp_path,

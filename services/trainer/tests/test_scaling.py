@@ -37,7 +37,7 @@ def _config(world, out, **hp):
 
 
 def _batch(tok, response_logits_only: bool):
-    pairs = [tokenize_pair(tok, p, c, r) for p, c, r in zip(PROMPTS, CHOSEN, REJECTED)]
+    pairs = [tokenize_pair(tok, p, c, r, strings="chat-template") for p, c, r in zip(PROMPTS, CHOSEN, REJECTED)]
     return collate_pairs(pairs, pad_token_id=tok.pad_token_id, max_length=64,
                          response_logits_only=response_logits_only)
 

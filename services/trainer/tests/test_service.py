@@ -170,19 +170,19 @@ def test_preference_job_trains_and_exports(stub, world, loss):
 
 INVALID = [
     (lambda s: s.preference.ClearField("loss"), "spec.preference.loss: required"),
-    (lambda s: setattr(s.preference, "beta", -1.0), "spec.preference.beta: must be > 0, got -1"),
-    (lambda s: s.preference.wdro.ClearField("delta"), "spec.preference.wdro.delta: must be in (0, 0.5), got 0"),
+    (lambda s: setattr(s.preference, "beta", -1.0), "spec.preference.beta: must be greater than 0, got -1"),
+    (lambda s: s.preference.wdro.ClearField("delta"), "spec.preference.wdro.delta: must be greater than 0 and less than 0.5, got 0"),
     (lambda s: s.preference.wdro.ClearField("radius"), "spec.preference.wdro.radius: one of epsilon or rho"),
-    (lambda s: setattr(s.preference.wdro, "rho", 1.0), "spec.preference.wdro.rho: must be in [0, 1), got 1"),
-    (lambda s: setattr(s.preference.spa, "alpha", 1.5), "spec.preference.spa.alpha: must be in [0, 1], got 1.5"),
+    (lambda s: setattr(s.preference.wdro, "rho", 1.0), "spec.preference.wdro.rho: must be greater than or equal to 0 and less than 1, got 1"),
+    (lambda s: setattr(s.preference.spa, "alpha", 1.5), "spec.preference.spa.alpha: must be greater than or equal to 0 and less than or equal to 1, got 1.5"),
     (lambda s: setattr(s.preference.pairs, "uri", "/no/such/pairs.jsonl"),
      "spec.preference.pairs.uri: no such file: /no/such/pairs.jsonl"),
     (lambda s: setattr(s.preference.init, "uri", "gs://bucket/model"),
      "spec.preference.init.uri: only local paths or file:// URIs are supported"),
     (lambda s: setattr(s.hparams, "gradient_accumulation_steps", 3),
      "spec.hparams.batch_size: must be a multiple of gradient_accumulation_steps (4 % 3 != 0)"),
-    (lambda s: setattr(s.hparams, "learning_rate", 0.0), "spec.hparams.learning_rate: must be > 0, got 0"),
-    (lambda s: setattr(s.hparams, "lr_scheduler", "step"), "spec.hparams.lr_scheduler: must be one of"),
+    (lambda s: setattr(s.hparams, "learning_rate", 0.0), "spec.hparams.learning_rate: must be greater than 0 and less than 1, got 0"),
+    (lambda s: setattr(s.hparams, "lr_scheduler", "step"), 'spec.hparams.lr_scheduler: must be in list [cosine, linear, constant], got "step"'),
     (lambda s: s.ClearField("hparams"), "spec.hparams: required"),
 ]
 
@@ -206,7 +206,7 @@ def test_invalid_specs_are_rejected_naming_the_field(stub, world, mutate, messag
      "spec.sft.architecture.hidden_size: must be divisible by num_attention_heads (32 % 3 != 0)"),
     # Issue 12: a huge architecture drove the trainer past 6 GB in 15 s.
     (lambda w: _with(sft_spec(w), lambda s: setattr(s.sft.architecture, "hidden_size", 1 << 20)),
-     "spec.sft.architecture.hidden_size: must be <= 65536, got 1048576"),
+     "spec.sft.architecture.hidden_size: must be greater than 0 and less than or equal to 65536, got 1048576"),
     (lambda w: _with(sft_spec(w), lambda s: (setattr(s.sft.architecture, "hidden_size", 16384),
                                              setattr(s.sft.architecture, "num_layers", 200),
                                              setattr(s.sft.architecture, "intermediate_size", 65536))),

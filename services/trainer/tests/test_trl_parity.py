@@ -32,7 +32,7 @@ def test_tokens_logps_and_first_step_metrics_match_trl(tmp_path):
     )
     trainer = trl.DPOTrainer(model=policy, ref_model=ref, args=config, train_dataset=datasets.Dataset.from_list(rows),
                              processing_class=tok)
-    batch = build_pair_batch(tok, PROMPTS, CHOSEN, REJECTED, max_length=1024)
+    batch = build_pair_batch(tok, PROMPTS, CHOSEN, REJECTED, max_length=1024, strings="chat-template")
     for i, row in enumerate(trainer.train_dataset):
         mask = batch.attention_mask[i].bool()
         assert batch.input_ids[i][mask].tolist() == row["prompt_ids"] + row["chosen_ids"]

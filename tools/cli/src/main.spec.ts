@@ -77,7 +77,7 @@ describe('run', () => {
     const file = path.join(dir, 'bad-beta.yaml');
     fs.writeFileSync(file, micro.replace('beta: 0.1 ', 'beta: -1  '));
     const result = await cli('run', '-f', file, '--wait');
-    expect(result).toEqual({ code: 2, stdout: '', stderr: `alignment: ${file}: invalid spec.loss.beta: must be > 0, got -1\n` });
+    expect(result).toEqual({ code: 2, stdout: '', stderr: `alignment: ${file}: invalid spec.loss.beta: must be greater than 0, got -1\n` });
     // Unknown fields and unset variables too.
     fs.writeFileSync(file, micro.replace('  seed: 7', '  sed: 7'));
     expect((await cli('run', '-f', file)).stderr).toContain('invalid spec.sed: unknown field of RunSpec (did you mean seed?)');

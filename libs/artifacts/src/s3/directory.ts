@@ -31,10 +31,12 @@ async function manifestOf(dir: string): Promise<Manifest> {
 
 /**
  * Publishes a local directory artifact under `location` (a key prefix). Its manifest.json is checked against the
- * files when it has one (a trainer export), else written. Publishing is atomic for readers: an old manifest is
- * deleted first, the files go up, and the manifest goes up last, so a reader (getDirectory) sees the complete new
- * directory or none (a prefix without its manifest is absent). Objects under the prefix that the new manifest does
- * not list are removed afterwards. Returns the directory's ArtifactInfo (sha256 of the manifest, total file bytes).
+ * files when it has one (a trainer export), else written. Publishing is atomic for readers: the files go up and the
+ * manifest goes up last, so a reader (getDirectory) sees the complete directory or none (a prefix without its
+ * manifest is absent). Like a local output, a published directory is never replaced: a manifest already there with
+ * other content is an `exists` ArtifactError, the same manifest is this publication done before (a retry: nothing
+ * goes up). Objects under the prefix that the manifest does not list (an interrupted attempt's) are removed
+ * afterwards. Returns the directory's ArtifactInfo (sha256 of the manifest, total file bytes).
  */
 export async function putDirectory(localDir: string, location: S3Location, client: S3Client = s3Client()): Promise<ArtifactInfo> {
   const manifestPath = path.join(localDir, MANIFEST_FILE);
@@ -47,13 +49,38 @@ export async function putDirectory(localDir: string, location: S3Location, clien
     await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
   }
   const manifestKey = childOf(location, MANIFEST_FILE);
+  const mine = await sha256File(manifestPath);
+  const there = await publishedSha256(location, client);
+  if (there !== undefined) {
+    if (there !== mine) throw alreadyPublished(location, there, mine);
+    return { uri: s3Uri(location), path: localDir, sha256: mine, sizeBytes: manifest.total_size_bytes };
+  }
   const before = await listKeys(location, client);
-  if (before.some((o) => o.key === manifestKey.key)) await deleteKeys(location.bucket, [manifestKey.key], client);
   for (const entry of manifest.files) await putFile(path.join(localDir, entry.path), childOf(location, entry.path), client);
   const sha256 = await putBytes(await fs.promises.readFile(manifestPath), manifestKey, client);
   const listed = new Set([manifestKey.key, ...manifest.files.map((f) => childOf(location, f.path).key)]);
   await deleteKeys(location.bucket, before.map((o) => o.key).filter((k) => !listed.has(k)), client);
   return { uri: s3Uri(location), path: localDir, sha256, sizeBytes: manifest.total_size_bytes };
+}
+
+/** The `exists` ArtifactError of a publication over other content (the wording of AtomicFileWriter's). */
+export function alreadyPublished(location: S3Location, there: string, mine: string): ArtifactError {
+  return new ArtifactError('exists', `${s3Uri(location)} is already published with other content (sha256 ${there}, this write's ${mine}); it is not replaced`);
+}
+
+/**
+ * The sha256 of what is published at `location`: a directory's manifest.json, else an object at the key itself;
+ * undefined when nothing is (a prefix without its manifest is an unfinished publication, not a published one).
+ */
+export async function publishedSha256(location: S3Location, client: S3Client = s3Client()): Promise<string | undefined> {
+  for (const at of [childOf(location, MANIFEST_FILE), location]) {
+    try {
+      return createHash('sha256').update(await getBytes(at, client)).digest('hex');
+    } catch (error) {
+      if (!(error instanceof ArtifactError && error.kind === 'not-found')) throw error;
+    }
+  }
+  return undefined;
 }
 
 /** The manifest of a published directory; `not-found` when it has none (absent or still being written). */

@@ -7,9 +7,10 @@ import { ArtifactError } from '../errors';
 import { verifyArtifact } from '../manifest';
 import { s3Client } from './client';
 import { confineS3Uri } from './confine';
-import { getDirectory, putDirectory } from './directory';
+import { alreadyPublished, getDirectory, publishedSha256, putDirectory } from './directory';
 import { deleteKeys, getFile, listKeys, putFile, s3Failure } from './objects';
-import { type S3Location } from './uri';
+import { type S3Location, s3Uri } from './uri';
+import { sha256File } from '../hash';
 
 /**
  * Where s3:// inputs are downloaded: S3_CACHE_DIR, else `s3-cache` under the first ARTIFACT_ROOTS directory (the
@@ -50,7 +51,8 @@ export async function fetchArtifact(uri: string, field: string, options: { sha25
 
 /**
  * Publishes a local file or directory (a model export with its manifest) to an s3:// URI this service may write
- * (PermissionDeniedError on `field` otherwise): see putFile (multipart) and putDirectory (manifest last).
+ * (PermissionDeniedError on `field` otherwise): see putFile (multipart) and putDirectory (manifest last). Other
+ * content already published there is an `exists` ArtifactError; the same content is left as it is (a retry).
  */
 export async function publishArtifact(localPath: string, uri: string, field: string): Promise<ArtifactInfo> {
   const location = confineS3Uri(uri, field, 'write');
@@ -60,7 +62,11 @@ export async function publishArtifact(localPath: string, uri: string, field: str
   } catch {
     throw new ArtifactError('not-found', `nothing to publish at ${localPath}`);
   }
-  return stat.isDirectory() ? putDirectory(localPath, location) : putFile(localPath, location);
+  if (stat.isDirectory()) return putDirectory(localPath, location);
+  const [mine, there] = await Promise.all([sha256File(localPath), publishedSha256(location)]);
+  if (there === undefined) return putFile(localPath, location);
+  if (there !== mine) throw alreadyPublished(location, there, mine);
+  return { uri: s3Uri(location), path: localPath, sha256: mine, sizeBytes: stat.size };
 }
 
 /**

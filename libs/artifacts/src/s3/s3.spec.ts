@@ -3,31 +3,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PermissionDeniedError } from '@alignment/errors';
-import { type MotoServer, motoUnavailable, startMoto } from '../../testing/moto-server';
+import { useMotoInSpec } from '../../testing/moto-server';
 import { ArtifactError, deleteS3Artifact, fetchArtifact, MANIFEST_FILE, parseS3Uri, publishArtifact, s3Client } from '../index';
 
 jest.setTimeout(120_000);
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 const MiB = 1024 * 1024;
 
-let moto: MotoServer | undefined;
 let dir: string;
-const saved = { ...process.env };
-
-beforeAll(async () => {
-  // moto[s3] is pinned in the trainer's venv (requirements-io.txt): without it the install is broken, and these tests fail.
-  const unavailable = await motoUnavailable();
-  if (unavailable) throw new Error(`the S3 tests need a moto server: ${unavailable}`);
-  moto = await startMoto();
-  Object.assign(process.env, { S3_ENDPOINT_URL: moto.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' });
-  await s3Client().send(new CreateBucketCommand({ Bucket: 'artifacts' }));
-});
-afterAll(async () => {
-  await moto?.stop();
-  process.env = saved;
-});
+useMotoInSpec(['artifacts']);
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 's3-spec-'));
   process.env = { ...process.env, S3_CACHE_DIR: path.join(dir, 'cache'), S3_MULTIPART_PART_BYTES: String(5 * MiB) };
@@ -74,6 +60,30 @@ describe('s3:// artifacts', () => {
     expect(head.Metadata?.sha256).toBe(sha(fs.readFileSync(path.join(model, 'model.safetensors'))));
     const local = await fetchArtifact(info.uri, 'model.uri', { sha256: info.sha256, kind: 'dir' });
     expect(sha(fs.readFileSync(path.join(local, 'model.safetensors')))).toBe(head.Metadata?.sha256);
+  });
+
+  it('never replaces a published artifact (ArtifactError exists), takes the same content as a retry, and writes over an unpublished prefix', async () => {
+    const model = modelDir();
+    const info = await publishArtifact(model, 's3://artifacts/once/model', 'output_uri');
+    await expect(publishArtifact(model, info.uri, 'output_uri')).resolves.toMatchObject({ sha256: info.sha256 });
+    fs.writeFileSync(path.join(model, 'config.json'), '{"model_type":"gpt2"}');
+    fs.rmSync(path.join(model, MANIFEST_FILE));
+    const error = await publishArtifact(model, info.uri, 'output_uri').catch((e: Error) => e);
+    expect(error).toMatchObject({ kind: 'exists', message: expect.stringContaining(`s3://artifacts/once/model is already published with other content (sha256 ${info.sha256}`) });
+    const back = await fetchArtifact(info.uri, 'model.uri', { sha256: info.sha256, kind: 'dir' });
+    expect(fs.readFileSync(path.join(back, 'config.json'), 'utf8')).toBe('{"model_type":"llama"}');
+
+    const f = path.join(dir, 'f.jsonl');
+    fs.writeFileSync(f, '{}\n');
+    const file = await publishArtifact(f, 's3://artifacts/once/f.jsonl', 'output_uri');
+    await expect(publishArtifact(f, file.uri, 'output_uri')).resolves.toMatchObject({ sha256: sha('{}\n'), sizeBytes: 3 });
+    fs.writeFileSync(f, '{"x":1}\n');
+    expect(await kindOf(publishArtifact(f, file.uri, 'output_uri'))).toBe('exists');
+
+    // An interrupted publication (objects, no manifest) is not published: it is written over, its strays removed.
+    await s3Client().send(new PutObjectCommand({ Bucket: 'artifacts', Key: 'half2/model/stale.bin', Body: 'x' }));
+    await publishArtifact(model, 's3://artifacts/half2/model', 'output_uri');
+    await expect(kindOf(s3Client().send(new HeadObjectCommand({ Bucket: 'artifacts', Key: 'half2/model/stale.bin' })))).resolves.not.toBe('ok');
   });
 
   it('treats a directory without its manifest as absent', async () => {

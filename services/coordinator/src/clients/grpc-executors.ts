@@ -25,6 +25,7 @@ import {
   type JudgeExecutor,
   type LearnExecutor,
 } from '../run';
+import { EngineClient } from './engine-client';
 
 // The stage executors over gRPC (generator.proto, judge.proto, trainer.proto). Every call carries a deadline; a
 // service that answers UNAVAILABLE is retried with exponential backoff (the next replica first, when there are
@@ -310,14 +311,27 @@ export class GrpcLearnExecutor implements LearnExecutor {
     }
   }
 
-  /** Stops waiting; a cancelled run also cancels its job, a shutdown leaves it running for the next coordinator. */
+  /**
+   * Stops waiting; a cancelled run also cancels its job, a shutdown leaves it running for the next coordinator. A
+   * cancelled job is waited for (up to the unary deadline) until it has ended, so that a run reported CANCELLED has no
+   * trainer still writing into its directory (DeleteRun right after would otherwise leave the job's last files).
+   */
   private async abandon(jobId: string, signal: AbortSignal): Promise<never> {
     const reason = abortReason(signal);
     if (reason === 'cancelled') {
       const client = this.pool.get(this.options.trainerAddress);
-      await unaryCall(client, client.cancelJob, { jobId }, { deadlineMs: this.options.rpcDeadlineMs }).catch((error) =>
-        this.options.logger.warn({ job_id: jobId, err: error }, 'could not cancel the trainer job'),
-      );
+      const deadlineMs = this.options.rpcDeadlineMs;
+      try {
+        await unaryCall(client, client.cancelJob, { jobId }, { deadlineMs });
+        const until = Date.now() + deadlineMs;
+        while (Date.now() < until) {
+          const { job } = await unaryCall(client, client.getJob, { jobId }, { deadlineMs });
+          if (job && FINISHED.has(job.state)) break;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      } catch (error) {
+        this.options.logger.warn({ job_id: jobId, err: error }, 'could not cancel the trainer job');
+      }
     }
     throw new StageAbortedError(reason);
   }
@@ -328,19 +342,22 @@ export class GrpcLearnExecutor implements LearnExecutor {
 }
 
 /**
- * The three executors over gRPC (evaluation is composed of the generator and the judge by the engine), and the gold
- * judges of evaluation.gold_judge_address, one client per address, made on first use.
+ * The three executors over gRPC (evaluation is composed of the generator and the judge by the engine), and the
+ * user's judges: the gold judges of evaluation.gold_judge_address and the round judges of judge_address, one client
+ * per address, made on first use. They are dialled as the stack's services are (service-kit's createClient: TLS when
+ * this process has TLS_CA_FILE, plaintext otherwise).
  */
 export function grpcExecutors(options: GrpcExecutorOptions): Executors & { close(): void } {
   const generate = new GrpcGenerateExecutor(options);
   const judge = new GrpcJudgeExecutor(options);
   const learn = new GrpcLearnExecutor(options);
-  const goldJudges = new Map<string, GrpcJudgeExecutor>();
-  const goldJudge = (address: string) => {
-    let executor = goldJudges.get(address);
+  const external = new Map<string, GrpcJudgeExecutor>();
+  const judgeAt = (service: string) => (address: string) => {
+    const key = `${service}\n${address}`;
+    let executor = external.get(key);
     if (!executor) {
-      executor = new GrpcJudgeExecutor(options, [address], 'gold judge');
-      goldJudges.set(address, executor);
+      executor = new GrpcJudgeExecutor(options, [address], service);
+      external.set(key, executor);
     }
     return executor;
   };
@@ -348,12 +365,14 @@ export function grpcExecutors(options: GrpcExecutorOptions): Executors & { close
     generate,
     judge,
     learn,
-    goldJudge,
+    goldJudge: judgeAt('gold judge'),
+    roundJudge: judgeAt('judge of judge_address'),
+    engine: (baseUrl: string) => new EngineClient(baseUrl),
     close: () => {
       generate.close();
       judge.close();
       learn.close();
-      for (const executor of goldJudges.values()) executor.close();
+      for (const executor of external.values()) executor.close();
     },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The coordinator's readers on TRL's data forms (examples/data): seed pairs in every preference form, JSONL and
  * Parquet, read as the same pairs and rewritten (label noise, seed replay) in the explicit form of their kind; prompt
- * sets in both prompt-only forms; and the records a prompt set cannot carry, refused naming file:line and the field.
+ * sets in both prompt-only forms, multi-turn conversations included; and the records a prompt set cannot carry,
+ * refused naming file:line and the field.
  * The generator's reader: services/generator/src/generation/prompts.spec.ts.
  */
 import * as fs from 'node:fs';
@@ -53,22 +54,36 @@ test('seed pairs are rewritten in the explicit form of their kind, so label nois
   expect((await readPairs(file))[0].value).toEqual({ prompt: 'The sky is', chosen: ' blue.', rejected: ' green.', chosen_score: 1 });
 });
 
-test.each(['jsonl', 'parquet'])('prompt sets in both prompt-only forms (%s) give the same prompts', async (ext) => {
-  for (const name of ['prompts-standard', 'prompts-conversational']) {
-    const file = path.join(DATA, `${name}.${ext}`);
-    const coordinator = await readPrompts(file);
-    expect(coordinator.map((p) => p.value)).toEqual([
-      { id: 'p-1', prompt: 'What is 7 * 6? Answer briefly.' },
-      { id: 'p-2', prompt: 'Name a planet.' },
-    ]);
-  }
+test.each(['jsonl', 'parquet'])('prompt sets in both prompt-only forms (%s): text stays text, a conversation stays a conversation', async (ext) => {
+  const standard = await readPrompts(path.join(DATA, `prompts-standard.${ext}`));
+  expect(standard.map((p) => p.value)).toEqual([
+    { id: 'p-1', prompt: 'What is 7 * 6? Answer briefly.' },
+    { id: 'p-2', prompt: 'Name a planet.' },
+  ]);
+  const conversational = await readPrompts(path.join(DATA, `prompts-conversational.${ext}`));
+  expect(conversational.map((p) => p.value)).toEqual([
+    { id: 'p-1', prompt: [user('What is 7 * 6? Answer briefly.')] },
+    { id: 'p-2', prompt: [user('Name a planet.')] },
+  ]);
+  // The same question either way to the overlap checks (a repeat is a repeat), though encoded differently.
+  expect(conversational.map((p) => promptKey(p.prompt))).toEqual(standard.map((p) => p.prompt));
 });
 
-test('a multi-turn prompt in a prompt set is refused naming file:line and "prompt"', async () => {
+test.each(['jsonl', 'parquet'])('a multi-turn prompt set (%s) keeps every turn, ending with the user turn the model answers', async (ext) => {
+  const prompts = await readPrompts(path.join(DATA, `prompts-multi-turn.${ext}`));
+  expect(prompts.map((p) => p.prompt)).toEqual([
+    [{ role: 'system', content: 'You answer in one word.' }, user('Name a planet.'), assistant('Mars.'), user('Another one?')],
+    [user('What is 7 * 6?'), assistant('42.'), user('And 7 * 7?')],
+  ]);
+  expect(prompts[1].where).toBe(`${path.join(DATA, `prompts-multi-turn.${ext}`)}:${ext === 'parquet' ? 'row 2' : '2'}`);
+});
+
+test('a prompt-set conversation that does not end with a user turn is refused naming file:line and the field', async () => {
   const file = path.join(dir, 'multi.jsonl');
-  fs.writeFileSync(file, [JSON.stringify({ prompt: 'ok' }), JSON.stringify({ prompt: [{ role: 'system', content: 's' }, user('q')] })].join('\n') + '\n');
-  const message = `${file}:2: "prompt" is a conversation of 2 message(s); a prompt set's prompt is one user turn`;
+  fs.writeFileSync(file, [JSON.stringify({ prompt: 'ok' }), JSON.stringify({ prompt: [{ role: 'system', content: 's' }, user('q'), assistant('a')] })].join('\n') + '\n');
   const coordinator = await readPrompts(file).catch((e: unknown) => e);
   expect(coordinator).toBeInstanceOf(DataFormatError);
-  expect((coordinator as Error).message.startsWith(message)).toBe(true);
+  expect((coordinator as Error).message).toBe(
+    `${file}:2: "prompt[2].role" must be "user": a prompt ends with the user's turn, which the model answers, got "assistant" (drop the trailing turn, or put it in a preference pair's completion)`,
+  );
 });

@@ -2,11 +2,9 @@ import {
   ArtifactError,
   explicitPairRecord,
   JsonlWriter,
-  multiTurnPromptReason,
   normalisePair,
   normalisePrompt,
   readDataRecords,
-  singleTurnText,
   type ArtifactInfo,
   type DataPrompt,
 } from '@alignment/artifacts';
@@ -64,24 +62,25 @@ function jsonSafe(value: JsonObject): JsonObject {
 
 export interface PromptRecord {
   line: number;
-  prompt: string;
-  /** The record as the generator reads it: its fields, with "prompt" as text. */
+  /** `file:line` (or `file:row N`), for errors. */
+  where: string;
+  /** Text (standard form) or a conversation ending with a user turn (conversational form). */
+  prompt: DataPrompt;
+  /** The record as the generator reads it: its fields, with "prompt" in its normalised form. */
   value: JsonObject;
 }
 
 /**
  * A prompt set in either of TRL's prompt-only forms (`{"prompt": text}` or `{"prompt": [messages]}`, optionally
- * "id"), JSONL or Parquet; at least one prompt. The generator and the judge take a prompt as one user turn, so a
- * conversational prompt must be one user message (its text is the prompt).
+ * "id"), JSONL or Parquet; at least one prompt. A conversation may have several system, user and assistant turns,
+ * and ends with a user turn.
  */
 export async function readPrompts(file: string): Promise<PromptRecord[]> {
   const records = await formatErrors(async () => {
     const out: PromptRecord[] = [];
     for await (const { line, where, value } of readDataRecords(file)) {
-      const normalised = normalisePrompt(value, where).prompt;
-      const prompt = singleTurnText(normalised);
-      if (prompt === undefined) throw new DataFormatError(`${where}: ${multiTurnPromptReason(normalised)}`);
-      out.push({ line, prompt, value: { ...jsonSafe(value as JsonObject), prompt } });
+      const prompt = normalisePrompt(value, where).prompt;
+      out.push({ line, where, prompt, value: { ...jsonSafe(value as JsonObject), prompt } });
     }
     return out;
   });
@@ -91,6 +90,8 @@ export async function readPrompts(file: string): Promise<PromptRecord[]> {
 
 export interface PairRecord {
   line: number;
+  /** `file:line` (or `file:row N`), for errors. */
+  where: string;
   prompt: DataPrompt;
   chosen: string;
   rejected: string;
@@ -108,7 +109,7 @@ export async function readPairs(file: string): Promise<PairRecord[]> {
     const out: PairRecord[] = [];
     for await (const { line, where, value } of readDataRecords(file)) {
       const pair = normalisePair(value, where);
-      out.push({ line, prompt: pair.prompt, chosen: pair.chosen, rejected: pair.rejected, value: { ...jsonSafe(value as JsonObject), ...explicitPairRecord(pair) } });
+      out.push({ line, where, prompt: pair.prompt, chosen: pair.chosen, rejected: pair.rejected, value: { ...jsonSafe(value as JsonObject), ...explicitPairRecord(pair) } });
     }
     return out;
   });

@@ -151,7 +151,8 @@ describe('a run', () => {
     expect(artifactShas(h, 'unsharded')).toEqual(artifactShas(h, 'last-first'));
     const responses = fs.readFileSync(path.join(h.dataDir, 'runs', 'last-first', 'round-1', 'generate', 'responses.jsonl'), 'utf8');
     expect(responses.trim().split('\n').map((l) => JSON.parse(l).prompt_index)).toEqual([0, 1, 2, 3, 4, 5]);
-  });
+    // Three whole runs on the fakes: about 3 s alone, past jest's default 5 s on a loaded machine.
+  }, 30_000);
 
   it('fails with the stage and the service named when a service stays down, and resumes by StartRun with the same run_id', async () => {
     const h = harness();

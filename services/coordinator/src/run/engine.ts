@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { ROOT_CONTEXT, SpanStatusCode, TraceFlags, trace, type Context, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, TraceFlags, trace, type Context, type Span } from '@opentelemetry/api';
 import { JobState, RunSpec, Stage, type Run } from '@alignment/contracts';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@alignment/errors';
 import { tracer, withSpan, type Logger } from '@alignment/service-kit';
@@ -9,8 +9,10 @@ import { PairwiseEvaluator } from './evaluate';
 import { StageAbortedError, StageFailedError, ServiceUnavailableError, abortReason, sleep, type CallContext, type Executors, type StageExecutors } from './executors';
 import { planStages, type PlannedStage } from './plan';
 import { checkDeletable, diskBytes, endsRound, pruneCheckpoints, removeRunDir } from './retention';
+import { endRun, type RunEndContext } from './run-end';
 import { RunConflictError, ShuttingDownError } from './run-errors';
 import { RunEvents, type RunEvent } from './run-events';
+import { RunResources } from './run-resources';
 import { deriveSeed } from './seeds';
 import { checkRunId, validateSpec } from './run-spec';
 import { prepareStageDir, removeStageWork } from './stage-dir';
@@ -23,10 +25,11 @@ export interface EngineOptions {
   store: RunStore;
   /** Root of the artifacts: $DATA_DIR/runs/<run_id>/round-<t>/<stage>/. Must be absolute. */
   dataDir: string;
+  /** MODEL_STORE_URI (model-store.ts): where LEARN stages publish their models; unset = under their stage directory. */
+  modelStoreUri?: string;
   executors: Executors;
   logger: Logger;
-  /** Automatic resumes of INTERRUPTED / UNAVAILABLE failures; default DEFAULT_AUTO_RESUME. */
-  autoResume?: AutoResumePolicy;
+  autoResume?: AutoResumePolicy; // automatic resumes of INTERRUPTED / UNAVAILABLE failures; default DEFAULT_AUTO_RESUME
   /**
    * Called when a run's execution crashed on something other than a stage failure (the database cannot be written):
    * main.ts turns health NOT_SERVING and exits, so the orchestrator restarts the coordinator. Default: logged only.
@@ -57,13 +60,17 @@ export class RunEngine {
   private readonly executions = new Map<string, Execution>();
   private readonly events = new RunEvents();
   private readonly executors: StageExecutors;
+  private readonly resources: RunResources;
+  private readonly ending: RunEndContext;
   private stopping = false;
   private ticker?: NodeJS.Timeout;
 
   constructor(private readonly options: EngineOptions) {
     if (!path.isAbsolute(options.dataDir)) throw new Error(`dataDir must be absolute, got ${options.dataDir}`);
-    const { generate, judge, learn, goldJudge } = options.executors;
-    this.executors = { generate, judge, learn, evaluate: options.executors.evaluate ?? new PairwiseEvaluator(generate, judge, goldJudge) };
+    const { generate, judge, learn, goldJudge, roundJudge, engine } = options.executors;
+    this.executors = { generate, judge, learn, roundJudge, engine, evaluate: options.executors.evaluate ?? new PairwiseEvaluator(generate, judge, goldJudge) };
+    this.resources = new RunResources({ store: options.store, modelStoreUri: options.modelStoreUri, engine, logger: options.logger });
+    this.ending = { store: options.store, log: options.logger, resources: this.resources, emit: (id, e) => this.emit(id, e), getRun: (id) => this.getRun(id) };
   }
 
   private get store(): RunStore {
@@ -143,11 +150,12 @@ export class RunEngine {
     return { ...this.store.toRun(row), diskBytes: diskBytes(this.runDir(runId)) };
   }
 
-  /** Deletes a run that is not executing: its directory, then its records (DeleteRun). Returns the bytes freed. */
+  /** Deletes a run that is not executing: its policies its engine still serves (best effort), its directory, then its records (DeleteRun). Returns the bytes freed. */
   async deleteRun(runId: string): Promise<number> {
     const row = this.store.findRun(runId);
     if (!row) throw new NotFoundError(`run_id: no run '${runId}'`);
     checkDeletable(runId, row.state, this.executions.has(runId));
+    await this.resources.releaseEngine(runId, row.spec);
     const freed = await removeRunDir(this.runDir(runId));
     this.store.deleteRun(runId);
     return freed;
@@ -258,7 +266,9 @@ export class RunEngine {
           for (const [index, planned] of plan.entries()) {
             if (signal.aborted) throw new StageAbortedError(abortReason(signal));
             await this.runStage(row, planned, outputs, signal, runCtx);
-            if (endsRound(plan, index)) await pruneCheckpoints(this.runDir(runId), row.spec.keepLastCheckpoints, planned.round);
+            if (!endsRound(plan, index)) continue;
+            await pruneCheckpoints(this.runDir(runId), row.spec.keepLastCheckpoints, planned.round);
+            await this.resources.measure(runId, span);
           }
           break;
         } catch (error) {
@@ -274,10 +284,7 @@ export class RunEngine {
           await sleep(delayMs, signal);
         }
       }
-      this.store.setRunState(runId, JobState.JOB_STATE_SUCCEEDED, { allowedFrom: [JobState.JOB_STATE_RUNNING] });
-      span.setStatus({ code: SpanStatusCode.OK });
-      this.log.info({ run_id: runId }, 'run succeeded');
-      this.emit(runId, { kind: 'ended', run: this.getRun(runId) });
+      await endRun(this.ending, row, span, { succeeded: true });
     } catch (error) {
       // The database itself failed: nothing can be recorded; launch() hands it to onFatal.
       if (isDatabaseError(error)) throw error;
@@ -286,18 +293,7 @@ export class RunEngine {
         this.log.info({ run_id: runId }, 'run paused by shutdown; it resumes at the next start');
         return;
       }
-      if (error instanceof StageAbortedError) {
-        this.store.setRunState(runId, JobState.JOB_STATE_CANCELLED, { error: 'cancelled by CancelRun' });
-        span.setStatus({ code: SpanStatusCode.ERROR, message: 'cancelled' });
-        this.log.info({ run_id: runId }, 'run cancelled');
-      } else {
-        const interrupted = error instanceof StageFailedError && error.interrupted;
-        const message = (error as Error).message;
-        this.store.setRunState(runId, interrupted ? JobState.JOB_STATE_INTERRUPTED : JobState.JOB_STATE_FAILED, { error: message });
-        span.setStatus({ code: SpanStatusCode.ERROR, message });
-        this.log.warn({ run_id: runId, error: message }, interrupted ? 'run interrupted' : 'run failed');
-      }
-      this.emit(runId, { kind: 'ended', run: this.getRun(runId) });
+      await endRun(this.ending, row, span, { succeeded: false, error });
     } finally {
       span.end();
     }
@@ -349,7 +345,7 @@ export class RunEngine {
     try {
       result = await withSpan(
         `coordinator.stage ${stageName(stage)}`,
-        () => definition.execute(stageInputs, { runId, nonce: row.nonce, spec: row.spec, round, dir, seed, attempt, executors: this.executors, call: ctx }),
+        () => definition.execute(stageInputs, { runId, nonce: row.nonce, spec: row.spec, round, dir, seed, attempt, modelStore: this.options.modelStoreUri, executors: this.executors, call: ctx }),
         { parent: runCtx, attributes: { 'run.id': runId, 'stage.round': round, 'stage.name': stageName(stage), 'stage.attempt': attempt } },
       );
       if (signal.aborted) throw new StageAbortedError(abortReason(signal));
@@ -388,7 +384,10 @@ export class RunEngine {
       metrics: result.metrics,
     });
     outputs.set(round, stage, result.outputs);
-    if (stage === Stage.STAGE_LEARN) this.store.setLatestModel(runId, modelOf(result.outputs));
+    if (stage === Stage.STAGE_LEARN) {
+      this.store.setLatestModel(runId, modelOf(result.outputs));
+      await this.resources.measure(runId); // before the stage's end is told: a watcher reads the new model's bytes
+    }
     await removeStageWork(dir);
     for (const warning of result.warnings ?? []) this.log.warn({ run_id: runId, round, stage: stageName(stage) }, warning);
     this.emit(runId, { kind: 'stage', round, stage, state: JobState.JOB_STATE_SUCCEEDED, message: (result.warnings ?? []).join('; ') });

@@ -72,7 +72,7 @@ export class PairwiseEvaluator implements EvaluateExecutor {
       generateSharded(
         {
           executor: this.generator,
-          request: { model, prompts: { $case: 'promptSet', value: request.prompts }, params: { ...generation, n, seed } },
+          request: { model, prompts: { $case: 'promptSet', value: request.prompts }, params: { ...generation, n, seed }, promptEncoding: request.promptEncoding },
           prompts,
           shards: request.generatorShards,
           workDir,

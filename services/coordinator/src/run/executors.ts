@@ -9,6 +9,7 @@ import type {
   JudgePairsResult,
   ModelRef,
   Progress,
+  PromptEncoding,
 } from '@alignment/contracts';
 
 // The stage executors the run engine drives, as small interfaces: the gRPC implementations live in src/clients/,
@@ -47,7 +48,15 @@ export interface JudgeExecutor {
  * FAILED / was CANCELLED / INTERRUPTED.
  */
 export interface LearnExecutor {
-  train(jobId: string, spec: JobSpec, ctx: CallContext): Promise<Job>;
+  train(jobId: string, spec: JobSpec, ctx: LearnCallContext): Promise<Job>;
+}
+
+export interface LearnCallContext extends CallContext {
+  /**
+   * The attempt's directory on the coordinator's data volume (`<stage dir>/attempt-<k>`): where a trainer that
+   * shares that volume (a Kubernetes LEARN Job) trains a job whose output_uri is s3://, before it publishes there.
+   */
+  stagingDir?: string;
 }
 
 export interface EvaluateRequest {
@@ -59,6 +68,8 @@ export interface EvaluateRequest {
   /** Held-out prompts (pinned sha256). */
   prompts: ArtifactRef;
   config: EvaluationConfig;
+  /** How string prompts are encoded when π_t and π_init sample (RunSpec.prompt_encoding, resolved). */
+  promptEncoding: PromptEncoding;
   /**
    * π_init's fixed sample per prompt, generated once per run (by round 0's EVALUATE). Absent in round 0: the
    * evaluator generates it with `baselineSeed` and returns it as output `baseline`.
@@ -87,6 +98,19 @@ export interface EvaluateExecutor {
   evaluate(request: EvaluateRequest, ctx: CallContext): Promise<EvaluateResult>;
 }
 
+/**
+ * Runtime model loading of an OpenAI-compatible engine (RunSpec.engine): vLLM's /v1/load_lora_adapter and
+ * /v1/unload_lora_adapter, and /v1/models (clients/engine-client.ts). Failures are StageFailedError naming the engine.
+ */
+export interface EngineModelLoader {
+  readonly baseUrl: string;
+  /** The model names the engine serves now. */
+  models(signal?: AbortSignal): Promise<string[]>;
+  /** Loads the model at `path` (as the engine reads it) under `name`. */
+  load(name: string, path: string, signal?: AbortSignal): Promise<void>;
+  unload(name: string, signal?: AbortSignal): Promise<void>;
+}
+
 export interface Executors {
   generate: GenerateExecutor;
   judge: JudgeExecutor;
@@ -95,10 +119,14 @@ export interface Executors {
   evaluate?: EvaluateExecutor;
   /** The judge at a RunSpec's evaluation.gold_judge_address; without it such a run's evaluation fails. */
   goldJudge?: (address: string) => JudgeExecutor;
+  /** The judge at a RunSpec's judge_address (rounds' JUDGE stages); without it such a run's JUDGE fails. */
+  roundJudge?: (address: string) => JudgeExecutor;
+  /** The loader of the engine at a RunSpec's engine.base_url; without it such a run fails at its first GENERATE. */
+  engine?: (baseUrl: string) => EngineModelLoader;
 }
 
 /** What the stages call: the executors with the evaluator in place (the gold judges are the evaluator's). */
-export type StageExecutors = Required<Omit<Executors, 'goldJudge'>>;
+export type StageExecutors = Required<Omit<Executors, 'goldJudge' | 'roundJudge' | 'engine'>> & Pick<Executors, 'roundJudge' | 'engine'>;
 
 // ------------------------------------------------------------------------------------------------------- errors
 

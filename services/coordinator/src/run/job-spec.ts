@@ -1,6 +1,7 @@
-import { fileUri } from '@alignment/artifacts';
+import { fileUri, isS3Uri } from '@alignment/artifacts';
 import type { ArtifactRef, JobSpec, PreferenceJob, RunSpec } from '@alignment/contracts';
 import { configurationPlan, dndLambda } from './configurations';
+import { promptEncoding } from './prompt-encoding';
 
 /**
  * The trainer job of one LEARN stage (docs/algorithm.md §2 step 3): π_θ ← π_{t−1} and π_ref ← π_{t−1} (π_init in
@@ -14,7 +15,8 @@ export function preferenceJobSpec(args: {
   /** π_{t−1}'s Hugging Face checkpoint (π_init's in round 0). */
   init: ArtifactRef;
   pairs: ArtifactRef;
-  outputDir: string;
+  /** The job's output: a local directory, or an s3:// prefix the trainer publishes to (model-store.ts). */
+  output: string;
   seed: number;
 }): JobSpec {
   const { spec, round } = args;
@@ -31,6 +33,7 @@ export function preferenceJobSpec(args: {
     droSolverAddress: '',
     labelSmoothing: undefined,
     drdpoBetaPrime: undefined,
+    promptEncoding: promptEncoding(spec),
   };
   if (round > 0 && plan.dnd !== 'none') {
     const spa = loss?.spa;
@@ -53,7 +56,7 @@ export function preferenceJobSpec(args: {
   return {
     kind: { $case: 'preference', value: preference },
     hparams: { ...hparams, seed: args.seed },
-    outputUri: fileUri(args.outputDir),
+    outputUri: isS3Uri(args.output) ? args.output : fileUri(args.output),
     exportOnnx: true,
   };
 }

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '@alignment/artifacts';
+import { confineS3Uri, deleteS3Artifact, isS3Uri, writeFileAtomic } from '@alignment/artifacts';
 import { JobState, Stage } from '@alignment/contracts';
 import { FailedPreconditionError } from '@alignment/errors';
 import type { PlannedStage } from './plan';
@@ -9,6 +9,13 @@ import { PRUNED_FILE, prunedOutputs, STAGE_MANIFEST, stageName, type StageManife
 /**
  * Disk use and retention of a run's directory ($DATA_DIR/runs/<run_id>): the bytes GetRun reports (Run.disk_bytes),
  * the pruning of old rounds' model checkpoints and exports (RunSpec.keep_last_checkpoints), and DeleteRun's removal.
+ * A LEARN model recorded as an s3:// URI (a directory artifact: objects under a prefix, manifest.json published
+ * last) is pruned and deleted too, manifest first (deleteS3Artifact), so an interrupted deletion leaves a prefix that
+ * readers see as absent, never a checkpoint listed whole with objects missing; only where this coordinator may write
+ * (S3_ARTIFACT_ROOTS). Run.disk_bytes counts the run's directory only: it is read on every GetRun and WatchRun event,
+ * synchronously, and listing a bucket there would put network calls on every read (DeleteRun's freed_bytes does
+ * count the s3:// objects it deletes; Run.object_store_bytes, listed at stage and round ends, counts those in the
+ * model store: run-resources.ts).
  */
 
 /** The LEARN outputs retention deletes: the model checkpoint and its ONNX export (directories). */
@@ -52,18 +59,71 @@ export async function pruneCheckpoints(runDir: string, keepLast: number, round: 
     }
     const already = prunedOutputs(dir);
     const targets = PRUNABLE_OUTPUTS.flatMap((name) => {
-      const local = !already.has(name) && manifest.outputs?.[name] ? localOutputPath(manifest.outputs[name].uri, dir) : undefined;
-      return local ? [{ name, local }] : [];
+      const where = already.has(name) ? undefined : deletableOutput(manifest.outputs?.[name]?.uri, dir);
+      return where ? [{ name, ...where }] : [];
     });
     if (targets.length === 0) continue;
     const names = [...already, ...targets.map((t) => t.name)].sort();
     await writeFileAtomic(path.join(dir, PRUNED_FILE), JSON.stringify({ outputs: names }, null, 2) + '\n');
-    for (const { local } of targets) {
-      freed += diskBytes(local);
-      await fs.promises.rm(local, { recursive: true, force: true });
+    for (const target of targets) {
+      // An S3 failure here does not fail the run: its objects stay behind (the manifest goes first, so a reader sees
+      // at most a whole model or an absent one); DeleteRun, or a lifecycle rule on the bucket, removes them later.
+      freed += await deleteOutput(target).catch((error: unknown) => {
+        if ('s3' in target) return 0;
+        throw error;
+      });
     }
   }
   return freed;
+}
+
+/** Where a stage output may be deleted: a local path inside the stage's directory, or an s3:// URI this coordinator may write. */
+type Deletable = { local: string } | { s3: string };
+
+function deletableOutput(uri: string | undefined, stageDir: string): Deletable | undefined {
+  if (!uri) return undefined;
+  if (isS3Uri(uri)) {
+    try {
+      confineS3Uri(uri, 'keep_last_checkpoints', 'write');
+      return { s3: uri };
+    } catch {
+      return undefined; // outside S3_ARTIFACT_ROOTS: not this coordinator's to delete
+    }
+  }
+  const local = localOutputPath(uri, stageDir);
+  return local ? { local } : undefined;
+}
+
+/** Deletes one output; returns the bytes it held. */
+async function deleteOutput(target: Deletable): Promise<number> {
+  if ('s3' in target) return deleteS3Artifact(target.s3, 'keep_last_checkpoints');
+  const bytes = diskBytes(target.local);
+  await fs.promises.rm(target.local, { recursive: true, force: true });
+  return bytes;
+}
+
+/**
+ * The s3:// model checkpoints and exports the LEARN stages under `runDir` recorded (round-N/learn/stage.json), pruned
+ * ones included (absent already, or left behind by a failed deletion). Only these: they are always the trainer
+ * job's own products, never a spec input.
+ */
+async function s3Models(runDir: string): Promise<string[]> {
+  const uris: string[] = [];
+  for (const round of await fs.promises.readdir(runDir).catch(() => [] as string[])) {
+    if (!/^round-\d+$/.test(round)) continue;
+    const dir = path.join(runDir, round, stageName(Stage.STAGE_LEARN).toLowerCase());
+    let manifest: StageManifest;
+    try {
+      manifest = JSON.parse(await fs.promises.readFile(path.join(dir, STAGE_MANIFEST), 'utf8')) as StageManifest;
+    } catch {
+      continue;
+    }
+    for (const name of PRUNABLE_OUTPUTS) {
+      const where = deletableOutput(manifest.outputs?.[name]?.uri, dir);
+      if (where && 's3' in where) uris.push(where.s3);
+    }
+  }
+  return uris;
 }
 
 /** The local path of a stage output's file:// URI, only if it lies inside the stage's directory (never anything else). */
@@ -73,9 +133,11 @@ function localOutputPath(uri: string, stageDir: string): string | undefined {
   return local.startsWith(stageDir + path.sep) ? local : undefined;
 }
 
-/** Removes a run's directory; returns the bytes it held. */
+/** Removes a run's s3:// models (s3Models, where this coordinator may write), then its directory; returns the bytes they held. */
 export async function removeRunDir(runDir: string): Promise<number> {
-  const bytes = diskBytes(runDir);
+  let bytes = 0;
+  for (const uri of await s3Models(runDir)) bytes += await deleteS3Artifact(uri, 'run_id');
+  bytes += diskBytes(runDir);
   await fs.promises.rm(runDir, { recursive: true, force: true });
   return bytes;
 }

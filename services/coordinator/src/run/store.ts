@@ -8,7 +8,7 @@ import { JobState, ModelRef, RunSpec, Stage, type ArtifactRef, type Run, type Ro
  * power loss). Together with the atomically written artifacts it is the whole truth a restarted coordinator
  * resumes from; nothing about a run lives only in memory.
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runs (
@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS runs (
   nonce          TEXT NOT NULL,     -- makes trainer job ids unique across coordinators reusing a run_id
   auto_resumes   INTEGER NOT NULL DEFAULT 0,  -- automatic resumes since the last StartRun (auto-resume.ts)
   owner          TEXT NOT NULL DEFAULT '',    -- the principal that started it ('' without authentication)
+  object_store_bytes INTEGER NOT NULL DEFAULT 0,  -- Run.object_store_bytes as last listed (run-resources.ts)
   created_at     INTEGER NOT NULL,  -- ms since the epoch
   updated_at     INTEGER NOT NULL
 );
@@ -68,6 +69,7 @@ export interface RunRow {
   nonce: string;
   autoResumes: number;
   owner: string;
+  objectStoreBytes: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -112,6 +114,7 @@ interface RawRun {
   nonce: string;
   auto_resumes: number;
   owner: string;
+  object_store_bytes: number;
   created_at: number;
   updated_at: number;
 }
@@ -156,6 +159,7 @@ export class RunStore {
     // Version 1 had no auto_resumes (CREATE TABLE IF NOT EXISTS leaves an existing table as it was).
     if (version === 1) db.exec('ALTER TABLE runs ADD COLUMN auto_resumes INTEGER NOT NULL DEFAULT 0');
     if (version >= 1 && version < 3) db.exec("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''");
+    if (version >= 1 && version < 4) db.exec('ALTER TABLE runs ADD COLUMN object_store_bytes INTEGER NOT NULL DEFAULT 0');
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return new RunStore(db, now);
   }
@@ -216,6 +220,11 @@ export class RunStore {
 
   setLatestModel(runId: string, model: ModelRef): void {
     this.db.prepare('UPDATE runs SET latest_model = ?, updated_at = ? WHERE run_id = ?').run(Buffer.from(ModelRef.encode(model).finish()), this.now(), runId);
+  }
+
+  /** Run.object_store_bytes as just listed; a measurement, so updated_at stays. */
+  setObjectStoreBytes(runId: string, bytes: number): void {
+    this.db.prepare('UPDATE runs SET object_store_bytes = ? WHERE run_id = ?').run(bytes, runId);
   }
 
   /** Removes a run's records (its metrics and stages, then the run) in one transaction; false when there was none. */
@@ -332,6 +341,7 @@ export class RunStore {
       automaticResumes: row.autoResumes,
       owner: row.owner,
       diskBytes: 0, // the engine measures the run's directory (RunEngine.getRun)
+      objectStoreBytes: row.objectStoreBytes,
     };
   }
 }
@@ -353,6 +363,7 @@ function toRunRow(raw: RawRun): RunRow {
     nonce: raw.nonce,
     autoResumes: raw.auto_resumes,
     owner: raw.owner,
+    objectStoreBytes: raw.object_store_bytes,
     createdAt: raw.created_at,
     updatedAt: raw.updated_at,
   };

@@ -30,7 +30,7 @@ describe('unfinished_pairs validation', () => {
     const negative = await errorOf({ unfinishedPairs: UnfinishedPairs.UNFINISHED_PAIRS_PENALIZE, unfinishedPenalty: -0.5 });
     expect(negative).toBeInstanceOf(InvalidArgumentError);
     expect((negative as InvalidArgumentError).field).toBe('spec.unfinished_penalty');
-    expect((negative as InvalidArgumentError).message).toMatch(/must be >= 0, got -0.5/);
+    expect((negative as InvalidArgumentError).message).toMatch(/must be greater than or equal to 0, got -0.5/);
     const nan = await errorOf({ unfinishedPairs: UnfinishedPairs.UNFINISHED_PAIRS_PENALIZE, unfinishedPenalty: NaN });
     expect((nan as InvalidArgumentError).field).toBe('spec.unfinished_penalty');
   });

@@ -137,7 +137,7 @@ describe('configuration -> trainer loss (one table, configurations.ts)', () => {
       roundTraining: { learningRate: 2e-5, batchSize: 4 },
     });
   const job = (s: RunSpec, round: number): PreferenceJob => {
-    const built = preferenceJobSpec({ spec: s, round, init: { uri: 'file:///m', sha256: 'm', sizeBytes: 0 }, pairs: { uri: 'file:///p', sha256: 'p', sizeBytes: 0 }, outputDir: '/out', seed: 9 });
+    const built = preferenceJobSpec({ spec: s, round, init: { uri: 'file:///m', sha256: 'm', sizeBytes: 0 }, pairs: { uri: 'file:///p', sha256: 'p', sizeBytes: 0 }, output: '/out', seed: 9 });
     if (built.kind?.$case !== 'preference') throw new Error('not a preference job');
     return built.kind.value;
   };
@@ -177,11 +177,11 @@ describe('configuration -> trainer loss (one table, configurations.ts)', () => {
 
   it('round 0 uses seed_training, rounds use round_training, both with the derived seed; the output is exported to ONNX', () => {
     const s = spec(Configuration.CONFIGURATION_SPA);
-    const built = preferenceJobSpec({ spec: s, round: 0, init: { uri: 'file:///m', sha256: '', sizeBytes: 0 }, pairs: { uri: 'file:///p', sha256: '', sizeBytes: 0 }, outputDir: '/out/a', seed: 9 });
+    const built = preferenceJobSpec({ spec: s, round: 0, init: { uri: 'file:///m', sha256: '', sizeBytes: 0 }, pairs: { uri: 'file:///p', sha256: '', sizeBytes: 0 }, output: '/out/a', seed: 9 });
     expect(built.hparams).toMatchObject({ learningRate: 1e-5, batchSize: 8, seed: 9 });
     expect(built.exportOnnx).toBe(true);
     expect(built.outputUri).toBe('file:///out/a');
-    const later = preferenceJobSpec({ spec: s, round: 1, init: { uri: 'file:///m', sha256: '', sizeBytes: 0 }, pairs: { uri: 'file:///p', sha256: '', sizeBytes: 0 }, outputDir: '/out/b', seed: 10 });
+    const later = preferenceJobSpec({ spec: s, round: 1, init: { uri: 'file:///m', sha256: '', sizeBytes: 0 }, pairs: { uri: 'file:///p', sha256: '', sizeBytes: 0 }, output: '/out/b', seed: 10 });
     expect(later.hparams).toMatchObject({ learningRate: 2e-5, batchSize: 4, seed: 10 });
   });
 

@@ -3,9 +3,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
-import { checkRecord } from '@alignment/contracts';
+import { checkRecord, PromptEncoding } from '@alignment/contracts';
 import { CancelledError, InvalidArgumentError } from '@alignment/errors';
-import { causalModelCache, type CausalModel, type ModelCache, type OpenAiEndpoint } from '@alignment/lm';
+import { causalModelCache, generate, PAPER_SAMPLING, type CausalModel, type LanguageModel, type ModelCache, type OpenAiEndpoint } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
 import { resolveSamplingParams } from './params';
 import { generateResponses, type GenerationJob, type GenerationProgress, type ResponsesRecord } from './generate-responses';
@@ -26,6 +26,7 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+const DATA = path.resolve(__dirname, '../../../../examples/data');
 const PROMPTS = ['What colour is the sky?', 'Two plus two?', 'Answer briefly.', 'Hi', 'Say something nice.'];
 
 function job(overrides: Partial<GenerationJob> = {}): GenerationJob {
@@ -53,6 +54,71 @@ async function invalidField(j: GenerationJob): Promise<string> {
   expect(error).toBeInstanceOf(InvalidArgumentError);
   return (error as InvalidArgumentError).field;
 }
+
+describe('generateResponses: prompt encoding (RunSpec.prompt_encoding) and conversational prompt sets', () => {
+  /** The greedy text `model` continues `promptIds` with: what the generator must write for the prompt. */
+  async function greedyText(promptIds: (m: LanguageModel) => number[], maxNewTokens: number, modelDir = models.policy): Promise<string> {
+    const lease = await cache.acquire(modelDir);
+    try {
+      const m = lease.value as LanguageModel;
+      for await (const [result] of generate(m, [{ index: 0, promptIds: promptIds(m) }], { ...PAPER_SAMPLING, greedy: true, n: 1, maxNewTokens })) return result.samples[0].text;
+      throw new Error('no generation');
+    } finally {
+      lease.release();
+    }
+  }
+  const greedy = (prompt: string, promptEncoding?: PromptEncoding, modelDir = models.policy) =>
+    job({ model: { uri: modelDir, sha256: '' }, prompts: { kind: 'inline', prompts: [prompt] }, params: { n: 1, topK: 0, maxNewTokens: 12, stop: [], seed: 0, greedy: true }, promptEncoding });
+
+  it('samples a string prompt as raw text by default, and through the chat template with PROMPT_ENCODING_CHAT_TEMPLATE', async () => {
+    const prompt = 'What colour is the sky?';
+    const raw = await greedyText((m) => m.tokenizer.encodeText(prompt), 12);
+    const templated = await greedyText((m) => m.tokenizer.encodePrompt(prompt, { strings: 'chat-template' }), 12);
+    expect(raw).not.toBe(templated);
+    const written = async (encoding?: PromptEncoding) => (await records((await generateResponses(greedy(prompt, encoding), { models: cache, store })).responses.path))[0];
+    expect((await written()).responses).toEqual([raw]);
+    expect((await written(PromptEncoding.PROMPT_ENCODING_RAW_TEXT)).responses).toEqual([raw]);
+    expect((await written(PromptEncoding.PROMPT_ENCODING_CHAT_TEMPLATE)).responses).toEqual([templated]);
+    expect(await invalidField(greedy(prompt, 9 as PromptEncoding))).toBe('prompt_encoding');
+  });
+
+  it('samples a multi-turn conversation through the template and writes it, turn for turn, as the record’s prompt', async () => {
+    const file = path.join(DATA, 'prompts-multi-turn.jsonl');
+    const sha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    const outcome = await generateResponses(
+      job({ prompts: { kind: 'artifact', uri: file, sha256 }, params: { n: 1, topK: 0, maxNewTokens: 12, stop: [], seed: 0, greedy: true } }),
+      { models: cache, store },
+    );
+    const [first] = await records(outcome.responses.path);
+    const turns = [
+      { role: 'system', content: 'You answer in one word.' },
+      { role: 'user', content: 'Name a planet.' },
+      { role: 'assistant', content: 'Mars.' },
+      { role: 'user', content: 'Another one?' },
+    ];
+    expect(first).toMatchObject({ prompt_index: 0, id: 'm-1', prompt: turns });
+    expect(first.responses).toEqual([await greedyText((m) => m.tokenizer.encodePrompt(turns, { strings: 'raw-text' }), 12)]);
+  });
+
+  it('takes a model without a chat template with raw text, and refuses the template naming prompt_encoding', async () => {
+    const bare = path.join(dir, 'bare');
+    fs.cpSync(models.policy, bare, { recursive: true });
+    fs.rmSync(path.join(bare, 'chat_template.jinja'));
+    const configPath = path.join(bare, 'tokenizer_config.json');
+    const config = JSON.parse(fs.readFileSync(configPath, 'utf8')) as { chat_template?: unknown };
+    delete config.chat_template;
+    fs.writeFileSync(configPath, JSON.stringify(config));
+    const prompt = 'What colour is the sky?';
+    const outcome = await generateResponses(greedy(prompt, undefined, bare), { models: cache, store });
+    expect((await records(outcome.responses.path))[0].responses).toEqual([await greedyText((m) => m.tokenizer.encodeText(prompt), 12, bare)]);
+    expect(await invalidField(greedy(prompt, PromptEncoding.PROMPT_ENCODING_CHAT_TEMPLATE, bare))).toBe('prompt_encoding');
+    // A conversational prompt set needs the template too: refused naming the set and the line.
+    const file = path.join(DATA, 'prompts-multi-turn.jsonl');
+    const sha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    const error = await generateResponses(job({ model: { uri: bare, sha256: '' }, prompts: { kind: 'artifact', uri: file, sha256 } }), { models: cache, store }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ field: `prompt_set (${file}:1)`, reason: expect.stringContaining('is a conversation (message list), which is rendered with the chat template') });
+  });
+});
 
 describe('generateResponses', () => {
   it('writes n responses per prompt, in prompt order, as a JSONL artifact with its sha256, and reports progress', async () => {

@@ -1,9 +1,10 @@
-import { ArtifactError, type ArtifactInfo, type ArtifactStore, finishOutput, JsonlWriter, outputTarget, type OutputTarget } from '@alignment/artifacts';
+import { ArtifactError, type ArtifactInfo, type DataPrompt, type ArtifactStore, finishOutput, JsonlWriter, outputTarget, type OutputTarget } from '@alignment/artifacts';
 import { AlreadyExistsError, InvalidArgumentError } from '@alignment/errors';
 import {
   LmArgumentError,
   acquireCausalModel,
   generateWith,
+  stringPromptEncoding,
   promptProblem,
   type CausalModel,
   type CausalModelRef,
@@ -11,6 +12,7 @@ import {
   type OpenAiEndpoint,
   type PromptToGenerate,
 } from '@alignment/lm';
+import type { PromptEncoding } from '@alignment/contracts';
 import { requireShard, type ShardSpec } from '@alignment/service-kit';
 import { resolveSamplingParams, type GenerationParamsInput } from './params';
 import { loadPromptSet, type PromptSource } from './prompts';
@@ -24,6 +26,8 @@ export interface GenerationJob {
   shard: ShardSpec | undefined;
   /** Where to write the responses JSONL; empty = the artifact store chooses. */
   outputUri: string;
+  /** How string prompts are encoded (request field `prompt_encoding`); unset = raw text. */
+  promptEncoding?: PromptEncoding;
 }
 
 export interface GenerationDeps {
@@ -53,7 +57,8 @@ export interface GenerationOutcome {
 export interface ResponsesRecord {
   prompt_index: number;
   id?: string | number;
-  prompt: string;
+  /** As the prompt set gave it: text, or a conversation (a list of {"role", "content"}). */
+  prompt: DataPrompt;
   responses: string[];
   finish_reasons: string[];
 }
@@ -76,9 +81,10 @@ async function outputPath(job: GenerationJob, store: ArtifactStore): Promise<Out
   }
 }
 
-/** Publishes an s3:// output once written; a failed upload is INVALID_ARGUMENT on output_uri, saying why. */
+/** Publishes an s3:// output once written; other content published there is ALREADY_EXISTS, a failed upload INVALID_ARGUMENT, on output_uri. */
 function published(target: OutputTarget, written: ArtifactInfo): Promise<ArtifactInfo> {
   return finishOutput(target, written, 'output_uri').catch((error: unknown) => {
+    if (error instanceof ArtifactError && error.kind === 'exists') throw new AlreadyExistsError('output_uri', error.message);
     if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
     throw error;
   });
@@ -115,17 +121,21 @@ export async function generateResponses(
 ): Promise<GenerationOutcome> {
   const shard = requireShard('shard', job.shard);
   const params = resolveSamplingParams(job.params);
+  const strings = stringPromptEncoding(job.promptEncoding);
   const destination = await outputPath(job, deps.store);
   const set = await loadPromptSet(job.prompts, shard);
   const lease = await acquireCausalModel(deps.models, job.model, 'model');
   try {
     const model = lease.value;
+    if (strings === 'chat-template' && !model.tokenizer.hasChatTemplate) {
+      throw new InvalidArgumentError('prompt_encoding', 'is PROMPT_ENCODING_CHAT_TEMPLATE but the model directory has no chat template: encode the prompts as raw text');
+    }
     // Every prompt is checked before anything is written: one that the chat template refuses or that leaves no
     // room for a response fails the request up front, not after hours of generation.
     const items: PromptToGenerate[] = set.prompts.map((p) => {
       let promptIds: number[];
       try {
-        promptIds = model.tokenizer.encodePrompt(p.prompt);
+        promptIds = model.tokenizer.encodePrompt(p.prompt, { strings });
       } catch (error) {
         if (error instanceof LmArgumentError) throw new InvalidArgumentError(set.fieldOf(p.index), error.reason);
         throw error;

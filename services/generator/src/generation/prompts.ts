@@ -1,17 +1,19 @@
-import { ArtifactError, localInput, multiTurnPromptReason, normalisePrompt, readDataRecords, singleTurnText, verifyArtifact } from '@alignment/artifacts';
+import { ArtifactError, localInput, normalisePrompt, readDataRecords, verifyArtifact, type DataPrompt } from '@alignment/artifacts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { inShard, requireTextWithinLimit, type ShardSpec } from '@alignment/service-kit';
 
 /**
  * Where a request's prompts are: inline, or a prompt set artifact in either of TRL's prompt-only forms, JSONL or
- * Parquet (`{"prompt": "..."}` or `{"prompt": [{"role": "user", "content": "..."}]}`, optionally `"id"`).
+ * Parquet (`{"prompt": "..."}`, or `{"prompt": [messages]}`: system, user and assistant turns ending with a user
+ * turn; optionally `"id"`).
  */
 export type PromptSource = { kind: 'inline'; prompts: string[] } | { kind: 'artifact'; uri: string; sha256: string };
 
 export interface PromptRecord {
   /** Index in the whole prompt set (not in the shard): output records and random streams are keyed by it. */
   index: number;
-  prompt: string;
+  /** Text (encoded as GenerateRequest.prompt_encoding says) or a conversation (always through the chat template). */
+  prompt: DataPrompt;
   /** The prompt's `id` from the prompt set, carried to the output. */
   id?: string | number;
 }
@@ -59,10 +61,9 @@ export async function loadPromptSet(source: PromptSource | undefined, shard: Sha
   let total = 0;
   try {
     for await (const { where, value } of readDataRecords(path)) {
-      const normalised = normalisePrompt(value, where).prompt;
-      const prompt = singleTurnText(normalised);
-      if (prompt === undefined) throw new InvalidArgumentError('prompt_set', `${where}: ${multiTurnPromptReason(normalised)}`);
-      requireTextWithinLimit('prompt_set', prompt, `${where}: "prompt"`);
+      const prompt = normalisePrompt(value, where).prompt;
+      if (typeof prompt === 'string') requireTextWithinLimit('prompt_set', prompt, `${where}: "prompt"`);
+      else prompt.forEach((m, i) => requireTextWithinLimit('prompt_set', m.content, `${where}: "prompt[${i}].content"`));
       const record = value as { id?: unknown };
       const id = typeof record.id === 'string' || typeof record.id === 'number' ? record.id : typeof record.id === 'bigint' ? Number(record.id) : undefined;
       if (inShard(total, shard)) {

@@ -126,7 +126,7 @@ export async function complete(model: LanguageModel, request: CompletionRequest,
 export async function chat(model: LanguageModel, request: ChatRequest, signal?: AbortSignal): Promise<ChatResponse> {
   let ids: number[];
   try {
-    ids = model.tokenizer.encodePrompt(request.messages, 'messages');
+    ids = model.tokenizer.encodePrompt(request.messages, { strings: 'chat-template', field: 'messages' });
   } catch (error) {
     if (error instanceof LmArgumentError) throw new InvalidArgumentError('messages', error.reason);
     throw error;

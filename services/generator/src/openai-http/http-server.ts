@@ -2,11 +2,12 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { CancelledError, InvalidArgumentError } from '@alignment/errors';
+import { CancelledError, InvalidArgumentError, PermissionDeniedError } from '@alignment/errors';
 import { LanguageModel, type CausalModel, type ModelCache, type OpenAiEndpoint } from '@alignment/lm';
 import { certificateIdentities, checkPlaintextBind, loadMaterial, maxTextBytes, type TlsSettings } from '@alignment/service-kit';
 import { chat, complete } from './completions';
 import { parseChatRequest, parseCompletionRequest } from './requests';
+import { ServedModels } from './served-models';
 
 /**
  * The generator's OpenAI-compatible HTTP endpoint (README "Chat with a trained model"): POST /v1/completions,
@@ -21,6 +22,11 @@ export interface OpenAiServerOptions {
   host?: string;
   /** Served model name → ONNX export directory. */
   models: ReadonlyMap<string, string>;
+  /**
+   * Serve vLLM's POST /v1/load_lora_adapter and /v1/unload_lora_adapter (OPENAI_RUNTIME_LOADING=1): models loaded
+   * at runtime under a name, from a whole ONNX export (served-models.ts). Default false: those routes answer 404.
+   */
+  runtimeLoading?: boolean;
   cache: ModelCache<CausalModel, OpenAiEndpoint>;
   tls?: TlsSettings;
   /** Largest request body; default 4 × MAX_TEXT_BYTES (validation.ts). */
@@ -65,6 +71,11 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+function sendText(res: http.ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
 /** The body as JSON, at most `limit` bytes (413 past it: the rest is not read). */
 function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -98,8 +109,9 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
   if (!tls?.certFile) checkPlaintextBind(host);
   const limit = options.maxBodyBytes ?? 4 * maxTextBytes();
 
+  const served = new ServedModels(options.models, options.runtimeLoading === true);
   const model = async <R>(name: string, run: (m: LanguageModel) => Promise<R>): Promise<R> => {
-    const directory = options.models.get(name);
+    const directory = served.directory(name);
     if (directory === undefined) throw new HttpError(404, 'invalid_request_error', 'model', `the model '${name}' does not exist: GET /v1/models lists them`, 'model_not_found');
     const lease = await options.cache.acquire(directory);
     try {
@@ -123,7 +135,19 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
       }
       if (route === 'GET /v1/models') {
         const created = Math.floor(Date.now() / 1000);
-        return send(res, 200, { object: 'list', data: [...options.models.keys()].map((id) => ({ id, object: 'model', created, owned_by: 'alignment-generator' })) });
+        return send(res, 200, { object: 'list', data: served.names().map((id) => ({ id, object: 'model', created, owned_by: 'alignment-generator' })) });
+      }
+      if (served.runtimeLoading && route === 'POST /v1/load_lora_adapter') {
+        const { name, directory } = served.resolveLoad(await readJson(req, limit));
+        // Loaded now, as vLLM does: a model that does not load fails this request, not the first completion.
+        (await options.cache.acquire(directory)).release();
+        served.add(name, directory);
+        return sendText(res, 200, `Success: LoRA adapter '${name}' added successfully.`);
+      }
+      if (served.runtimeLoading && route === 'POST /v1/unload_lora_adapter') {
+        const { name, removed } = served.unload(await readJson(req, limit));
+        if (!removed) throw new HttpError(404, 'NotFoundError', 'lora_name', `The lora adapter '${name}' cannot be found.`);
+        return sendText(res, 200, `Success: LoRA adapter '${name}' removed successfully.`);
       }
       if (route === 'POST /v1/completions') {
         const request = parseCompletionRequest(await readJson(req, limit));
@@ -133,11 +157,12 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
         const request = parseChatRequest(await readJson(req, limit));
         return send(res, 200, await model(request.model, (m) => chat(m, request, controller.signal)));
       }
-      throw new HttpError(404, 'invalid_request_error', null, `no route ${route}: POST /v1/completions, POST /v1/chat/completions, GET /v1/models`);
+      throw new HttpError(404, 'invalid_request_error', null, `no route ${route}: POST /v1/completions, POST /v1/chat/completions, GET /v1/models${served.runtimeLoading ? ', POST /v1/load_lora_adapter, POST /v1/unload_lora_adapter' : ''}`);
     } catch (error) {
       if (controller.signal.aborted) return;
       let failure: HttpError;
       if (error instanceof HttpError) failure = error;
+      else if (error instanceof PermissionDeniedError) failure = new HttpError(403, 'permission_error', error.field, error.message);
       else if (error instanceof InvalidArgumentError) failure = new HttpError(400, 'invalid_request_error', error.field, error.message);
       else {
         options.onError?.(error as Error);

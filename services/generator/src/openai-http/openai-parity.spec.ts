@@ -79,7 +79,7 @@ describe('OpenAI backend against the generator /v1 endpoint', () => {
 
 describe('/v1 endpoint', () => {
   it('echoes prompt log-probs with max_tokens 0 (the vLLM way to score), first token null', async () => {
-    const ids = [...onnx.tokenizer.encodePrompt(PROMPTS[0]), ...onnx.tokenizer.encodeResponse('Blue.')];
+    const ids = [...onnx.tokenizer.encodePrompt(PROMPTS[0], { strings: 'chat-template' }), ...onnx.tokenizer.encodeResponse('Blue.')];
     const { status, json } = await post('/completions', { model: 'policy', prompt: ids, max_tokens: 0, echo: true, logprobs: 0, return_tokens_as_token_ids: true });
     expect(status).toBe(200);
     const lp = json.choices[0].logprobs;
@@ -137,7 +137,7 @@ describe('/v1 endpoint', () => {
   });
 
   it('greedy completions match ONNX generate() and stop at max_tokens with finish_reason length', async () => {
-    const ids = onnx.tokenizer.encodePrompt(PROMPTS[1]);
+    const ids = onnx.tokenizer.encodePrompt(PROMPTS[1], { strings: 'chat-template' });
     const { json } = await post('/completions', { model: 'policy', prompt: ids, max_tokens: 3, temperature: 0, logprobs: 0, return_tokens_as_token_ids: true });
     const lease = await localCache.acquire(models.policy);
     try {

@@ -39,7 +39,7 @@ async function collect(run: AsyncGenerator<{ index: number; samples: GeneratedSa
  * response under both and compares.
  */
 export async function compareBackends(onnx: LanguageModel, remote: OpenAiLanguageModel, prompts: readonly string[], params: SamplingParams): Promise<ParityReport> {
-  const items = prompts.map((p, index) => ({ index, promptIds: onnx.tokenizer.encodePrompt(p) }));
+  const items = prompts.map((p, index) => ({ index, promptIds: onnx.tokenizer.encodePrompt(p, { strings: 'chat-template' }) }));
   const mismatches: string[] = [];
   const scoreItems: { promptIds: number[]; responseIds: number[] }[] = [];
   let samples = 0;

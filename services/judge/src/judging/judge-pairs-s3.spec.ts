@@ -3,30 +3,15 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { ArtifactStore, fetchArtifact, publishArtifact, readJsonl, s3Client } from '@alignment/artifacts';
-import { PermissionDeniedError } from '@alignment/errors';
+import { ArtifactStore, fetchArtifact, publishArtifact, readJsonl } from '@alignment/artifacts';
+import { AlreadyExistsError, PermissionDeniedError } from '@alignment/errors';
 import { causalModelCache, ModelCache, RewardModel } from '@alignment/lm';
-import { type MotoServer, motoUnavailable, startMoto } from '../../../../libs/artifacts/testing/moto-server';
+import { useMotoInSpec } from '../../../../libs/artifacts/testing/moto-server';
 import { judgePairs, type JudgeJob } from './judge-pairs';
 
 jest.setTimeout(120_000);
-let moto: MotoServer | undefined;
 let dir: string;
-const saved = { ...process.env };
-
-beforeAll(async () => {
-  // moto[s3] is pinned in the trainer's venv (requirements-io.txt): without it the install is broken, and these tests fail.
-  const unavailable = await motoUnavailable();
-  if (unavailable) throw new Error(`the S3 tests need a moto server: ${unavailable}`);
-  moto = await startMoto();
-  Object.assign(process.env, { S3_ENDPOINT_URL: moto.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' });
-  await s3Client().send(new CreateBucketCommand({ Bucket: 'judge-data' }));
-});
-afterAll(async () => {
-  await moto?.stop();
-  process.env = saved;
-});
+useMotoInSpec(['judge-data']);
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'judge-s3-'));
   process.env.S3_CACHE_DIR = path.join(dir, 'cache');
@@ -60,6 +45,21 @@ it('reads s3:// responses and publishes the pairs to an s3:// output_uri', async
   for await (const { value } of readJsonl(local)) pairs.push(value as { chosen: string; rejected: string });
   expect(pairs.map((p) => [p.chosen, p.rejected])).toEqual([['hi', 'hello there'], ['one', 'one two three']]);
   expect(fs.readdirSync(path.join(dir, 'store', 'pairs'))).toEqual([]); // the staged copy is gone once published
+});
+
+it('never replaces a published s3:// output: a retried job succeeds, other pairs are ALREADY_EXISTS on output_uri', async () => {
+  const responses = await uploadedResponses();
+  const job: JudgeJob = { method: 'rule', responses, rule: { rule: 'length/shorter', tieTolerance: 0 }, outputUri: 's3://judge-data/runs/r2/pairs.jsonl' };
+  const first = await judgePairs(job, deps());
+  expect((await judgePairs(job, deps())).pairs.sha256).toBe(first.pairs.sha256);
+  const file = path.join(dir, 'other.jsonl');
+  fs.writeFileSync(file, JSON.stringify({ prompt_index: 0, prompt: 'Say bye.', responses: ['bye', 'goodbye now'] }) + '\n');
+  const otherResponses = await publishArtifact(file, 's3://judge-data/runs/r2/other.jsonl', 'responses');
+  const other = await judgePairs({ ...job, responses: { uri: otherResponses.uri, sha256: otherResponses.sha256 } }, deps()).catch((e: Error) => e);
+  expect(other).toBeInstanceOf(AlreadyExistsError);
+  expect(other).toMatchObject({ field: 'output_uri', message: expect.stringContaining(`s3://judge-data/runs/r2/pairs.jsonl is already published with other content (sha256 ${first.pairs.sha256}`) });
+  const local = await fetchArtifact(first.pairs.uri, 'pairs', { sha256: first.pairs.sha256, kind: 'file' });
+  expect(fs.readFileSync(local, 'utf8')).toContain('"chosen":"hi"');
 });
 
 it('refuses a missing bucket, and s3:// responses and outputs outside S3_ARTIFACT_ROOTS with PERMISSION_DENIED, naming the field', async () => {

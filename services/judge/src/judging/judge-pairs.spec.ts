@@ -3,9 +3,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
-import { checkRecord } from '@alignment/contracts';
+import { checkRecord, PromptEncoding } from '@alignment/contracts';
 import { CancelledError, InvalidArgumentError } from '@alignment/errors';
-import { causalModelCache, ModelCache, RewardModel, scoreWith } from '@alignment/lm';
+import { causalModelCache, ModelCache, RewardModel, scoreWith, type LanguageModel } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
 import { pairwisePrompt, ANSWER_A, ANSWER_B } from './pairwise-prompt';
 import { labelPair, judgePairs, type JudgeDeps, type JudgeJob, type LabelledPair } from './judge-pairs';
@@ -32,7 +32,7 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-type Record = { prompt_index?: number; prompt: string; responses: string[]; id?: string };
+type Record = { prompt_index?: number; prompt: string | Array<{ role: string; content: string }>; responses: string[]; id?: string };
 
 function responsesFile(records: Record[]): { uri: string; sha256: string } {
   const file = path.join(dir, 'responses.jsonl');
@@ -52,6 +52,8 @@ function spaJob(records: Record[], config: Partial<NonNullable<JudgeJob['spaImpl
     responses: responsesFile(records),
     spaImplicit: { policy: { uri: models.policy, sha256: '' }, reference: { uri: models.reference, sha256: '' }, tieTolerance: 0, lengthPenalty: 0, ...config },
     outputUri: '',
+    // reference.json's scores render their prompts through the chat template.
+    promptEncoding: PromptEncoding.PROMPT_ENCODING_CHAT_TEMPLATE,
   };
 }
 
@@ -125,6 +127,76 @@ describe('JudgePairs: spa_implicit (SPA Eq. 7-8, 13)', () => {
   });
 });
 
+describe('JudgePairs: prompt encoding and multi-turn prompts', () => {
+  const [blue, green] = ['The sky is blue.', 'Green, mostly.'];
+  /** logp_policy − logp_reference of `response` after `promptIds` of each model, as the trainer would score it. */
+  async function spaScore(promptIds: (m: LanguageModel) => number[], response: string): Promise<number> {
+    const [policy, reference] = [await deps.languageModels.acquire(models.policy), await deps.languageModels.acquire(models.reference)];
+    try {
+      const score = async (m: LanguageModel) => (await scoreWith(m, [{ promptIds: promptIds(m), responseIds: m.tokenizer.encodeResponse(response) }]))[0].logp;
+      return (await score(policy.value as LanguageModel)) - (await score(reference.value as LanguageModel));
+    } finally {
+      policy.release();
+      reference.release();
+    }
+  }
+
+  it('scores a string prompt as raw text by default: no template token, as the trainer’s raw-text encoding', async () => {
+    const prompt = 'What colour is the sky?';
+    const [pair] = await pairsOf((await judgePairs({ ...spaJob([{ prompt, responses: [blue, green] }]), promptEncoding: undefined }, deps)).pairs.path);
+    const raw = await Promise.all([blue, green].map((r) => spaScore((m) => m.tokenizer.encodeText(prompt), r)));
+    expect(pair.chosen_score).toBeCloseTo(Math.max(...raw), 3);
+    expect(pair.rejected_score).toBeCloseTo(Math.min(...raw), 3);
+    const [templated] = await pairsOf((await judgePairs(spaJob([{ prompt, responses: [blue, green] }]), deps)).pairs.path);
+    expect(Math.abs(templated.chosen_score - pair.chosen_score)).toBeGreaterThan(1e-3);
+  });
+
+  it('scores a multi-turn conversation through the chat template and writes it, turn for turn, as the pair’s prompt', async () => {
+    const turns = [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Name a colour.' },
+      { role: 'assistant', content: 'Red.' },
+      { role: 'user', content: 'What colour is the sky?' },
+    ];
+    const outcome = await judgePairs({ ...spaJob([{ prompt: turns, responses: [blue, green], id: 'm1' }]), promptEncoding: undefined }, deps);
+    const [pair] = await pairsOf(outcome.pairs.path);
+    expect(pair).toMatchObject({ prompt_index: 0, id: 'm1', prompt: turns, method: 'spa_implicit' });
+    const scores = await Promise.all([blue, green].map((r) => spaScore((m) => m.tokenizer.encodePrompt(turns, { strings: 'raw-text' }), r)));
+    expect(pair.chosen_score).toBeCloseTo(Math.max(...scores), 3);
+    expect(pair.chosen).toBe(scores[0] > scores[1] ? blue : green);
+    // A rule reads the conversation's last user turn.
+    const arithmetic = [{ role: 'user', content: 'Hi.' }, { role: 'assistant', content: 'Hello.' }, { role: 'user', content: 'What is 2 + 3?' }];
+    const ruled = await judgePairs({ method: 'rule', responses: responsesFile([{ prompt: arithmetic, responses: ['It is 6.', 'It is 5.'] }]), rule: { rule: 'arithmetic/exact', tieTolerance: 0 }, outputUri: '' }, deps);
+    expect(await pairsOf(ruled.pairs.path)).toEqual([
+      { prompt_index: 0, prompt: arithmetic, chosen: 'It is 5.', rejected: 'It is 6.', chosen_score: 1, rejected_score: 0, margin: 1, method: 'rule' },
+    ]);
+  });
+
+  it('refuses PROMPT_ENCODING_CHAT_TEMPLATE for models without a chat template, naming prompt_encoding', async () => {
+    const bare = (name: 'policy' | 'reference') => {
+      const copy = path.join(dir, name);
+      fs.cpSync(models[name], copy, { recursive: true });
+      fs.rmSync(path.join(copy, 'chat_template.jinja'));
+      const configPath = path.join(copy, 'tokenizer_config.json');
+      const config = JSON.parse(fs.readFileSync(configPath, 'utf8')) as { chat_template?: unknown };
+      delete config.chat_template;
+      fs.writeFileSync(configPath, JSON.stringify(config));
+      return { uri: copy, sha256: '' };
+    };
+    const job = spaJob([{ prompt: 'What colour is the sky?', responses: [blue, green] }]);
+    job.spaImplicit = { ...job.spaImplicit!, policy: bare('policy'), reference: bare('reference') };
+    const error = await judgePairs(job, deps).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect(error).toMatchObject({ field: 'prompt_encoding', reason: expect.stringContaining('the policy or reference model directory has no chat template') });
+    // Raw text needs no template.
+    const outcome = await judgePairs({ ...job, promptEncoding: PromptEncoding.PROMPT_ENCODING_RAW_TEXT }, deps);
+    expect(outcome.counts.numPairs).toBe(1);
+    // The LLM-as-judge question is always a user turn of the judge model's template.
+    const llm: JudgeJob = { method: 'llm_as_judge', responses: job.responses, llmAsJudge: { model: job.spaImplicit!.policy, tieTolerance: 0 }, outputUri: '' };
+    await expect(judgePairs(llm, deps)).rejects.toMatchObject({ field: 'llm_as_judge.judge_model', reason: expect.stringContaining('has no chat template') });
+  });
+});
+
 describe('JudgePairs: reward_model, llm_as_judge, rule', () => {
   it('reward_model: chosen = higher reward, scores as PyTorch computes them', async () => {
     const ref = models.values.rewards.filter((r) => r.prompt === 'What colour is the sky?');
@@ -154,7 +226,7 @@ describe('JudgePairs: reward_model, llm_as_judge, rule', () => {
     // The scores are the judge's mean log-prob of naming each response, over the two orders.
     const lease = await deps.languageModels.acquire(models.policy);
     const m = lease.value;
-    const item = (a: string, b: string, answer: string) => ({ promptIds: m.tokenizer.encodePrompt(pairwisePrompt('What colour is the sky?', a, b)), responseIds: m.tokenizer.encodeText(answer) });
+    const item = (a: string, b: string, answer: string) => ({ promptIds: m.tokenizer.encodePrompt(pairwisePrompt('What colour is the sky?', a, b), { strings: 'chat-template' }), responseIds: m.tokenizer.encodeText(answer) });
     const [aFirst, bFirst, aSecond, bSecond] = (
       await scoreWith(m, [item('Blue.', 'Green.', ANSWER_A), item('Blue.', 'Green.', ANSWER_B), item('Green.', 'Blue.', ANSWER_A), item('Green.', 'Blue.', ANSWER_B)])
     ).map((s) => s.logp);

@@ -1,6 +1,7 @@
-import { ArtifactError, type ArtifactInfo, type ArtifactStore, finishOutput, JsonlWriter, outputTarget, type OutputTarget } from '@alignment/artifacts';
+import { ArtifactError, type ArtifactInfo, type DataPrompt, type ArtifactStore, finishOutput, JsonlWriter, outputTarget, type OutputTarget } from '@alignment/artifacts';
 import { AlreadyExistsError, CancelledError, InvalidArgumentError } from '@alignment/errors';
-import { acquireCausalModel, acquireModel, type CausalModel, type CausalModelRef, type ModelCache, type ModelLocation, type OpenAiEndpoint, type RewardModel } from '@alignment/lm';
+import type { PromptEncoding } from '@alignment/contracts';
+import { acquireCausalModel, acquireModel, stringPromptEncoding, type CausalModel, type CausalModelRef, type ModelCache, type ModelLocation, type OpenAiEndpoint, type RewardModel } from '@alignment/lm';
 import { requireFinite, requireShard, type ShardSpec } from '@alignment/service-kit';
 import { readResponses, responsesPath, type ResponsesRecord } from './responses';
 import { getRule, listRules } from './rules';
@@ -29,6 +30,8 @@ export interface JudgeJob {
   unfinishedPairs?: UnfinishedPolicyName;
   /** Subtracted from an unfinished response's score with unfinishedPairs = penalize; unset = 1. */
   unfinishedPenalty?: number;
+  /** How string prompts are scored by spa_implicit (request field `prompt_encoding`); unset = raw text. */
+  promptEncoding?: PromptEncoding;
 }
 
 export interface JudgeDeps {
@@ -74,7 +77,8 @@ export interface JudgeProgress {
 export interface LabelledPair {
   prompt_index: number;
   id?: string | number;
-  prompt: string;
+  /** As the responses gave it: text, or a conversation (the trainer reads either). */
+  prompt: DataPrompt;
   chosen: string;
   rejected: string;
   chosen_score: number;
@@ -119,6 +123,7 @@ export function resolveMethod(job: JudgeJob): Method {
       requireFinite('spa_implicit.beta', beta);
       if (beta <= 0) throw new InvalidArgumentError('spa_implicit.beta', `must be > 0, got ${beta}`);
       const lengthPenalty = requireNonNegative('spa_implicit.length_penalty', config.lengthPenalty);
+      const strings = stringPromptEncoding(job.promptEncoding);
       return {
         name: 'spa_implicit',
         pointwise: true,
@@ -127,8 +132,12 @@ export function resolveMethod(job: JudgeJob): Method {
           const policy = await acquireCausalModel(deps.languageModels, config.policy, 'spa_implicit.policy');
           try {
             const reference = await acquireCausalModel(deps.languageModels, config.reference, 'spa_implicit.reference');
+            if (strings === 'chat-template' && !(policy.value.tokenizer.hasChatTemplate && reference.value.tokenizer.hasChatTemplate)) {
+              reference.release();
+              throw new InvalidArgumentError('prompt_encoding', 'is PROMPT_ENCODING_CHAT_TEMPLATE but the policy or reference model directory has no chat template: encode the prompts as raw text');
+            }
             return {
-              scorer: new SpaImplicitScorer(policy.value, reference.value, beta, lengthPenalty),
+              scorer: new SpaImplicitScorer(policy.value, reference.value, beta, lengthPenalty, strings),
               release: () => {
                 policy.release();
                 reference.release();
@@ -162,6 +171,10 @@ export function resolveMethod(job: JudgeJob): Method {
         tolerance: requireNonNegative('llm_as_judge.tie_tolerance', config.tieTolerance),
         open: async (deps) => {
           const model = await acquireCausalModel(deps.languageModels, config.model, 'llm_as_judge.judge_model');
+          if (!model.value.tokenizer.hasChatTemplate) {
+            model.release();
+            throw new InvalidArgumentError('llm_as_judge.judge_model', 'has no chat template: the judging question is a user turn of it (SPA Listing 1)');
+          }
           return { scorer: new LlmJudgeScorer(model.value), release: () => model.release() };
         },
       };
@@ -239,9 +252,10 @@ async function outputPath(job: JudgeJob, store: ArtifactStore): Promise<OutputTa
   }
 }
 
-/** Publishes an s3:// output once written; a failed upload is INVALID_ARGUMENT on output_uri, saying why. */
+/** Publishes an s3:// output once written; other content published there is ALREADY_EXISTS, a failed upload INVALID_ARGUMENT, on output_uri. */
 function published(target: OutputTarget, written: ArtifactInfo): Promise<ArtifactInfo> {
   return finishOutput(target, written, 'output_uri').catch((error: unknown) => {
+    if (error instanceof ArtifactError && error.kind === 'exists') throw new AlreadyExistsError('output_uri', error.message);
     if (error instanceof ArtifactError) throw new InvalidArgumentError('output_uri', error.message);
     throw error;
   });

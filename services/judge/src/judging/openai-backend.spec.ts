@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
-import { JudgeMethod, JudgePairsRequest, UnfinishedPairs, ModelRef } from '@alignment/contracts';
+import { JudgeMethod, JudgePairsRequest, PromptEncoding, UnfinishedPairs, ModelRef } from '@alignment/contracts';
 import { causalModelCache, ModelCache, RewardModel } from '@alignment/lm';
 import { freePort, spawnProcess, waitFor, type SpawnedProcess } from '@alignment/service-kit/testing';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
@@ -49,7 +49,10 @@ async function pairs(file: string): Promise<LabelledPair[]> {
 it('ScoreSequences through the server equals PyTorch within 1e-3 nats', async () => {
   const refs = models.values.scores.reference;
   const items = refs.map((r) => ({ prompt: r.prompt, response: r.response }));
-  const scores = await scoreItems({ model: { uri: models.reference, sha256: '', openai: { baseUrl, model: 'ref' } }, items, perToken: true }, deps.languageModels);
+  const scores = await scoreItems(
+    { model: { uri: models.reference, sha256: '', openai: { baseUrl, model: 'ref' } }, items, perToken: true, promptEncoding: PromptEncoding.PROMPT_ENCODING_CHAT_TEMPLATE },
+    deps.languageModels,
+  );
   scores.forEach((s, i) => {
     expect(Math.abs(s.logp - refs[i].logp)).toBeLessThan(1e-3);
     expect(s.tokenLogps).toHaveLength(refs[i].response_ids.length);

@@ -1,3 +1,4 @@
+import { promptText, type DataPrompt } from '@alignment/artifacts';
 import {
   LmArgumentError,
   scoreItemProblem,
@@ -6,6 +7,7 @@ import {
   type RewardModel,
   type ScoreItem,
   type ScoreOptions,
+  type StringPromptEncoding,
 } from '@alignment/lm';
 import { ANSWER_A, ANSWER_B, pairwisePrompt } from './pairwise-prompt';
 import type { RuleVerifier } from './rules';
@@ -13,7 +15,8 @@ import type { RuleVerifier } from './rules';
 /** One prompt's responses to score, as read from the generator's responses artifact (pairing.ts picks them). */
 export interface Candidate {
   promptIndex: number;
-  prompt: string;
+  /** Text or a conversation (ResponsesRecord.prompt). */
+  prompt: DataPrompt;
   /** Two or more responses: the first two of the record, or all its distinct ones (pairing.ts). */
   responses: string[];
   /** Whether each response ended by itself (false: cut at max_new_tokens, scored without EOS); undefined = all did. */
@@ -75,11 +78,13 @@ export class SpaImplicitScorer implements PairScorer {
     /** DPO β: ties are judged on β·(s1 − s2). */
     readonly tieScale: number,
     private readonly lengthPenalty: number,
+    /** How string prompts are encoded: as the generator sampled them and the trainer scores them. */
+    private readonly strings: StringPromptEncoding,
   ) {}
 
   async score(candidates: readonly Candidate[], signal?: AbortSignal): Promise<CandidateScores[]> {
     const build = (model: CausalModel) => (c: Candidate) => {
-      const promptIds = model.tokenizer.encodePrompt(c.prompt);
+      const promptIds = model.tokenizer.encodePrompt(c.prompt, { strings: this.strings });
       return c.responses.map((r, k) => ({ promptIds, responseIds: model.tokenizer.encodeResponse(r, { finished: c.finished?.[k] ?? true }) }));
     };
     // A pair either model cannot score is invalid for both, so the two passes score the same pairs.
@@ -142,8 +147,9 @@ export class LlmJudgeScorer implements PairScorer {
       // Its scores compare exactly two responses, so best-vs-worst pairing is refused for it (judge-pairs.ts).
       if (c.responses.length !== 2) throw new Error(`llm_as_judge compares two responses, got ${c.responses.length}`);
       const [y1, y2] = c.responses;
-      const first = tokenizer.encodePrompt(pairwisePrompt(c.prompt, y1, y2));
-      const second = tokenizer.encodePrompt(pairwisePrompt(c.prompt, y2, y1));
+      // The judging question is an instruction to the judge model: one user turn through its chat template.
+      const first = tokenizer.encodePrompt(pairwisePrompt(c.prompt, y1, y2), { strings: 'chat-template' });
+      const second = tokenizer.encodePrompt(pairwisePrompt(c.prompt, y2, y1), { strings: 'chat-template' });
       return [
         { promptIds: first, responseIds: answerA },
         { promptIds: first, responseIds: answerB },
@@ -172,7 +178,8 @@ export class RuleScorer implements PairScorer {
 
   async score(candidates: readonly Candidate[]): Promise<CandidateScores[]> {
     return candidates.map((c) => {
-      const scores = c.responses.map((r) => this.verify(c.prompt, r));
+      // A rule reads the question the responses answer: a conversation's last user turn.
+      const scores = c.responses.map((r) => this.verify(promptText(c.prompt), r));
       if (scores.some((s) => s === undefined || !Number.isFinite(s))) return { invalid: `rule '${this.name}' cannot judge this prompt` };
       return { scores: scores as number[] };
     });

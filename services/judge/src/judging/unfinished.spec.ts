@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ArtifactStore, readJsonl } from '@alignment/artifacts';
-import { checkRecord, JudgePairsRequest, UnfinishedPairs } from '@alignment/contracts';
+import { checkRecord, JudgePairsRequest, PromptEncoding, UnfinishedPairs } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { causalModelCache, LanguageModel, ModelCache, RewardModel, scoreSequences } from '@alignment/lm';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS, type TinyModels } from '../../../../tools/testing/tiny-models';
@@ -132,13 +132,14 @@ describe('JudgePairs: pairs with an unfinished response', () => {
       spaImplicit: { policy: { uri: models.policy, sha256: '' }, reference: { uri: models.reference, sha256: '' }, tieTolerance: 0, lengthPenalty: 0 },
       outputUri: '',
       unfinishedPairs: 'keep',
+      promptEncoding: PromptEncoding.PROMPT_ENCODING_CHAT_TEMPLATE,
     };
     const [pair] = await pairsOf((await judgePairs(job, deps)).pairs.path);
     const policy = await LanguageModel.load(models.policy);
     const reference = await LanguageModel.load(models.reference);
     try {
       const score = async (text: string, finished: boolean) => {
-        const item = (m: LanguageModel) => ({ promptIds: m.tokenizer.encodePrompt(prompt), responseIds: m.tokenizer.encodeResponse(text, { finished }) });
+        const item = (m: LanguageModel) => ({ promptIds: m.tokenizer.encodePrompt(prompt, { strings: 'chat-template' }), responseIds: m.tokenizer.encodeResponse(text, { finished }) });
         const [p] = await scoreSequences(policy, [item(policy)]);
         const [r] = await scoreSequences(reference, [item(reference)]);
         return p.logp - r.logp;

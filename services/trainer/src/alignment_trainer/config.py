@@ -29,7 +29,6 @@ DEFAULT_ADVERSARY_GROUP_SIZE = 100  # PreferenceJob.adversary_group_size: SSAPO'
 # The DroSolver W-DRO jobs use when neither the spec nor $DRO_SOLVER_ADDRESS names one (the server and the CLI).
 DEFAULT_DRO_SOLVER_ADDRESS = "localhost:50054"
 
-LR_SCHEDULERS = ("cosine", "linear", "constant")
 # TrainingHyperparams.dtype: the weights' dtype ("auto" = bf16 on a CUDA device that supports it, else fp32).
 DTYPES = ("auto", "fp32", "bf16")
 DEFAULT_LORA_RANK = 16             # LoraParams.rank
@@ -77,6 +76,8 @@ class SftTask:
     checkpoint: Artifact | None = None
     # Share of the examples held out of training for eval/loss (sft_eval.py).
     eval_fraction: float = DEFAULT_SFT_EVAL_FRACTION
+    # How string prompts are encoded (SftJob.prompt_encoding): logprobs.RAW_TEXT (the default) or CHAT_TEMPLATE.
+    prompt_encoding: str = "raw-text"
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,9 @@ class PreferenceTask:
     dro_solver_address: str = ""
     label_smoothing: float = DEFAULT_LABEL_SMOOTHING
     drdpo_beta_prime: float = DEFAULT_DRDPO_BETA_PRIME
+    # How string prompts are encoded (PreferenceJob.prompt_encoding): logprobs.RAW_TEXT (the default) or
+    # CHAT_TEMPLATE; conversational prompts always use the chat template.
+    prompt_encoding: str = "raw-text"
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ AWS_SESSION_TOKEN, AWS_PROFILE, instance roles; AWS_REGION / AWS_DEFAULT_REGION,
 S3_ENDPOINT_URL, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL names an S3-compatible server, addressed path-style.
 Files larger than S3_MULTIPART_PART_BYTES (default 8 MiB, at least S3's 5 MiB) go up as multipart uploads.
 
-Directories are published atomically for readers: the old manifest.json is deleted first, the files go up, and
-the manifest last; a prefix without manifest.json is absent (:class:`ObjectStoreError` ``not-found``).
+Directories are published atomically for readers: the files go up and the manifest last; a prefix without
+manifest.json is absent (:class:`ObjectStoreError` ``not-found``). Like a local output, a published artifact is never
+replaced: publishing where a directory's manifest (or a file) with other content is already published is
+:class:`ObjectStoreError` ``exists``; the same content there is this publication done before (a retry) and succeeds.
 
 Confinement (the S3 counterpart of ARTIFACT_ROOTS / READ_ONLY_ROOTS): S3_ARTIFACT_ROOTS (read and write) and
 S3_READ_ONLY_ROOTS (read), lists of ``s3://bucket[/prefix]`` separated by commas or white space. With ARTIFACT_ROOTS
@@ -38,7 +40,8 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class ObjectStoreError(ValueError):
-    """An s3:// artifact cannot be used; ``kind`` is ``not-found``, ``mismatch`` or ``invalid-uri``."""
+    """An s3:// artifact cannot be used; ``kind`` is ``not-found``, ``mismatch``, ``invalid-uri`` or ``exists`` (other
+    content is already published there)."""
 
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind
@@ -176,9 +179,43 @@ def _manifest_of(root: Path) -> dict:
     return {"version": 1, "files": files, "total_size_bytes": sum(f["size_bytes"] for f in files)}
 
 
+def _exists(bucket: str, key: str, there: str, mine: str) -> ObjectStoreError:
+    return ObjectStoreError("exists", f"s3://{bucket}/{key} is already published with other content (sha256 {there}, "
+                                      f"this write's {mine}); it is not replaced")
+
+
+def published_sha(bucket: str, key: str, s3=None) -> str | None:
+    """The sha256 of what is published at ``key``: a directory's manifest.json, else an object at the key itself;
+    None when nothing is (a prefix without its manifest is an unfinished publication, not a published one)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3 = s3 or client()
+    for k in (f"{key}/{MANIFEST}", key):
+        try:
+            body = s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+        except (ClientError, BotoCoreError) as err:
+            if _missing(err):
+                continue
+            raise _failure(bucket, k, err) from err
+        return hashlib.sha256(body).hexdigest()
+    return None
+
+
+def check_unpublished(uri: str, field: str) -> None:
+    """Before a job starts: nothing is published at the s3:// output ``uri`` (ObjectStoreError ``exists`` otherwise),
+    as a local output directory must be new or empty."""
+    bucket, key = confine(uri, field, "write")
+    there = published_sha(bucket, key)
+    if there is not None:
+        raise ObjectStoreError("exists", f"s3://{bucket}/{key} is already published (sha256 {there}); a job's outputs "
+                                         "are never replaced: name a new output_uri")
+
+
 def put_directory(local: Path, bucket: str, key: str, s3=None) -> tuple[str, int]:
     """Publishes a directory under ``key/`` with its manifest last (written if it has none; else the files it lists
-    are checked against it, and only they go up); objects the manifest does not list are removed. Returns (sha256 of the manifest, total bytes)."""
+    are checked against it, and only they go up); objects the manifest does not list are removed. A manifest already
+    published there is never replaced: the same one is a retry (nothing goes up), another is ``exists``. Returns
+    (sha256 of the manifest, total bytes)."""
     s3 = s3 or client()
     manifest_path = local / MANIFEST
     if manifest_path.is_file():
@@ -191,10 +228,14 @@ def put_directory(local: Path, bucket: str, key: str, s3=None) -> tuple[str, int
     else:
         manifest = _manifest_of(local)
         manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    before = [o["Key"] for o in _list(s3, bucket, key)]
     manifest_key = f"{key}/{MANIFEST}"
-    if manifest_key in before:
-        _delete(s3, bucket, [manifest_key])
+    mine = _sha256(manifest_path)
+    there = published_sha(bucket, key, s3)
+    if there is not None:
+        if there != mine:
+            raise _exists(bucket, key, there, mine)
+        return mine, manifest["total_size_bytes"]
+    before = [o["Key"] for o in _list(s3, bucket, key)]  # an unpublished earlier attempt's objects are replaced
     for entry in manifest["files"]:
         put_file(local / entry["path"], bucket, f"{key}/{entry['path']}", s3)
     sha = put_file(manifest_path, bucket, manifest_key, s3)
@@ -286,11 +327,15 @@ def fetch(uri: str, field: str, kind: str, sha256: str = "") -> Path:
 
 
 def publish(local: Path, uri: str, field: str) -> tuple[str, int]:
-    """Uploads a local file or directory to an s3:// URI this trainer may write; (sha256, size in bytes)."""
+    """Uploads a local file or directory to an s3:// URI this trainer may write; (sha256, size in bytes). Other
+    content already published there is ``exists``; the same content is left as it is."""
     bucket, key = confine(uri, field, "write")
     if local.is_dir():
         return put_directory(local, bucket, key)
-    return put_file(local, bucket, key), local.stat().st_size
+    mine, there = _sha256(local), published_sha(bucket, key)
+    if there is not None and there != mine:
+        raise _exists(bucket, key, there, mine)
+    return (mine if there == mine else put_file(local, bucket, key)), local.stat().st_size
 
 
 def check_bucket(uri: str) -> None:

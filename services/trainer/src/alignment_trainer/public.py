@@ -4,7 +4,7 @@ components are tested and measured against exactly what the trainer does (docs/a
 the package is internal and may move; outside code runs jobs through ``python -m alignment_trainer.cli`` or the gRPC
 server instead.
 
-    build_pair_batch    prompts (chat template) + chosen/rejected responses (+ EOS) -> a right-padded PairBatch
+    build_pair_batch    prompts (raw text or chat template) + chosen/rejected responses (+ EOS) -> a right-padded PairBatch
     sequence_logps      summed response-token log-probs of each sequence, from the policy's logits
     token_logps         per-position log-prob of the next token, from logits
     save_hf_checkpoint  a Hugging Face checkpoint directory with its manifest

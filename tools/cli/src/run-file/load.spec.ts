@@ -96,6 +96,16 @@ spec:
       '/srv/data/micro/round-2.jsonl',
     ]);
   });
+
+  it("the template's commented judge lines, uncommented, name the outside judges as the RunSpec fields", () => {
+    const text = fs.readFileSync(path.join(ROOT, 'examples/micro-run.yaml'), 'utf8');
+    const uncommented = text.replace(/^(\s*)# ((?:gold_)?judge_(?:address|rule): .*)$/gm, '$1$2');
+    expect(uncommented.match(/^\s*(gold_)?judge_(address|rule): /gm)).toHaveLength(3);
+    const run = load('micro-judges.yaml', uncommented, {});
+    expect(run.spec.judgeAddress).toBe('127.0.0.1:50470');
+    expect(run.spec.judgeRule).toBe('python/score');
+    expect(run.spec.evaluation?.goldJudgeAddress).toBe('127.0.0.1:50470');
+  });
 });
 
 describe('environment interpolation', () => {

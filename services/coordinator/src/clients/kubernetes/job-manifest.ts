@@ -46,6 +46,12 @@ export interface LearnJobTemplate {
   env: Record<string, string>;
   /** Secret with tls.crt, tls.key, ca.crt for the trainer's calls to the DRO solver (TLS_*_FILE); none: plaintext. */
   tlsSecret?: string;
+  /**
+   * Secret whose keys become the pods' environment (envFrom): the object store's credentials and endpoint
+   * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, S3_ENDPOINT_URL, AWS_REGION…), for s3:// inputs and outputs. Only
+   * its name is in the Job: the values never are.
+   */
+  objectStoreSecret?: string;
 }
 
 export const LABELS = {
@@ -75,8 +81,11 @@ export function learnJobName(jobId: string): string {
 /** Paths of one job on the data volume, as the pods and the coordinator both see them. */
 export interface LearnJobPaths {
   spec: string;
+  /** Where the job trains: its output directory, or the staging copy of an s3:// output. */
   output: string;
   workDir: string;
+  /** The spec's s3:// output_uri: the job publishes `output` there when it succeeds (the CLI's --publish-uri). */
+  publishUri?: string;
 }
 
 function launchCommand(name: string, template: LearnJobTemplate, paths: LearnJobPaths): string[] {
@@ -89,6 +98,7 @@ function launchCommand(name: string, template: LearnJobTemplate, paths: LearnJob
     cmd.push('--machine_rank', '$(MACHINE_RANK)', '--main_process_ip', `${name}-0.${name}`, '--main_process_port', String(template.rendezvousPort));
   }
   cmd.push('-m', 'alignment_trainer.cli', 'run', '--spec', paths.spec, '--output', paths.output, '--work-dir', paths.workDir);
+  if (paths.publishUri) cmd.push('--publish-uri', paths.publishUri);
   return cmd;
 }
 
@@ -171,6 +181,7 @@ export function learnJobManifest(args: { name: string; namespace: string; jobId:
               image: t.image,
               command: launchCommand(name, t, paths),
               env,
+              ...(t.objectStoreSecret ? { envFrom: [{ secretRef: { name: t.objectStoreSecret } }] } : {}),
               ports: t.nodes > 1 ? [{ name: 'rendezvous', containerPort: t.rendezvousPort }] : [],
               resources: { requests: { cpu: t.resources.cpuRequest, memory: t.resources.memoryRequest }, limits },
               securityContext: {

@@ -13,6 +13,21 @@ test('LEARN_EXECUTOR picks the LEARN executor: grpc by default, kubernetes, anyt
   expect(() => configFromEnv({ LEARN_EXECUTOR: 'k8s' })).toThrow("LEARN_EXECUTOR must be grpc or kubernetes, got 'k8s'");
 });
 
+test('K8S_LEARN_S3_SECRET names the Secret of the Jobs\' S3 settings: object-store by default with MODEL_STORE_URI, none without', () => {
+  const image = { K8S_LEARN_IMAGE: 'alignment/trainer:0.1.0' };
+  expect(kubernetesLearnConfigFromEnv(image, '/data').template.objectStoreSecret).toBeUndefined();
+  const store = { ...image, MODEL_STORE_URI: 's3://models/team', S3_ARTIFACT_ROOTS: 's3://models/team', AWS_SECRET_ACCESS_KEY: 'never-copied' };
+  const config = kubernetesLearnConfigFromEnv(store, '/data');
+  expect(config.template.objectStoreSecret).toBe('object-store');
+  // The prefixes the trainer may write go to the pods; the coordinator's own credentials never do.
+  expect(config.template.env).toEqual({ S3_ARTIFACT_ROOTS: 's3://models/team' });
+  expect(kubernetesLearnConfigFromEnv({ ...store, K8S_LEARN_S3_SECRET: ' minio-creds ' }, '/data').template.objectStoreSecret).toBe('minio-creds');
+  expect(kubernetesLearnConfigFromEnv({ ...image, K8S_LEARN_S3_SECRET: 's3.creds' }, '/data').template.objectStoreSecret).toBe('s3.creds');
+  expect(() => kubernetesLearnConfigFromEnv({ ...store, K8S_LEARN_S3_SECRET: 'Object_Store' }, '/data')).toThrow(
+    "K8S_LEARN_S3_SECRET must be a Secret name (lower-case letters, digits, '-' and '.'), got 'Object_Store'",
+  );
+});
+
 test('K8S_LEARN_* shape the Jobs; defaults are one node with one GPU', () => {
   const config = kubernetesLearnConfigFromEnv(
     {

@@ -19,6 +19,9 @@ import type { LearnJobTemplate, Toleration } from './job-manifest';
  * | K8S_LEARN_BACKOFF_LIMIT           | 2                        | pod kills/crashes before the Job fails           |
  * | K8S_LEARN_RENDEZVOUS_PORT         | 29500                    | torch rendezvous port on pod 0                   |
  * | K8S_LEARN_TLS_SECRET              | –                        | Secret for the pods' TLS_*_FILE                  |
+ * | K8S_LEARN_S3_SECRET               | object-store when        | Secret whose keys are the pods' S3 settings      |
+ * |                                   | MODEL_STORE_URI is set   | (envFrom: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_  |
+ * |                                   |                          | KEY, S3_ENDPOINT_URL, AWS_REGION…)               |
  * | K8S_LEARN_PASS_ENV                | DRO_SOLVER_ADDRESS,…     | coordinator variables copied into the pods       |
  * | K8S_LEARN_ENV_<NAME>              | –                        | <NAME> in the pods (e.g. K8S_LEARN_ENV_ARTIFACT_ |
  * |                                   |                          | ROOTS: the trainer's confined paths)             |
@@ -34,7 +37,20 @@ export interface KubernetesLearnConfig {
   stuckGraceMs: number;
 }
 
-const DEFAULT_PASS_ENV = ['DRO_SOLVER_ADDRESS', 'HF_HUB_OFFLINE', 'LOG_LEVEL', 'OTEL_TRACES_EXPORTER', 'OTEL_EXPORTER_OTLP_ENDPOINT'];
+const DEFAULT_PASS_ENV = [
+  'DRO_SOLVER_ADDRESS',
+  'HF_HUB_OFFLINE',
+  'LOG_LEVEL',
+  'OTEL_TRACES_EXPORTER',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  // The buckets and prefixes the trainer may write and read (not secret; the credentials come from K8S_LEARN_S3_SECRET).
+  'S3_ARTIFACT_ROOTS',
+  'S3_READ_ONLY_ROOTS',
+];
+/** The Secret the LEARN Jobs take their S3 settings from when MODEL_STORE_URI is set and K8S_LEARN_S3_SECRET is not. */
+export const DEFAULT_OBJECT_STORE_SECRET = 'object-store';
+/** A Secret's name: a DNS-1123 subdomain. */
+const SECRET_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** K8S_LEARN_ENV_<NAME>=value: <NAME>=value in the Jobs' pods. */
 const ENV_PREFIX = 'K8S_LEARN_ENV_';
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/;
@@ -78,6 +94,14 @@ function tolerations(raw: string | undefined): Toleration[] {
   return parsed as Toleration[];
 }
 
+function objectStoreSecret(env: NodeJS.ProcessEnv): string | undefined {
+  const name = env.K8S_LEARN_S3_SECRET?.trim() || (env.MODEL_STORE_URI?.trim() ? DEFAULT_OBJECT_STORE_SECRET : undefined);
+  if (name !== undefined && (name.length > 253 || !SECRET_NAME.test(name))) {
+    throw new Error(`K8S_LEARN_S3_SECRET must be a Secret name (lower-case letters, digits, '-' and '.'), got '${name}'`);
+  }
+  return name;
+}
+
 /** Throws an error naming the variable for a missing or malformed setting. */
 export function kubernetesLearnConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string): KubernetesLearnConfig {
   const image = env.K8S_LEARN_IMAGE?.trim();
@@ -113,6 +137,7 @@ export function kubernetesLearnConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: st
       rendezvousPort: int(env, 'K8S_LEARN_RENDEZVOUS_PORT', 29500, 1),
       env: passed,
       tlsSecret: env.K8S_LEARN_TLS_SECRET?.trim() || undefined,
+      objectStoreSecret: objectStoreSecret(env),
     },
     pollMs: int(env, 'K8S_LEARN_POLL_MS', 5000, 1),
     stuckGraceMs: int(env, 'K8S_LEARN_STUCK_GRACE_S', 300, 0) * 1000,

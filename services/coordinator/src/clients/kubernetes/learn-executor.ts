@@ -1,6 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { fileUri, toLocalPath, writeFileAtomic } from '@alignment/artifacts';
+import { fileUri, isS3Uri, toLocalPath, writeFileAtomic } from '@alignment/artifacts';
 import { Job, JobSpec, JobState, type ArtifactRef } from '@alignment/contracts';
 import type { Logger } from '@alignment/service-kit';
 import {
@@ -11,6 +11,7 @@ import {
   sleep,
   withCheckpointInterval,
   type CallContext,
+  type LearnCallContext,
   type LearnExecutor,
 } from '../../run';
 import { KubernetesApiError, KubernetesUnreachableError, type JobObject, type KubernetesApi, type PodObject } from './api-client';
@@ -28,7 +29,9 @@ import {
 // LEARN_EXECUTOR=kubernetes: each LEARN stage is a batch/v1 Job (job-manifest.ts) that runs the trainer's job CLI on
 // GPU nodes and ends with the training, instead of a call to a long-lived trainer service holding its GPUs. The
 // coordinator and the Job's pods share the data volume: the coordinator writes the JobSpec there, the pods write
-// the outputs, progress.json and result.json (trainer jobs/layout.py), which the coordinator reads.
+// the outputs, progress.json and result.json (trainer jobs/layout.py), which the coordinator reads. With an s3://
+// output_uri (MODEL_STORE_URI) the pods train into the attempt's staging directory on that volume and publish it to
+// the URI (the CLI's --publish-uri), with the object store's credentials from a Secret (K8S_LEARN_S3_SECRET).
 
 export interface KubernetesLearnOptions {
   api: KubernetesApi;
@@ -54,15 +57,30 @@ interface ResultFile {
   error?: string;
   total_steps?: number;
   final_metrics?: Record<string, number>;
-  outputs?: Record<string, { path: string; sha256: string; size_bytes: number } | null>;
+  outputs?: Record<string, OutputInfo | null>;
 }
 
-/** Paths of a job under its output directory (the spec's output_uri): the CLI's --output and --work-dir. */
-export function learnJobPaths(spec: JobSpec, jobId: string): LearnJobPaths {
+/** An output in result.json: where the job wrote it, and its s3:// location when it published it (--publish-uri). */
+interface OutputInfo {
+  path: string;
+  uri?: string;
+  sha256: string;
+  size_bytes: number;
+}
+
+/**
+ * Paths of a job: the CLI's --output and --work-dir. A local output_uri is the output directory; an s3:// one is
+ * published from `stagingDir` (LearnCallContext), which must then be given.
+ */
+export function learnJobPaths(spec: JobSpec, jobId: string, stagingDir?: string): LearnJobPaths {
   if (!spec.outputUri) throw new StageFailedError(`trainer job ${jobId}: the JobSpec has no output_uri`);
-  const output = toLocalPath(spec.outputUri);
+  const publishUri = isS3Uri(spec.outputUri) ? spec.outputUri.replace(/\/+$/, '') : undefined;
+  if (publishUri && !stagingDir) {
+    throw new StageFailedError(`trainer job ${jobId}: output_uri ${publishUri} is in object storage, and no staging directory on the data volume was given to train into`);
+  }
+  const output = publishUri ? path.resolve(stagingDir!) : toLocalPath(spec.outputUri);
   const workDir = `${output}.work`;
-  return { output, workDir, spec: path.join(workDir, 'job-spec.json') };
+  return { output, workDir, spec: path.join(workDir, 'job-spec.json'), ...(publishUri ? { publishUri } : {}) };
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {
@@ -114,8 +132,8 @@ function isConflict(error: unknown): error is KubernetesApiError {
   return error instanceof KubernetesApiError && error.status === 409;
 }
 
-function artifact(info: { path: string; sha256: string; size_bytes: number } | null | undefined): ArtifactRef | undefined {
-  return info ? { uri: fileUri(info.path), sha256: info.sha256, sizeBytes: info.size_bytes } : undefined;
+function artifact(info: OutputInfo | null | undefined): ArtifactRef | undefined {
+  return info ? { uri: info.uri ?? fileUri(info.path), sha256: info.sha256, sizeBytes: info.size_bytes } : undefined;
 }
 
 export class KubernetesLearnExecutor implements LearnExecutor {
@@ -155,9 +173,14 @@ export class KubernetesLearnExecutor implements LearnExecutor {
     return new StageFailedError(`trainer job ${jobId}: ${error.message}${hint}`);
   }
 
-  async train(jobId: string, requested: JobSpec, ctx: CallContext): Promise<Job> {
+  async train(jobId: string, requested: JobSpec, ctx: LearnCallContext): Promise<Job> {
     const spec = withCheckpointInterval(requested, this.options.checkpointEverySteps);
-    const paths = learnJobPaths(spec, jobId);
+    const paths = learnJobPaths(spec, jobId, ctx.stagingDir);
+    if (paths.publishUri && !this.options.template.objectStoreSecret) {
+      throw new StageFailedError(
+        `trainer job ${jobId}: output_uri ${paths.publishUri} is in object storage, and the LEARN Jobs have no credentials for it: set K8S_LEARN_S3_SECRET to the Secret that holds them`,
+      );
+    }
     const name = learnJobName(jobId);
     const api = this.options.api;
     let job = await this.call(jobId, () => api.getJob(name), ctx.signal);
@@ -167,7 +190,7 @@ export class KubernetesLearnExecutor implements LearnExecutor {
     } else {
       const finished = await readJson<ResultFile>(path.join(paths.workDir, 'result.json'));
       // The Job ran to the end and its TTL removed it while no coordinator watched: its result stands.
-      if (finished) return this.outcome(jobId, name, finished, [], spec);
+      if (finished) return this.outcome(jobId, name, finished, [], spec, paths);
       // The same bytes on every (re-)attempt: the spec is deterministic in the stage.
       await fs.mkdir(paths.workDir, { recursive: true });
       await writeFileAtomic(paths.spec, JSON.stringify(JobSpec.toJSON(spec), null, 2) + '\n');
@@ -187,7 +210,7 @@ export class KubernetesLearnExecutor implements LearnExecutor {
     const pods = failed ? await this.call(jobId, () => api.listPods(`${LABELS.learnJob}=${name}`), ctx.signal) : [];
     if (failed && result.state === 'SUCCEEDED') result.state = 'FAILED';
     const reasons = failed ? [`Job ${failed.reason ?? 'Failed'}${failed.message ? `: ${failed.message}` : ''}`, ...podFailures(pods)] : [];
-    return this.outcome(jobId, name, result, reasons, spec);
+    return this.outcome(jobId, name, result, reasons, spec, paths);
   }
 
   /** Polls the Job until it completes or fails (and reports progress); fails the stage on a stuck pod or the deadline. */
@@ -277,13 +300,19 @@ export class KubernetesLearnExecutor implements LearnExecutor {
   }
 
   /** The SUCCEEDED Job as the trainer service reports one (the same outputs), or the stage's failure. */
-  private outcome(jobId: string, name: string, result: ResultFile, reasons: string[], spec: JobSpec): Job {
+  private outcome(jobId: string, name: string, result: ResultFile, reasons: string[], spec: JobSpec, paths: LearnJobPaths): Job {
     if (result.state !== 'SUCCEEDED') {
       const trainer = result.error ? [`trainer: ${result.error}`] : [];
       const why = [...trainer, ...reasons].join('; ') || 'the Job completed without result.json';
       throw new StageFailedError(`trainer job ${jobId} (Kubernetes Job ${name}) failed: ${why}`);
     }
     const outputs = result.outputs ?? {};
+    const unpublished = Object.entries(outputs).filter(([, info]) => info && paths.publishUri && !info.uri?.startsWith(`${paths.publishUri}/`));
+    if (unpublished.length) {
+      throw new StageFailedError(
+        `trainer job ${jobId} (Kubernetes Job ${name}) succeeded without publishing ${unpublished.map(([role]) => role).join(', ')} to ${paths.publishUri}`,
+      );
+    }
     const steps = result.total_steps ?? 0;
     return Job.fromPartial({
       jobId,

@@ -2,9 +2,6 @@ import { JudgeMethod, type EvaluationConfig } from '@alignment/contracts';
 import { check } from './fields';
 import { checkGeneration } from './generation';
 
-/** π_t samples per held-out prompt, at most. */
-export const MAX_SAMPLES_PER_PROMPT = 64;
-
 /**
  * A gRPC target as a channel takes it: host:port, the host a DNS name, an IPv4 address or a bracketed IPv6 one,
  * optionally after `dns:` / `dns:///` (the resolver grpc-js uses for a bare host:port too).
@@ -17,7 +14,10 @@ export function isServiceAddress(address: string): boolean {
   return match !== null && Number(match[2]) >= 1 && Number(match[2]) <= 65535;
 }
 
-/** EvaluationConfig: who decides wins (a rule, possibly at a gold judge of the user's, or a reward model), and with what. */
+/**
+ * EvaluationConfig: who decides wins (a rule, possibly at a gold judge of the user's, or a reward model), and with what.
+ * samples_per_prompt's range is a buf.validate annotation (checkRanges).
+ */
 export function checkEvaluation(evaluation: EvaluationConfig, roundsPlanned: boolean): void {
   check(
     evaluation.evaluator === JudgeMethod.JUDGE_METHOD_RULE || evaluation.evaluator === JudgeMethod.JUDGE_METHOD_REWARD_MODEL,
@@ -40,10 +40,5 @@ export function checkEvaluation(evaluation: EvaluationConfig, roundsPlanned: boo
     );
     check(isServiceAddress(gold), 'evaluation.gold_judge_address', `must be host:port (e.g. 127.0.0.1:50070) of a service implementing alignment.v1.Judge, got '${gold}'`);
   }
-  check(
-    evaluation.samplesPerPrompt <= MAX_SAMPLES_PER_PROMPT,
-    'evaluation.samples_per_prompt',
-    `must be 0 (default 4) or in [1, ${MAX_SAMPLES_PER_PROMPT}], got ${evaluation.samplesPerPrompt}`,
-  );
   checkGeneration(evaluation.generation, 'evaluation.generation', { kind: 'evaluation', roundsPlanned });
 }

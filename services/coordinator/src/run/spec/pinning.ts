@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArtifactError, confinePath, fetchArtifact, fileUri, isS3Uri, sha256File, toLocalPath, verifyArtifact } from '@alignment/artifacts';
+import { ArtifactError, confinePath, fetchArtifact, fileUri, isS3Uri, sha256File, toLocalPath, verifyArtifact, type DataPrompt } from '@alignment/artifacts';
 import type { ArtifactRef, ModelRef } from '@alignment/contracts';
 import { DataFormatError, readPrompts } from '../data';
 import { check, fail, field } from './fields';
@@ -59,9 +59,10 @@ export async function pinModel(model: ModelRef | undefined, p: string, needs: { 
   return { hfCheckpoint, onnx };
 }
 
-export async function promptsOf(file: string, p: string): Promise<string[]> {
+/** The prompts of a prompt set, with where each is (for errors); a bad file fails naming `<p>.uri`. */
+export async function promptsOf(file: string, p: string): Promise<Array<{ prompt: DataPrompt; where: string }>> {
   try {
-    return (await readPrompts(file)).map((r) => r.prompt);
+    return (await readPrompts(file)).map((r) => ({ prompt: r.prompt, where: r.where }));
   } catch (error) {
     if (error instanceof DataFormatError) fail(`${p}.uri`, error.message);
     throw error;

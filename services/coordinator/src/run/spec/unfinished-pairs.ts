@@ -1,6 +1,6 @@
 import { UnfinishedPairs, type RunSpec } from '@alignment/contracts';
 import type { ConfigurationPlan } from '../configurations';
-import { check, configName, finite } from './fields';
+import { check, configName } from './fields';
 
 /** RunSpec.unfinished_penalty when unset (judge.proto JudgePairsRequest.unfinished_penalty's default too). */
 export const DEFAULT_UNFINISHED_PENALTY = 1.0;
@@ -13,23 +13,14 @@ export function unfinishedPairsPolicy(spec: RunSpec): UnfinishedPairs {
 
 /**
  * RunSpec fields 24-25 (docs/algorithm.md §7, TRL's missing_eos_penalty): the policy is one of the enum's values,
- * both fields only for configurations with self-annotation rounds, and unfinished_penalty (>= 0) only with
- * UNFINISHED_PAIRS_PENALIZE.
+ * both fields only for configurations with self-annotation rounds, and unfinished_penalty only with
+ * UNFINISHED_PAIRS_PENALIZE. The policy's defined values and the penalty's >= 0 are buf.validate annotations.
  */
 export function checkUnfinishedPairs(spec: RunSpec, plan: ConfigurationPlan): void {
   const name = configName(spec.configuration);
   const onlyWithRounds = (p: string) => check(plan.selfAnnotation, p, `is only used by configurations with self-annotation rounds, not ${name}`);
-  if (spec.unfinishedPairs !== undefined) {
-    check(
-      UnfinishedPairs[spec.unfinishedPairs] !== undefined && spec.unfinishedPairs !== UnfinishedPairs.UNRECOGNIZED,
-      'unfinished_pairs',
-      `must be UNFINISHED_PAIRS_DROP, UNFINISHED_PAIRS_PENALIZE or UNFINISHED_PAIRS_KEEP, got ${spec.unfinishedPairs}`,
-    );
-    onlyWithRounds('unfinished_pairs');
-  }
+  if (spec.unfinishedPairs !== undefined) onlyWithRounds('unfinished_pairs');
   if (spec.unfinishedPenalty !== undefined) {
-    finite(spec.unfinishedPenalty, 'unfinished_penalty');
-    check(spec.unfinishedPenalty >= 0, 'unfinished_penalty', `must be >= 0, got ${spec.unfinishedPenalty}`);
     check(
       unfinishedPairsPolicy(spec) === UnfinishedPairs.UNFINISHED_PAIRS_PENALIZE,
       'unfinished_penalty',

@@ -1,11 +1,13 @@
 import * as path from 'node:path';
 import { promptKey } from '@alignment/artifacts';
-import { RoundPromptOverlap, Stage, type ArtifactRef, type ModelRef, type RunSpec } from '@alignment/contracts';
+import { PromptEncoding, RoundPromptOverlap, Stage, type ArtifactRef, type ModelRef, type RunSpec } from '@alignment/contracts';
 import { readPairs, readPrompts, writeJsonl, type PromptRecord } from '../data';
+import { promptEncodingInput } from '../prompt-encoding';
 import { readPinned } from '../evaluate';
 import { roundFractions, splitPrompts } from '../prompt-split';
 import { deduplicateRounds, overlapPolicy } from '../round-prompts';
 import { generateSharded } from '../shards';
+import { servedPolicy } from './engine-models';
 import { fileOutput, learnedModel, specInput, type StageDefinition, type StageInput, type StageResult } from './stage';
 
 type GenerateInputs = {
@@ -13,6 +15,8 @@ type GenerateInputs = {
   model: StageInput<ModelRef | undefined>;
   /** The round's prompt set, or the one file that prompt_split slices. */
   prompts: StageInput<ArtifactRef | undefined>;
+  /** spec.prompt_encoding, when not raw text. */
+  promptEncoding?: StageInput<PromptEncoding>;
 };
 
 /** GENERATE (round t ≥ 1): π_{t−1} samples responses to the round's prompts, sharded over the generators. */
@@ -21,17 +25,18 @@ export const generateStage: StageDefinition<GenerateInputs> = {
 
   inputs(spec, round, outputs) {
     const prompts = spec.prompts?.$case === 'roundPrompts' ? spec.prompts.value.rounds[round - 1] : spec.prompts?.value.prompts;
-    return { model: outputs.model(round - 1), prompts: specInput(prompts) };
+    return { model: outputs.model(round - 1), prompts: specInput(prompts), ...promptEncodingInput(spec) };
   },
 
-  async execute(inputs, { spec, round, dir, seed, executors, call }) {
+  async execute(inputs, ctx) {
+    const { spec, round, dir, seed, executors, call } = ctx;
     const result: StageResult = { outputs: {}, metrics: {} };
     const rounds = await roundPromptRecords(spec, inputs.prompts.value!, round);
     let records = rounds[round - 1];
     let promptsRef: ArtifactRef | undefined = spec.prompts?.$case === 'roundPrompts' ? inputs.prompts.value! : undefined;
     if (overlapPolicy(spec) === RoundPromptOverlap.ROUND_PROMPT_OVERLAP_DEDUPLICATE) {
       const seedPrompts = new Set((await readPairs(await readPinned(spec.seedPairs!, 'the seed pairs'))).map((p) => promptKey(p.prompt)));
-      const { kept, dropped } = deduplicateRounds(seedPrompts, rounds.map((r) => r.map((p) => p.prompt)))[round - 1];
+      const { kept, dropped } = deduplicateRounds(seedPrompts, rounds.map((r) => r.map((p) => promptKey(p.prompt))))[round - 1];
       result.metrics['generate/dropped_repeated_prompts'] = dropped;
       if (dropped > 0) {
         records = kept.map((i) => records[i]);
@@ -46,13 +51,16 @@ export const generateStage: StageDefinition<GenerateInputs> = {
     }
     const prompts = records.map((p) => p.prompt);
     const generation = spec.generation ?? { n: 0, topK: 0, maxNewTokens: 0, stop: [], seed: 0, greedy: false };
+    // With spec.engine, π_{t−1} is sampled on the engine, which loads it first (engine-models.ts).
+    const model = await servedPolicy(ctx, round - 1, learnedModel(inputs.model, round - 1));
     const generated = await generateSharded(
       {
         executor: executors.generate,
         request: {
-          model: learnedModel(inputs.model, round - 1),
+          model,
           prompts: { $case: 'promptSet', value: promptsRef },
           params: { ...generation, n: generation.n || 2, seed },
+          promptEncoding: inputs.promptEncoding?.value ?? PromptEncoding.PROMPT_ENCODING_RAW_TEXT,
         },
         prompts,
         shards: spec.sharding?.generatorShards ?? 0,

@@ -1,20 +1,25 @@
 import * as path from 'node:path';
-import { JudgeMethod, Pairing, Stage, UnfinishedPairs, type ArtifactRef, type JudgePairsRequest, type ModelRef } from '@alignment/contracts';
+import { JudgeMethod, Pairing, PromptEncoding, Stage, UnfinishedPairs, type ArtifactRef, type JudgePairsRequest, type ModelRef } from '@alignment/contracts';
 import { configurationPlan, roundJudgeMethod } from '../configurations';
 import { readObjects, writeJsonl } from '../data';
+import { promptEncodingInput } from '../prompt-encoding';
 import { readPinned } from '../evaluate';
 import { StageFailedError } from '../executors';
 import { mean } from '../metrics';
 import { confidenceKeepFraction, keepMostConfident, marginScale } from '../self-label-levers';
 import { judgeSharded } from '../shards';
 import { DEFAULT_UNFINISHED_PENALTY, unfinishedPairsPolicy } from '../spec/unfinished-pairs';
-import { fileOutput, learnedModel, settingInput, type StageDefinition, type StageInput, type StageResult } from './stage';
+import { referenceModel, servedPolicy } from './engine-models';
+import { fileOutput, learnedModel, settingInput, type StageContext, type StageDefinition, type StageInput, type StageResult } from './stage';
 
 type JudgeInputs = {
   /** This round's GENERATE output. */
   responses: StageInput<ArtifactRef | undefined>;
-  /** The SPA judge's policy: π_{t−1}, or π_0 with spec.frozen_judge. */
-  policy: StageInput<ModelRef | undefined>;
+  /** The SPA judge's policy: π_{t−1}, or π_0 with spec.frozen_judge; absent with spec.judge_address. */
+  policy?: StageInput<ModelRef | undefined>;
+  /** spec.judge_address and spec.judge_rule, when the rounds are labelled by the user's judge. */
+  judgeAddress?: StageInput<string>;
+  judgeRule?: StageInput<string>;
   /** spec.judge_tie_margin, when > 0. */
   tieMargin?: StageInput<number>;
   /** spec.confidence_keep_fraction, when < 1. */
@@ -25,48 +30,72 @@ type JudgeInputs = {
   unfinishedPairs?: StageInput<UnfinishedPairs>;
   /** spec.unfinished_penalty (default 1), with UNFINISHED_PAIRS_PENALIZE. */
   unfinishedPenalty?: StageInput<number>;
+  /** spec.prompt_encoding, when not raw text. */
+  promptEncoding?: StageInput<PromptEncoding>;
 };
 
 /** The round whose model judges round `round` (docs/algorithm.md §7: frozen judge). */
 const judgeRound = (frozen: boolean | undefined, round: number) => (frozen ? 0 : round - 1);
 
+/** The judge at spec.judge_address; a coordinator built without the factory (a test's) cannot call one. */
+function roundJudgeAt(executors: StageContext['executors'], address: string) {
+  if (!executors.roundJudge) throw new StageFailedError(`judge_address ${address}: this coordinator cannot call a judge of its own address`);
+  return executors.roundJudge(address);
+}
+
 /**
- * JUDGE (round t ≥ 1): the configuration's judge labels one pair of responses per prompt (the first two, or the best
- * and worst with spec.pairing), applying spec.unfinished_pairs to pairs with a response cut at max_new_tokens (drop
+ * JUDGE (round t ≥ 1): the configuration's judge, or the user's at spec.judge_address (JUDGE_METHOD_RULE requests
+ * naming spec.judge_rule; its scores in its own units, marginScale 1), labels one pair of responses per prompt (the
+ * first two, or the best and worst with spec.pairing), applying spec.unfinished_pairs to pairs with a response cut at max_new_tokens (drop
  * them by default), then the confidence filter keeps the most confident pairs when the spec asks.
  */
 export const judgeStage: StageDefinition<JudgeInputs> = {
   stage: Stage.STAGE_JUDGE,
 
   inputs(spec, round, outputs) {
-    const inputs: JudgeInputs = {
-      responses: outputs.input(round, Stage.STAGE_GENERATE, 'responses'),
-      policy: outputs.model(judgeRound(spec.frozenJudge, round)),
-    };
+    const inputs: JudgeInputs = { responses: outputs.input(round, Stage.STAGE_GENERATE, 'responses') };
+    if (spec.judgeAddress) {
+      inputs.judgeAddress = settingInput(spec.judgeAddress);
+      inputs.judgeRule = settingInput(spec.judgeRule);
+    } else {
+      inputs.policy = outputs.model(judgeRound(spec.frozenJudge, round));
+    }
     if (spec.judgeTieMargin) inputs.tieMargin = settingInput(spec.judgeTieMargin);
     if (confidenceKeepFraction(spec) < 1) inputs.confidenceKeepFraction = settingInput(confidenceKeepFraction(spec));
     if (spec.pairing === Pairing.PAIRING_BEST_WORST) inputs.pairing = settingInput(spec.pairing);
     const unfinished = unfinishedPairsPolicy(spec);
     if (unfinished !== UnfinishedPairs.UNFINISHED_PAIRS_DROP) inputs.unfinishedPairs = settingInput(unfinished);
     if (unfinished === UnfinishedPairs.UNFINISHED_PAIRS_PENALIZE) inputs.unfinishedPenalty = settingInput(spec.unfinishedPenalty ?? DEFAULT_UNFINISHED_PENALTY);
-    return inputs;
+    return { ...inputs, ...promptEncodingInput(spec) };
   },
 
-  async execute(inputs, { spec, round, dir, executors, call }) {
+  async execute(inputs, ctx) {
+    const { spec, round, dir, executors, call } = ctx;
     const responses = inputs.responses.value!;
     const items = (await readObjects(await readPinned(responses, `round ${round}'s responses`))).map((l) => l.value);
-    const method = roundJudgeMethod(spec.configuration, spec.judgeMethod);
+    const external = inputs.judgeAddress?.value;
+    const method = external ? JudgeMethod.JUDGE_METHOD_RULE : roundJudgeMethod(spec.configuration, spec.judgeMethod);
     // In the units of marginScale: β·(s1 − s2) for the SPA judge (coordinator.proto RunSpec.judge_tie_margin).
     const tieTolerance = inputs.tieMargin?.value ?? 0;
-    const request: Omit<JudgePairsRequest, 'shard' | 'outputUri'> = { method, responses };
+    const request: Omit<JudgePairsRequest, 'shard' | 'outputUri'> = {
+      method,
+      responses,
+      // The SPA judge scores prompts as GENERATE sampled them and LEARN trains on them.
+      promptEncoding: inputs.promptEncoding?.value ?? PromptEncoding.PROMPT_ENCODING_RAW_TEXT,
+    };
     if (inputs.pairing) request.pairing = inputs.pairing.value;
     // Unset, the judge drops pairs with a response cut at max_new_tokens (judge.proto JudgePairsRequest.unfinished_pairs).
     if (inputs.unfinishedPairs) request.unfinishedPairs = inputs.unfinishedPairs.value;
     if (inputs.unfinishedPenalty) request.unfinishedPenalty = inputs.unfinishedPenalty.value;
-    if (method === JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT) {
+    if (external) {
+      // The user's judge (RunSpec.judge_address): its own scores, in its own units, under the rule it answers to.
+      request.rule = { rule: inputs.judgeRule!.value, tieTolerance };
+    } else if (method === JudgeMethod.JUDGE_METHOD_SPA_IMPLICIT) {
       // SPA Eq. 7-8: s(y) = logp_{t-1}(y) - logp_init(y).
-      const policy = learnedModel(inputs.policy, judgeRound(spec.frozenJudge, round));
-      request.spaImplicit = { policy, reference: spec.baseModel, beta: spec.loss?.beta, tieTolerance, lengthPenalty: 0 };
+      // With spec.engine, both log-probs come from the engine (engine-models.ts).
+      const judgedBy = judgeRound(spec.frozenJudge, round);
+      const policy = await servedPolicy(ctx, judgedBy, learnedModel(inputs.policy!, judgedBy));
+      request.spaImplicit = { policy, reference: referenceModel(spec), beta: spec.loss?.beta, tieTolerance, lengthPenalty: 0 };
     } else if (method === JudgeMethod.JUDGE_METHOD_REWARD_MODEL) {
       request.rewardModel = { rewardModel: spec.judgeModel, tieTolerance };
     } else if (method === JudgeMethod.JUDGE_METHOD_LLM_AS_JUDGE) {
@@ -77,7 +106,7 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
     const filtered = inputs.confidenceKeepFraction !== undefined;
     const judged = await judgeSharded(
       {
-        executor: executors.judge,
+        executor: external ? roundJudgeAt(executors, external) : executors.judge,
         request,
         items,
         shards: spec.sharding?.judgeShards ?? 0,

@@ -1,10 +1,12 @@
 import * as path from 'node:path';
 import { writeFileAtomic } from '@alignment/artifacts';
-import { Stage, type ArtifactRef } from '@alignment/contracts';
+import { Stage, type ArtifactRef, type PromptEncoding } from '@alignment/contracts';
 import { readObjects, readPairs, writeJsonl } from '../data';
 import { readPinned } from '../evaluate';
 import { StageFailedError } from '../executors';
 import { preferenceJobSpec } from '../job-spec';
+import { learnOutput } from '../model-store';
+import { promptEncodingInput } from '../prompt-encoding';
 import { flipLabels } from '../label-noise';
 import { trainerMetricName } from '../metrics';
 import { deriveSeed } from '../seeds';
@@ -20,6 +22,8 @@ type LearnInputs = {
   /** Rounds ≥ 1 with spec.seed_replay_fraction > 0: the fraction, and the seed pairs round 0 trained on. */
   replayFraction?: StageInput<number>;
   seedPairs?: StageInput<ArtifactRef | undefined>;
+  /** spec.prompt_encoding, when not raw text. */
+  promptEncoding?: StageInput<PromptEncoding>;
 };
 
 /**
@@ -30,8 +34,12 @@ export const learnStage: StageDefinition<LearnInputs> = {
   stage: Stage.STAGE_LEARN,
 
   inputs(spec, round, outputs) {
-    if (round === 0) return { pairs: specInput(spec.seedPairs), init: specInput(spec.baseModel?.hfCheckpoint) };
-    const inputs: LearnInputs = { pairs: outputs.input(round, Stage.STAGE_JUDGE, 'pairs'), init: outputs.input(round - 1, Stage.STAGE_LEARN, 'model.hf_checkpoint') };
+    if (round === 0) return { pairs: specInput(spec.seedPairs), init: specInput(spec.baseModel?.hfCheckpoint), ...promptEncodingInput(spec) };
+    const inputs: LearnInputs = {
+      pairs: outputs.input(round, Stage.STAGE_JUDGE, 'pairs'),
+      init: outputs.input(round - 1, Stage.STAGE_LEARN, 'model.hf_checkpoint'),
+      ...promptEncodingInput(spec),
+    };
     if (spec.seedReplayFraction) {
       inputs.replayFraction = settingInput(spec.seedReplayFraction);
       // The seed pairs as round 0 trained on them: with label noise, its flipped copy.
@@ -40,7 +48,7 @@ export const learnStage: StageDefinition<LearnInputs> = {
     return inputs;
   },
 
-  async execute(inputs, { runId, nonce, spec, round, dir, seed, attempt, executors, call }) {
+  async execute(inputs, { runId, nonce, spec, round, dir, seed, attempt, modelStore, executors, call }) {
     const result: StageResult = { outputs: {}, metrics: {} };
     const init = inputs.init.value!;
     let pairs = inputs.pairs.value!;
@@ -69,8 +77,11 @@ export const learnStage: StageDefinition<LearnInputs> = {
     }
     // Deterministic per (run, round, attempt): a coordinator that restarts mid-stage re-attaches to its job.
     const jobId = `${runId}-${nonce}-r${round}-learn-a${attempt}`;
-    const jobSpec = preferenceJobSpec({ spec, round, init, pairs, outputDir: path.join(dir, `attempt-${attempt}`), seed });
-    const job = await executors.learn.train(jobId, jobSpec, call);
+    const output = learnOutput({ store: modelStore, runId, round, attempt, stageDir: dir });
+    const jobSpec = preferenceJobSpec({ spec, round, init, pairs, output, seed });
+    // With a model store, the attempt's directory in the stage directory is where a trainer on this volume trains first.
+    const stagingDir = modelStore ? learnOutput({ runId, round, attempt, stageDir: dir }) : undefined;
+    const job = await executors.learn.train(jobId, jobSpec, { ...call, stagingDir });
     const model = job.outputs?.model;
     if (!model?.hfCheckpoint?.sha256 || !model.onnx?.sha256) {
       throw new StageFailedError(`trainer job ${jobId} succeeded without a model (hf_checkpoint and onnx with sha256)`);

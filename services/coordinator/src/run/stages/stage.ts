@@ -38,6 +38,8 @@ export interface StageContext {
   seed: number;
   /** Executions of this stage that did not resume an in-flight one (part of the trainer job id). */
   attempt: number;
+  /** MODEL_STORE_URI: LEARN publishes its model there (model-store.ts) instead of under `dir`. */
+  modelStore?: string;
   executors: StageExecutors;
   call: CallContext;
 }

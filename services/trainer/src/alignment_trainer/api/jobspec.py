@@ -4,12 +4,13 @@ A bad spec is refused before a job exists (StartJob answers INVALID_ARGUMENT wit
 ``spec.preference.beta: must be > 0, got -1``), so nothing fails an hour into a run for a reason visible at
 submission. Settings that the chosen loss would ignore are refused too rather than silently dropped (a W-DRO budget
 on a DPO job means the caller believes something that is not happening). Dataset *contents* are checked when the
-job starts reading them (data.DatasetError names file:line); here only their existence is.
+job starts reading them (data.DatasetError names file:line); here only their existence is. The single-field ranges
+(beta > 0, learning_rate in (0, 1), ...) are the proto's buf.validate annotations, checked first (api/ranges.py); the
+checks here relate fields, fill in defaults and look at files.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -37,7 +38,6 @@ from alignment_trainer.config import (
     DEFAULT_WARMUP_RATIO,
     DTYPES,
     LABEL_SMOOTHING_LOSSES,
-    LR_SCHEDULERS,
     SPA_LOSSES,
     WDRO_LOSSES,
     Architecture,
@@ -51,6 +51,7 @@ from alignment_trainer.config import (
     WdroSettings,
 )
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2
+from alignment_trainer.api.ranges import range_violations
 
 LOSS_NAMES = {
     common_pb2.PREFERENCE_LOSS_DPO: "dpo",
@@ -155,12 +156,6 @@ def _checkpoint(ref: common_pb2.ArtifactRef, field: str) -> Artifact:
     return art
 
 
-def _finite(value: float, field: str) -> float:
-    if not math.isfinite(value):
-        raise InvalidSpec(field, f"must be finite, got {value}")
-    return value
-
-
 def _check(cond: bool, field: str, reason: str) -> None:
     if not cond:
         raise InvalidSpec(field, reason)
@@ -168,6 +163,8 @@ def _check(cond: bool, field: str, reason: str) -> None:
 
 def parse_job_spec(spec: trainer_pb2.JobSpec, *, default_output_dir: Path, default_dro_address: str) -> JobConfig:
     """Validates ``spec`` and returns the JobConfig it describes; raises InvalidSpec naming the first bad field."""
+    for field, reason in range_violations(spec)[:1]:
+        raise InvalidSpec(f"spec.{field}", reason)
     kind = spec.WhichOneof("kind")
     if kind is None:
         raise InvalidSpec("spec.kind", "one of spec.sft or spec.preference is required")
@@ -195,27 +192,36 @@ def max_parameters() -> int:
     return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else 1_000_000_000
 
 
+_PROMPT_ENCODINGS = {
+    common_pb2.PROMPT_ENCODING_UNSPECIFIED: "raw-text",
+    common_pb2.PROMPT_ENCODING_RAW_TEXT: "raw-text",
+    common_pb2.PROMPT_ENCODING_CHAT_TEMPLATE: "chat-template",
+}
+
+
+def _prompt_encoding(value: int, field: str) -> str:
+    """logprobs' string-prompt encoding of a job's prompt_encoding: unset / UNSPECIFIED is raw text (TRL's)."""
+    _check(value in _PROMPT_ENCODINGS, field,
+           f"must be PROMPT_ENCODING_RAW_TEXT (the default) or PROMPT_ENCODING_CHAT_TEMPLATE, got {value}")
+    return _PROMPT_ENCODINGS[value]
+
+
 def _sft(sft: trainer_pb2.SftJob) -> SftTask:
     dataset = _artifact(sft.dataset, "spec.sft.dataset", kind="file")
+    encoding = _prompt_encoding(sft.prompt_encoding, "spec.sft.prompt_encoding")
     init = sft.WhichOneof("init")
     if init is None:
         raise InvalidSpec("spec.sft.init", "one of spec.sft.architecture or spec.sft.checkpoint is required")
-    eval_fraction = _finite(sft.eval_fraction, "spec.sft.eval_fraction") if sft.HasField("eval_fraction") \
-        else DEFAULT_SFT_EVAL_FRACTION
-    _check(0 <= eval_fraction <= 0.5, "spec.sft.eval_fraction", f"must be in [0, 0.5], got {eval_fraction}")
+    eval_fraction = sft.eval_fraction if sft.HasField("eval_fraction") else DEFAULT_SFT_EVAL_FRACTION
     if init == "checkpoint":
         return SftTask(dataset=dataset, checkpoint=_checkpoint(sft.checkpoint, "spec.sft.checkpoint"),
-                       eval_fraction=eval_fraction)
+                       eval_fraction=eval_fraction, prompt_encoding=encoding)
     a = sft.architecture
     f = "spec.sft.architecture"
     _check(a.model_type == "llama", f"{f}.model_type",
            f"must be \"llama\" (the only architecture the ONNX export and the generator support), got {a.model_type!r}")
-    for name in ("hidden_size", "num_layers", "num_attention_heads", "intermediate_size"):
-        _check(getattr(a, name) > 0, f"{f}.{name}", "must be > 0")
-    # Issue 12: a huge architecture drove the trainer past 6 GB in 15 s before anything said no.
-    for name, most in (("hidden_size", 65536), ("num_layers", 1024), ("num_attention_heads", 1024),
-                       ("intermediate_size", 262144), ("max_position_embeddings", 1 << 20)):
-        _check(getattr(a, name) <= most, f"{f}.{name}", f"must be <= {most}, got {getattr(a, name)}")
+    # Each size's range is an annotation (issue 12: a huge architecture drove the trainer past 6 GB in 15 s before
+    # anything said no); so is the product of them.
     params = a.num_layers * (4 * a.hidden_size ** 2 + 3 * a.hidden_size * a.intermediate_size)
     limit = max_parameters()
     _check(params <= limit, f,
@@ -233,7 +239,7 @@ def _sft(sft: trainer_pb2.SftJob) -> SftTask:
         hidden_size=a.hidden_size, num_layers=a.num_layers, num_attention_heads=a.num_attention_heads,
         num_key_value_heads=kv, intermediate_size=a.intermediate_size,
         max_position_embeddings=a.max_position_embeddings or DEFAULT_MAX_POSITION_EMBEDDINGS, tokenizer=tok)
-    return SftTask(dataset=dataset, architecture=arch, eval_fraction=eval_fraction)
+    return SftTask(dataset=dataset, architecture=arch, eval_fraction=eval_fraction, prompt_encoding=encoding)
 
 
 def _preference(p: trainer_pb2.PreferenceJob, default_dro_address: str) -> PreferenceTask:
@@ -246,44 +252,30 @@ def _preference(p: trainer_pb2.PreferenceJob, default_dro_address: str) -> Prefe
     reference = _checkpoint(p.reference, f"{f}.reference") if p.HasField("reference") and p.reference.uri else init
     pairs = _artifact(p.pairs, f"{f}.pairs", kind="file")
 
-    beta = _finite(p.beta, f"{f}.beta") if p.HasField("beta") else DEFAULT_BETA
-    _check(beta > 0, f"{f}.beta", f"must be > 0, got {beta:g}")
+    beta = p.beta if p.HasField("beta") else DEFAULT_BETA
 
     spa = SpaSettings()
     if p.HasField("spa"):
         _check(loss in SPA_LOSSES, f"{f}.spa", f"only used by the SPA and WDRO_SR losses, not {loss!r}")
         s = p.spa
-        alpha = _finite(s.alpha, f"{f}.spa.alpha") if s.HasField("alpha") else DEFAULT_SPA_ALPHA
-        _check(0 <= alpha <= 1, f"{f}.spa.alpha", f"must be in [0, 1], got {alpha:g}")
-        k = _finite(s.k_percentile, f"{f}.spa.k_percentile") if s.HasField("k_percentile") \
-            else DEFAULT_SPA_K_PERCENTILE
-        _check(0 < k < 100, f"{f}.spa.k_percentile", f"must be in (0, 100), got {k:g}")
-        warm = _finite(s.warmup_fraction, f"{f}.spa.warmup_fraction") if s.HasField("warmup_fraction") \
-            else DEFAULT_SPA_WARMUP_FRACTION
-        _check(0 <= warm < 1, f"{f}.spa.warmup_fraction", f"must be in [0, 1), got {warm:g}")
-        lam = _finite(s.dnd_lambda, f"{f}.spa.dnd_lambda")
-        _check(lam >= 0, f"{f}.spa.dnd_lambda", f"must be >= 0, got {lam:g}")
-        spa = SpaSettings(alpha=alpha, k_percentile=k, window=s.window or DEFAULT_SPA_WINDOW,
-                          warmup_fraction=warm, dnd_lambda=lam)
+        spa = SpaSettings(alpha=s.alpha if s.HasField("alpha") else DEFAULT_SPA_ALPHA,
+                          k_percentile=s.k_percentile if s.HasField("k_percentile") else DEFAULT_SPA_K_PERCENTILE,
+                          window=s.window or DEFAULT_SPA_WINDOW,
+                          warmup_fraction=s.warmup_fraction if s.HasField("warmup_fraction")
+                          else DEFAULT_SPA_WARMUP_FRACTION,
+                          dnd_lambda=s.dnd_lambda)
 
     wdro = None
     if loss in WDRO_LOSSES:
         _check(p.HasField("wdro"), f"{f}.wdro", f"required for the {loss!r} loss (delta and epsilon or rho)")
         w = p.wdro
-        delta = _finite(w.delta, f"{f}.wdro.delta")
-        _check(0 < delta < 0.5, f"{f}.wdro.delta",
-               f"must be in (0, 0.5), got {delta:g} (delta = 0 makes the worst case infinite)")
         radius = w.WhichOneof("radius")
         if radius is None:
             raise InvalidSpec(f"{f}.wdro.radius", "one of epsilon or rho is required")
         if radius == "epsilon":
-            eps = _finite(w.epsilon, f"{f}.wdro.epsilon")
-            _check(eps >= 0, f"{f}.wdro.epsilon", f"must be >= 0, got {eps:g}")
-            wdro = WdroSettings(delta=delta, epsilon=eps, **_adversary_schedule(p, f))
+            wdro = WdroSettings(delta=w.delta, epsilon=w.epsilon, **_adversary_schedule(p, f))
         else:
-            rho = _finite(w.rho, f"{f}.wdro.rho")
-            _check(0 <= rho < 1, f"{f}.wdro.rho", f"must be in [0, 1), got {rho:g}")
-            wdro = WdroSettings(delta=delta, rho=rho, **_adversary_schedule(p, f))
+            wdro = WdroSettings(delta=w.delta, rho=w.rho, **_adversary_schedule(p, f))
     else:
         _check(not p.HasField("wdro"), f"{f}.wdro", f"only used by the WDRO and WDRO_SR losses, not {loss!r}")
         _check(not p.dro_solver_address, f"{f}.dro_solver_address",
@@ -295,18 +287,17 @@ def _preference(p: trainer_pb2.PreferenceJob, default_dro_address: str) -> Prefe
     if p.HasField("label_smoothing"):
         _check(loss in LABEL_SMOOTHING_LOSSES, f"{f}.label_smoothing",
                f"only used by the CDPO and RDPO losses, not {loss!r}")
-        ls = _finite(p.label_smoothing, f"{f}.label_smoothing")
-        _check(0 <= ls < 0.5, f"{f}.label_smoothing", f"must be in [0, 0.5), got {ls:g}")
+        ls = p.label_smoothing
 
     bp = DEFAULT_DRDPO_BETA_PRIME
     if p.HasField("drdpo_beta_prime"):
         _check(loss == "drdpo", f"{f}.drdpo_beta_prime", f"only used by the DRDPO loss, not {loss!r}")
-        bp = _finite(p.drdpo_beta_prime, f"{f}.drdpo_beta_prime")
-        _check(bp > 0, f"{f}.drdpo_beta_prime", f"must be > 0, got {bp:g}")
+        bp = p.drdpo_beta_prime
 
     address = p.dro_solver_address or (default_dro_address if loss in WDRO_LOSSES else "")
     return PreferenceTask(init=init, reference=reference, pairs=pairs, loss=loss, beta=beta, spa=spa, wdro=wdro,
-                          dro_solver_address=address, label_smoothing=ls, drdpo_beta_prime=bp)
+                          dro_solver_address=address, label_smoothing=ls, drdpo_beta_prime=bp,
+                          prompt_encoding=_prompt_encoding(p.prompt_encoding, f"{f}.prompt_encoding"))
 
 
 _SCHEDULES = {
@@ -317,48 +308,34 @@ _SCHEDULES = {
 
 
 def _adversary_schedule(p: trainer_pb2.PreferenceJob, f: str) -> dict:
-    """WdroSettings' schedule and group_size (docs/algorithm.md §7): a group size only with the per-round
-    schedule, of at least 2 pairs."""
+    """WdroSettings' schedule and group_size (docs/algorithm.md §7): a group size (of at least 2 pairs, an
+    annotation) only with the per-round schedule."""
     _check(p.adversary_schedule in _SCHEDULES, f"{f}.adversary_schedule",
            f"must be ADVERSARY_SCHEDULE_PER_STEP or ADVERSARY_SCHEDULE_PER_ROUND, got {p.adversary_schedule}")
     schedule = _SCHEDULES[p.adversary_schedule]
     if p.HasField("adversary_group_size"):
         _check(schedule == ADVERSARY_PER_ROUND, f"{f}.adversary_group_size",
                "only used with adversary_schedule ADVERSARY_SCHEDULE_PER_ROUND")
-        _check(p.adversary_group_size >= 2, f"{f}.adversary_group_size",
-               f"must be >= 2, got {p.adversary_group_size}")
     return {"schedule": schedule, "group_size": p.adversary_group_size or DEFAULT_ADVERSARY_GROUP_SIZE}
 
 
 def _hparams(h: trainer_pb2.TrainingHyperparams, present: bool) -> Hyperparams:
     f = "spec.hparams"
     _check(present, f, "required (at least learning_rate)")
-    lr = _finite(h.learning_rate, f"{f}.learning_rate")
-    _check(lr > 0, f"{f}.learning_rate", f"must be > 0, got {lr:g}")
-    epochs = _finite(h.epochs, f"{f}.epochs")
-    _check(epochs >= 0, f"{f}.epochs", f"must be >= 0, got {epochs:g}")
     batch = h.batch_size or DEFAULT_BATCH_SIZE
     accum = h.gradient_accumulation_steps or 1
     _check(batch % accum == 0, f"{f}.batch_size",
            f"must be a multiple of gradient_accumulation_steps ({batch} % {accum} != 0)")
-    warm = _finite(h.warmup_ratio, f"{f}.warmup_ratio") if h.HasField("warmup_ratio") else DEFAULT_WARMUP_RATIO
-    _check(0 <= warm < 1, f"{f}.warmup_ratio", f"must be in [0, 1), got {warm:g}")
-    sched = h.lr_scheduler or "cosine"
-    _check(sched in LR_SCHEDULERS, f"{f}.lr_scheduler", f"must be one of {', '.join(LR_SCHEDULERS)}, got {sched!r}")
-    wd = _finite(h.weight_decay, f"{f}.weight_decay")
-    _check(wd >= 0, f"{f}.weight_decay", f"must be >= 0, got {wd:g}")
-    mgn = _finite(h.max_grad_norm, f"{f}.max_grad_norm")
-    _check(mgn >= 0, f"{f}.max_grad_norm", f"must be >= 0, got {mgn:g}")
-    max_length = h.max_length or DEFAULT_MAX_LENGTH
-    # A prompt needs at least a token and the response at least one to train on.
-    _check(max_length >= 2, f"{f}.max_length", f"must be >= 2, got {max_length}")
+    warm = h.warmup_ratio if h.HasField("warmup_ratio") else DEFAULT_WARMUP_RATIO
+    # max_length >= 2 (an annotation): a prompt needs at least a token and the response at least one to train on.
     dtype = h.dtype or "auto"
     _check(dtype in DTYPES, f"{f}.dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return Hyperparams(
-        learning_rate=lr, batch_size=batch, gradient_accumulation_steps=accum, epochs=epochs or 1.0,
-        max_steps=h.max_steps, max_length=max_length, warmup_ratio=warm, lr_scheduler=sched, weight_decay=wd,
+        learning_rate=h.learning_rate, batch_size=batch, gradient_accumulation_steps=accum, epochs=h.epochs or 1.0,
+        max_steps=h.max_steps, max_length=h.max_length or DEFAULT_MAX_LENGTH, warmup_ratio=warm,
+        lr_scheduler=h.lr_scheduler or "cosine", weight_decay=h.weight_decay,
         # proto3 cannot tell 0 from unset; 0 means TRL's default 1.0 (disable clipping with a huge value).
-        max_grad_norm=mgn or DEFAULT_MAX_GRAD_NORM, seed=h.seed,
+        max_grad_norm=h.max_grad_norm or DEFAULT_MAX_GRAD_NORM, seed=h.seed,
         gradient_checkpointing=h.gradient_checkpointing, bf16=h.bf16,
         checkpoint_every_steps=h.checkpoint_every_steps, dtype=dtype,
         lora=_lora(h.lora, f"{f}.lora") if h.HasField("lora") else None, full_logits=h.full_logits,
@@ -366,17 +343,13 @@ def _hparams(h: trainer_pb2.TrainingHyperparams, present: bool) -> Hyperparams:
 
 
 def _lora(lora: trainer_pb2.LoraParams, f: str) -> LoraSettings:
-    rank = lora.rank or DEFAULT_LORA_RANK
-    _check(1 <= rank <= 1024, f"{f}.rank", f"must be in [1, 1024], got {rank}")
-    alpha = _finite(lora.alpha, f"{f}.alpha") or DEFAULT_LORA_ALPHA
-    _check(alpha > 0, f"{f}.alpha", f"must be > 0, got {alpha:g}")
-    dropout = _finite(lora.dropout, f"{f}.dropout")
-    _check(0 <= dropout < 1, f"{f}.dropout", f"must be in [0, 1), got {dropout:g}")
+    # rank <= 1024, alpha >= 0 and dropout in [0, 1) are annotations; 0 takes the default.
     targets = tuple(lora.target_modules) or DEFAULT_LORA_TARGETS
     for i, name in enumerate(targets):
         _check(bool(name.strip()) and name == name.strip(), f"{f}.target_modules[{i}]",
                f"must be a module name, got {name!r}")
-    return LoraSettings(rank=rank, alpha=alpha, dropout=dropout, target_modules=targets)
+    return LoraSettings(rank=lora.rank or DEFAULT_LORA_RANK, alpha=lora.alpha or DEFAULT_LORA_ALPHA,
+                        dropout=lora.dropout, target_modules=targets)
 
 
 __all__ = ["InvalidSpec", "LOSS_NAMES", "local_path", "parse_job_spec"]

@@ -6,7 +6,8 @@ Error mapping (client errors apart from server errors, as callers retry only the
                          (``spec.preference.beta: must be > 0, got -1``), and google.rpc.BadRequest details in
                          the grpc-status-details-bin trailer name it too (api/bad_request.py)
     ALREADY_EXISTS       StartJob with a job_id that names a job with a different spec, or a new job whose
-                         spec.output_uri is taken: a file, a directory with files, another live job's output
+                         spec.output_uri is taken: a file, a directory with files, another live job's output,
+                         an s3:// output already published (its manifest.json there)
     NOT_FOUND            unknown job_id
     UNAVAILABLE          WatchJob while the trainer shuts down (the job resumes when it restarts)
 A job that fails while running is not an RPC error: it is a Job in state FAILED with ``error`` saying why.
@@ -23,7 +24,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import timestamp_pb2
 
-from alignment_trainer import tracing
+from alignment_trainer import objectstore, tracing
 from alignment_trainer.api import jobspec
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
 from alignment_trainer.config import JobConfig
@@ -68,6 +69,21 @@ def _output_taken(output_dir: Path, manager: JobManager) -> str | None:
     if output_dir.is_dir() and any(output_dir.iterdir()):
         return (f"{output_dir} already holds files (a job's manifest lists every file in its output directory, so it "
                 "must start empty); they are not overwritten")
+    return None
+
+
+def _s3_output_taken(uri: str, manager: JobManager) -> str | None:
+    """The s3:// counterpart of :func:`_output_taken`: no other unfinished job publishes to ``uri``, and nothing is
+    published there yet (a directory's manifest.json, or an object at the key): outputs are never replaced."""
+    for rec in manager.store.in_states([JobState.PENDING, JobState.RUNNING]):
+        if trainer_pb2.JobSpec.FromString(rec.spec).output_uri.strip().rstrip("/") == uri:
+            return f"{uri} is the output of job {rec.job_id!r} ({rec.state.name})"
+    try:
+        objectstore.check_unpublished(uri, "spec.output_uri")
+    except objectstore.ObjectStoreError as err:
+        if err.kind != "exists":
+            raise jobspec.InvalidSpec("spec.output_uri", str(err)) from err
+        return str(err)
     return None
 
 
@@ -130,7 +146,11 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         # Checked and recorded under one lock: two new jobs naming one empty directory cannot both pass.
         with self._start_lock:
-            taken = _output_taken(config.output_dir, self.manager) if request.spec.output_uri else None
+            try:
+                taken = (_s3_output_taken(config.publish_uri, self.manager) if config.publish_uri else
+                         _output_taken(config.output_dir, self.manager) if request.spec.output_uri else None)
+            except jobspec.InvalidSpec as err:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
             if taken:
                 context.abort(grpc.StatusCode.ALREADY_EXISTS, f"spec.output_uri: {taken}")
             # The active span is this call's SERVER span (tracing.ServerInterceptor): the job's span becomes its child.

@@ -1,6 +1,6 @@
 """Runs one job from a JSON JobSpec without the gRPC server: what ``accelerate launch`` runs on a multi-GPU node.
 
-    python -m alignment_trainer.cli run --spec job.json --output DIR [--work-dir DIR]
+    python -m alignment_trainer.cli run --spec job.json --output DIR [--work-dir DIR] [--publish-uri s3://B/K]
     python -m alignment_trainer.cli export --checkpoint DIR --output DIR         (bring your own model)
     python -m alignment_trainer.cli tokenizer --corpus X.jsonl --output DIR      (for a model trained from scratch)
 
@@ -10,7 +10,12 @@
 ``--spec`` is an alignment.v1.JobSpec in proto JSON form (json_format: camelCase or the proto field names, enums by
 name, e.g. ``"loss": "PREFERENCE_LOSS_DPO"``); it is validated as StartJob validates it. The outputs are the
 service's: ``DIR/checkpoint`` (Hugging Face), ``DIR/onnx`` when ``exportOnnx``, ``DIR/metrics.jsonl`` and
-``DIR/manifest.json`` (``--output`` overrides the spec's output_uri). Beside them, in ``--work-dir`` (default
+``DIR/manifest.json`` (``--output`` overrides the spec's output_uri). With ``--publish-uri s3://bucket/key`` the job
+still trains into DIR, and when it succeeds the main process publishes DIR there as the trainer service publishes an
+s3:// output_uri (objectstore.publish: every file, the manifest last; other content already published there is never
+replaced); result.json then names each output's s3:// ``uri`` beside its local path. A run that starts (no
+progress.json in the work dir yet) refuses a URI already published, as StartJob does; a resumed one publishes again,
+and the same content there is a retry. Beside them, in ``--work-dir`` (default
 ``DIR.work``, outside DIR: the manifest lists every file of DIR), the main process writes ``progress.json`` after
 every step ({"step", "total_steps", "loss", "tokens_per_second", "eta_seconds", "time"}) and, at the end,
 ``result.json`` (the outputs, or the error) for whoever launched it; resumable checkpoints go there too (with
@@ -34,7 +39,7 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
-from alignment_trainer import cpu_env, logs, tracing
+from alignment_trainer import cpu_env, logs, objectstore, tracing
 from alignment_trainer.api import jobspec
 from alignment_trainer.api.contracts import trainer_pb2
 from alignment_trainer.api.dro_client import DroSolverClient
@@ -60,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True, type=Path, help="output directory (overrides spec.output_uri)")
     run.add_argument("--work-dir", type=Path, default=None,
                      help="progress.json, result.json, resumable checkpoints (default OUTPUT.work)")
+    run.add_argument("--publish-uri", default=None,
+                     help="s3://bucket/key: publish the outputs there when the job succeeds (manifest last)")
     run.add_argument("--dro-solver-address", default=None,
                      help="DroSolver for W-DRO specs that name none (default $DRO_SOLVER_ADDRESS or "
                           f"{DEFAULT_DRO_SOLVER_ADDRESS})")
@@ -116,8 +123,14 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _info(info: export.ArtifactInfo | None) -> dict | None:
-    return None if info is None else {"path": str(info.path), "sha256": info.sha256, "size_bytes": info.size_bytes}
+def _info(info: export.ArtifactInfo | None, publish_uri: str | None = None, output: Path | None = None) -> dict | None:
+    """An output for result.json; with ``publish_uri``, also its s3:// location (as the service's JobOutputs)."""
+    if info is None:
+        return None
+    out = {"path": str(info.path), "sha256": info.sha256, "size_bytes": info.size_bytes}
+    if publish_uri and output is not None:
+        out["uri"] = f"{publish_uri}/{Path(info.path).relative_to(output).as_posix()}"
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,14 +154,19 @@ def run(args: argparse.Namespace) -> int:
     log.info("cpu environment", extra={"fields": cpu})
     output = args.output.resolve()
     dro = args.dro_solver_address or os.environ.get("DRO_SOLVER_ADDRESS") or DEFAULT_DRO_SOLVER_ADDRESS
+    work_dir = (args.work_dir or output.with_name(output.name + ".work")).resolve()
     try:
         spec = load_spec(args.spec)
-        spec.output_uri = output.as_uri()
+        # An s3:// output_uri trains into the default output dir (here --output) and is published after (jobspec.py).
+        spec.output_uri = args.publish_uri.strip() if args.publish_uri else output.as_uri()
+        if args.publish_uri and not objectstore.is_s3_uri(spec.output_uri):
+            raise jobspec.InvalidSpec("--publish-uri", f"must be an s3://bucket/key URI, got {args.publish_uri!r}")
         config = jobspec.parse_job_spec(spec, default_output_dir=output, default_dro_address=dro)
-    except jobspec.InvalidSpec as err:
+        if config.publish_uri and not (work_dir / PROGRESS_FILE).exists():
+            objectstore.check_unpublished(config.publish_uri, "--publish-uri")
+    except (jobspec.InvalidSpec, jobspec.PathNotAllowed, objectstore.ObjectStoreError) as err:
         log.error("invalid spec", extra={"fields": {"error": str(err)}})
         return 2
-    work_dir = (args.work_dir or output.with_name(output.name + ".work")).resolve()
     if main_process:
         output.mkdir(parents=True, exist_ok=True)
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -175,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
             hooks = runner.RunHooks(on_step=on_step, on_start=on_start)
             outputs = runner.run_job(config, work_dir, hooks, accelerator=accelerator,
                                      connect_adversary=DroSolverClient)
+            if main_process and outputs is not None and config.publish_uri:
+                objectstore.publish(config.output_dir, config.publish_uri, "--publish-uri")
         except Exception as err:
             log.error("job failed", exc_info=True, extra={"fields": {"error": f"{type(err).__name__}: {err}"}})
             if main_process:
@@ -183,8 +203,9 @@ def run(args: argparse.Namespace) -> int:
     if main_process and outputs is not None:
         _write_json(work_dir / RESULT_FILE, {
             "state": "SUCCEEDED", "total_steps": outputs.total_steps, "final_metrics": outputs.final_metrics,
-            "outputs": {"hf_checkpoint": _info(outputs.hf_checkpoint), "onnx": _info(outputs.onnx),
-                        "manifest": _info(outputs.manifest), "metrics": _info(outputs.metrics)}})
+            "outputs": {role: _info(info, config.publish_uri, config.output_dir) for role, info in (
+                ("hf_checkpoint", outputs.hf_checkpoint), ("onnx", outputs.onnx), ("manifest", outputs.manifest),
+                ("metrics", outputs.metrics))}})
         log.info("job succeeded", extra={"fields": {"steps": outputs.total_steps, "output": str(output)}})
     return 0
 

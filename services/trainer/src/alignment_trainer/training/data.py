@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Sequence
 
 from alignment_trainer.training import data_forms
-from alignment_trainer.training.data_forms import FormError
+from alignment_trainer.training.data_forms import CHAT_TEMPLATE, FormError
 
 # Batches per mega-batch. Bigger groups pad less but make the batch order less random; 50 is the value
 # transformers' LengthGroupedSampler uses.
@@ -144,13 +144,21 @@ def text_example_ids(tokenizer, text: str) -> tuple[tuple[int, ...], tuple[int, 
     return ((bos,) if bos is not None else ()), (*ids, tokenizer.eos_token_id)
 
 
-def require_chat_template(tokenizer, path: str | Path, field: str) -> None:
-    """Prompts (text or messages) are rendered through the model's chat template; a tokenizer without one can only
-    train on {"text"} data. Raises DatasetError naming the file and the field."""
-    if getattr(tokenizer, "chat_template", None) is None:
-        raise DatasetError(path, 0, f"{field}: the model's tokenizer has no chat template, which renders every prompt "
-                                    "(a text prompt is one user turn, a message list a conversation): use a model "
-                                    'with a chat template, or SFT data in the {"text"} form (raw text)')
+def require_chat_template(tokenizer, path: str | Path, prompts: Sequence, *, encoding: str, encoding_field: str) -> None:
+    """A tokenizer without a chat template can encode string prompts as raw text only: refuses, with a DatasetError
+    naming the file and the field, a job whose ``encoding`` is CHAT_TEMPLATE (``encoding_field``) or whose data holds
+    a conversational prompt (a message list: always rendered with the template)."""
+    if getattr(tokenizer, "chat_template", None) is not None:
+        return
+    if encoding == CHAT_TEMPLATE:
+        raise DatasetError(path, 0, f"{encoding_field}: PROMPT_ENCODING_CHAT_TEMPLATE needs a chat template, and the "
+                                    "model's tokenizer has none: use PROMPT_ENCODING_RAW_TEXT (the default), which "
+                                    "encodes string prompts as they are")
+    for i, prompt in enumerate(prompts):
+        if prompt is not None and not isinstance(prompt, str):
+            raise DatasetError(path, 0, f"prompt: record {i + 1} is a conversation (message list), which is rendered "
+                                        "with the chat template, and the model's tokenizer has none: give the prompts "
+                                        "as text (standard form), encoded as raw text")
 
 
 def _judge_margin(record: dict) -> float | None:

@@ -9,8 +9,10 @@ data-forms.ts applies the same rules in TypeScript). Files are JSONL, or Parquet
     SFT, language modelling       {text}: raw text, no prompt and no chat template
     SFT, this project's own       {prompt, response}
 
-A prompt stays a string or a message list (logprobs.Prompt); a completion is text. Every problem is a
-``FormError(field, reason)``; data.py adds ``path:line`` (or ``path:row N``).
+A prompt stays a string or a message list (logprobs.Prompt); a completion is text. A string prompt is encoded as
+RAW_TEXT (TRL's standard form; the default) or through the chat template (CHAT_TEMPLATE), as the job's
+prompt_encoding says; a message list always goes through the chat template (logprobs.encode_prompt). Every problem
+is a ``FormError(field, reason)``; data.py adds ``path:line`` (or ``path:row N``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 
 Message = dict[str, str]
+
+# How a string prompt is encoded (proto alignment.v1.PromptEncoding; the TypeScript StringPromptEncoding).
+RAW_TEXT = "raw-text"
+CHAT_TEMPLATE = "chat-template"
+STRING_PROMPT_ENCODINGS = (RAW_TEXT, CHAT_TEMPLATE)
 
 
 class FormError(ValueError):
@@ -94,6 +101,9 @@ def _explicit_pair(record: dict) -> tuple[object, str, str]:
     if not isinstance(prompt, list):
         raise FormError("prompt", f'must be a string or a list of {{"role", "content"}} messages, got '
                                   f"{type(prompt).__name__}")
+    if isinstance(record.get("chosen"), str) and isinstance(record.get("rejected"), str):
+        # The services' own labelled pairs (formats.proto LabelledPair): a conversational prompt, responses as text.
+        return _messages(prompt, "prompt"), _text(record, "chosen"), _text(record, "rejected")
     for field in ("chosen", "rejected"):
         if not isinstance(record.get(field), list):
             raise FormError(field, 'must be a list of messages (one assistant message) when "prompt" is a message list')
@@ -168,4 +178,5 @@ def sft_fields(record: object) -> tuple[object | None, str]:
                                 '{"prompt", "response"}')
 
 
-__all__ = ["FormError", "is_parquet", "pair_fields", "parquet_rows", "sft_fields"]
+__all__ = ["CHAT_TEMPLATE", "RAW_TEXT", "STRING_PROMPT_ENCODINGS", "FormError", "is_parquet", "pair_fields",
+           "parquet_rows", "sft_fields"]

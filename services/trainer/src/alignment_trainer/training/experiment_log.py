@@ -10,8 +10,11 @@
     (MLflow's own names: ``/`` is allowed). mlflow is not a dependency of the trainer; with the variable set and
     the package missing the job fails at its start with an error naming the variable.
 
-A resumed job purges the events after its checkpoint's step (SummaryWriter's purge_step), as metrics.jsonl drops
-their lines, so each step appears once; a job started afresh removes the event files of an earlier attempt.
+Each attempt of a job writes one event file and removes the earlier attempts' files: a resumed job first writes
+again the steps metrics.jsonl kept up to its checkpoint, so each step appears once, in order. (Keeping the old
+file and purging with SummaryWriter's purge_step is not enough: TensorBoard reads a directory's event files in the
+order of their names, and the name's per-process counter sorts "10" before "9" in a long-lived trainer process,
+so the resumed attempt's steps could be read before the first attempt's.)
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def _job_params(config: JobConfig) -> dict[str, str]:
 class ExperimentLog:
     """TensorBoard events (always) and MLflow (with MLFLOW_TRACKING_URI) for one job in ``out``."""
 
-    def __init__(self, config: JobConfig, out: Path, resume_step: int) -> None:
+    def __init__(self, config: JobConfig, out: Path, kept_steps: list[dict[str, float]]) -> None:
+        """``kept_steps``: the metrics.jsonl lines an earlier attempt left (``{"step": n, **metrics}``), logged again."""
         self._mlflow = None
         uri = os.environ.get(MLFLOW_ENV, "")
         if uri:
@@ -60,11 +64,12 @@ class ExperimentLog:
             self._mlflow = mlflow
         from torch.utils.tensorboard import SummaryWriter
 
-        if resume_step == 0:
-            for old in out.glob(EVENTS_GLOB):
-                old.unlink()
-        # purge_step: TensorBoard drops what an earlier attempt logged from this step on (it is done again).
-        self._writer = SummaryWriter(log_dir=str(out), purge_step=resume_step + 1 if resume_step else None)
+        for old in out.glob(EVENTS_GLOB):
+            old.unlink()
+        self._writer = SummaryWriter(log_dir=str(out))
+        for line in kept_steps:
+            metrics = {name: value for name, value in line.items() if name != "step"}
+            self.log(int(line["step"]), metrics)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():

@@ -177,14 +177,17 @@ def atomic_directory(dest: Path) -> Iterator[Path]:
 # ------------------------------------------------------------------------------------------------ HF checkpoint
 
 
-def save_hf_checkpoint(model, tokenizer, dest: Path, state_dict: dict | None = None) -> ArtifactInfo:
+def save_hf_checkpoint(model, tokenizer, dest: Path, state_dict: dict | None = None, extra=None) -> ArtifactInfo:
     """Writes a Hugging Face checkpoint (safetensors weights, config, generation config, tokenizer, chat template)
     with its manifest, atomically. The weights are saved in the model's dtype (TrainingHyperparams.dtype: bf16 or
-    float32; autocast does not change it); a LoRA model is merged first (scaling.merged)."""
+    float32; autocast does not change it); a LoRA model is merged first (scaling.merged). ``extra(dir)`` writes more
+    files into the checkpoint before its manifest (a LoRA job's unmerged adapter: engine_adapter.py)."""
     with atomic_directory(dest) as tmp:
         # state_dict: the full weights accelerate gathered (FSDP); None = the model's own.
         model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
+        if extra is not None:
+            extra(tmp)
         info = write_manifest(tmp)
     return ArtifactInfo(path=dest, sha256=info.sha256, size_bytes=info.size_bytes)
 

@@ -19,10 +19,12 @@ import torch
 
 from alignment_trainer import tracing
 from alignment_trainer.config import WDRO_LOSSES, JobConfig, PreferenceTask, SftTask
-from alignment_trainer.training import checkpoints, data, export, job_inputs, reference_cache, scaling, sft_eval
+from alignment_trainer.training import (checkpoints, data, engine_adapter, export, job_inputs, reference_cache, scaling,
+                                        sft_eval)
 from alignment_trainer.training.adversary import Adversary, ConnectAdversary
 from alignment_trainer.training.collective import REPEAT, Collective, StepLayout, shard
 from alignment_trainer.training.distributed_objective import DistributedPreferenceObjective
+from alignment_trainer.training.distributed_setup import check_distributed, gather_step
 from alignment_trainer.training.experiment_log import ExperimentLog
 from alignment_trainer.training.lifecycle import (
     CHECKPOINT_DIR,
@@ -81,19 +83,11 @@ class TrainingJob:
 
     # -- setup --------------------------------------------------------------------------------------------------
 
-    def _check_distributed(self) -> None:
-        if self.h.lora is not None:
-            raise ValueError("spec.hparams.lora: not supported with more than one process yet; run the job in one "
-                             "process")
-        if self.h.batch_size < self.world:
-            raise ValueError(f"spec.hparams.batch_size: {self.h.batch_size} is smaller than the {self.world} "
-                             "processes it is split across")
-
     def _setup(self) -> int:
         job_inputs.verify_inputs(self.config)
         latest = checkpoints.latest_checkpoint(self.work_dir)
         if self.acc is not None:
-            self._check_distributed()
+            check_distributed(self.h, self.acc)
             latest = self.collective.broadcast(latest)  # the main process's choice, should the listings differ
         resume_step, resume_dir = latest if latest else (0, None)
         lora = self.h.lora
@@ -120,7 +114,10 @@ class TrainingJob:
             # Non-reentrant checkpointing: works with inputs that need no grad and is the one PyTorch recommends.
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if lora:
-            model = scaling.apply_lora(model, lora, resume_dir, checkpoints.MODEL_DIR)
+            # The adapter's initial A matrices are random: seeded, so any number of processes starts from the same
+            # adapter (DDP also broadcasts the main process's). Several processes: load_state restores it on resume.
+            torch.manual_seed(self.h.seed)
+            model = scaling.apply_lora(model, lora, resume_dir if self.acc is None else None, checkpoints.MODEL_DIR)
         model.config.use_cache = False
         model.train()
         self.unwrapped = model
@@ -134,7 +131,7 @@ class TrainingJob:
             # The model first (FSDP shards it; the optimizer is then built over the prepared parameters); the
             # reference only runs forward passes under no_grad, so it is prepared for inference (no DDP wrapper).
             model = self.acc.prepare_model(model)
-            if ref is not None:
+            if ref is not None and not isinstance(ref, scaling.AdapterDisabled):  # that one is the policy's base
                 ref = self.acc.prepare_model(ref, evaluation_mode=True)
             backward = self.acc.backward
         self.model = model
@@ -190,8 +187,9 @@ class TrainingJob:
             log.info("resuming from checkpoint", extra={"fields": {"step": resume_step, "dir": str(resume_dir)}})
         else:
             metrics_path.write_bytes(b"")
+        kept = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         self._metrics_fh = open(metrics_path, "a", encoding="utf-8")
-        self._experiment_log = ExperimentLog(self.config, self.out, resume_step)
+        self._experiment_log = ExperimentLog(self.config, self.out, kept)
         return resume_step
 
     # -- checkpoints --------------------------------------------------------------------------------------------
@@ -293,7 +291,7 @@ class TrainingJob:
                     result = self._objective_step(micro_batches, step)
             if self.acc is not None:
                 grad_norm = float(self.acc.clip_grad_norm_(self.model.parameters(), self.h.max_grad_norm))
-                result = self._gather(result)
+                result = gather_step(result, self.samples_seen, self.step_indices)
             else:
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, self.h.max_grad_norm).item()
             if not (math.isfinite(result.loss) and math.isfinite(grad_norm)):
@@ -336,28 +334,6 @@ class TrainingJob:
             return self.objective.step(micro_batches, step, pair_indices=self.step_indices)
         return self.objective.step(micro_batches, step)
 
-    def _gather(self, result):
-        """The step's result over every process (collective: every process calls it): loss and metrics averaged
-        (shards are equal up to one example), tokens summed, and dist/* metrics (per-process sample counts,
-        examples seen by more than one process in this step)."""
-        from accelerate.utils import gather_object
-
-        gathered = gather_object([(result.loss, result.metrics, result.tokens, self.samples_seen,
-                                  self.step_indices)])
-        losses_ = [g[0] for g in gathered]
-        keys = sorted({k for g in gathered for k in g[1]})
-        metrics = {k: sum(g[1][k] for g in gathered if k in g[1]) / sum(1 for g in gathered if k in g[1])
-                   for k in keys}
-        seen: dict[int, int] = {}
-        for g in gathered:
-            for i in g[4]:
-                seen[i] = seen.get(i, 0) + 1
-        metrics["dist/world_size"] = float(len(gathered))
-        metrics["dist/shard_overlap"] = float(sum(c - 1 for c in seen.values()))
-        for rank, g in enumerate(gathered):
-            metrics[f"dist/samples/rank{rank}"] = float(g[3])
-        return type(result)(loss=sum(losses_) / len(losses_), metrics=metrics, tokens=sum(g[2] for g in gathered))
-
     def _finish(self, final_metrics: dict[str, float], start_step: int) -> RunOutputs | None:
         if self._metrics_fh is not None:
             self._metrics_fh.close()
@@ -375,9 +351,13 @@ class TrainingJob:
                 self.acc.wait_for_everyone()
                 return None
             model = self.acc.unwrap_model(self.model)
+            if scaling.is_lora(model):  # DDP: every process holds the whole model; the main one merges and saves
+                model, state_dict = scaling.merged(model), None
             ckpt = export.save_hf_checkpoint(model, self.tokenizer, self.out / CHECKPOINT_DIR, state_dict=state_dict)
         else:
-            ckpt = export.save_hf_checkpoint(scaling.merged(self.model), self.tokenizer, self.out / CHECKPOINT_DIR)
+            # A LoRA job also keeps its adapter unmerged, on pi_init (for an inference engine: engine_adapter.py).
+            adapter = engine_adapter.cumulative_adapter(self.model, self.config.task) if scaling.is_lora(self.model) else None
+            ckpt = export.save_hf_checkpoint(scaling.merged(self.model), self.tokenizer, self.out / CHECKPOINT_DIR, extra=adapter)
         onnx = export.export_onnx(self.out / CHECKPOINT_DIR, self.out / ONNX_DIR) if self.config.export_onnx else None
         metrics = export.file_info(self.out / METRICS_FILE)
         manifest_dir = export.write_manifest(self.out)

@@ -96,14 +96,16 @@ def tokenize_examples(config: JobConfig, tokenizer) -> tuple[list, list[int], in
     judge_margins: list[float | None] = []
     if isinstance(task, SftTask):
         path = task.dataset.path
-        for ex in data.load_sft(path):
+        sft = data.load_sft(path)
+        data.require_chat_template(tokenizer, path, [ex.prompt for ex in sft], encoding=task.prompt_encoding,
+                                   encoding_field="spec.sft.prompt_encoding")
+        for ex in sft:
             if ex.prompt is None:  # {"text"}: raw text
                 prompt_ids, response_ids = data.text_example_ids(tokenizer, ex.response)
             else:
-                # tokenize_pair renders the prompt exactly as preference batches and the generator do; the
+                # tokenize_pair encodes the prompt exactly as preference batches and the generator do; the
                 # response is passed as both sides of the pair and read back once.
-                data.require_chat_template(tokenizer, path, "prompt")
-                t = tokenize_pair(tokenizer, ex.prompt, ex.response, ex.response)
+                t = tokenize_pair(tokenizer, ex.prompt, ex.response, ex.response, strings=task.prompt_encoding)
                 prompt_ids, response_ids = t.prompt_ids, t.chosen_ids
             if len(prompt_ids) >= max_length:
                 dropped += 1
@@ -112,9 +114,11 @@ def tokenize_examples(config: JobConfig, tokenizer) -> tuple[list, list[int], in
             lengths.append(min(max_length, len(prompt_ids) + len(response_ids)))
     else:
         path = task.pairs.path
-        data.require_chat_template(tokenizer, path, "prompt")
-        for pair in data.load_pairs(path):
-            t = tokenize_pair(tokenizer, pair.prompt, pair.chosen, pair.rejected,
+        pairs = data.load_pairs(path)
+        data.require_chat_template(tokenizer, path, [pair.prompt for pair in pairs], encoding=task.prompt_encoding,
+                                   encoding_field="spec.preference.prompt_encoding")
+        for pair in pairs:
+            t = tokenize_pair(tokenizer, pair.prompt, pair.chosen, pair.rejected, strings=task.prompt_encoding,
                               chosen_finished=pair.chosen_finished, rejected_finished=pair.rejected_finished)
             if len(t.prompt_ids) >= max_length:
                 dropped += 1
@@ -124,7 +128,7 @@ def tokenize_examples(config: JobConfig, tokenizer) -> tuple[list, list[int], in
             judge_margins.append(pair.judge_margin)
     if not examples:
         raise data.DatasetError(path, 0, f"every example's prompt fills max_length ({max_length} tokens) "
-                                         "after the chat template; raise spec.hparams.max_length")
+                                         "once encoded; raise spec.hparams.max_length")
     if dropped:
         log.warning("dropped examples whose prompt fills max_length",
                     extra={"fields": {"dropped": dropped, "max_length": max_length}})

@@ -2,15 +2,15 @@
 §3 (SPA Eq. 11-12).
 
 logp(y|x) is the SUM of the log-probabilities of the response tokens only (prompt and padding masked, no length
-normalisation), after the tokenizer's chat template is applied to the prompt. Everything from the logits on is
-float32, also when the model runs under bf16 autocast (float64 for a float64 model: exact gradient checks).
+normalisation), after the prompt is encoded: raw text, or through the tokenizer's chat template (``encode_prompt``).
+Everything from the logits on is float32, also when the model runs under bf16 autocast (float64 for a float64 model: exact gradient checks).
 
 A preference batch holds chosen and rejected sequences in one right-padded tensor, chosen rows first, so one forward
 pass scores both (TRL's ``concatenated_forward``); ``split_pairs`` cuts any per-sequence result back into halves.
 
 Typical use in a training step (the reference pass once per batch, under no_grad)::
 
-    batch = build_pair_batch(tokenizer, prompts, chosen, rejected, max_length=1024).to(device)
+    batch = build_pair_batch(tokenizer, prompts, chosen, rejected, max_length=1024, strings=RAW_TEXT).to(device)
     ref = reference_pass(ref_model, batch, keep_logits=dnd_lambda > 0)
     policy = policy_pass(model, batch)                      # policy.logps carries the gradient
     logp_c, logp_r = split_pairs(policy.logps)
@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from alignment_trainer.training.data_forms import CHAT_TEMPLATE, RAW_TEXT, STRING_PROMPT_ENCODINGS
 
 # One float32 temporary of shape [sequences, chunk, vocab] is at most this many elements (128 MiB): the time axis
 # is chunked so that a full [B, T, V] float32 log-softmax never exists (with a 128k vocabulary it would be several
@@ -77,20 +79,42 @@ class PairBatch:
         )
 
 
-def tokenize_pair(tokenizer, prompt: Prompt, chosen: str, rejected: str, *, chosen_finished: bool = True,
-                  rejected_finished: bool = True) -> TokenizedPair:
-    """Prompt through the chat template with the generation prompt; each response as plain text plus EOS.
+def encode_prompt(tokenizer, prompt: Prompt, *, strings: str) -> list[int]:
+    """Token ids of a prompt, as the TypeScript ChatTokenizer.encodePrompt (libs/lm/src/tokenizer.ts) computes them.
 
-    The prompt is rendered to text and then encoded without added special tokens, because chat templates already
-    write their BOS/header tokens (encoding with add_special_tokens=True would double a BOS). Responses are encoded
-    separately and EOS is appended, so the response tokens are exactly what generation would have produced up to and
-    including the stop token (SPA and TRL append EOS the same way). A response marked unfinished (the generator cut
-    it at max_new_tokens: LabelledPair chosen_finished / rejected_finished false) gets no EOS, so it is never
-    learned as "stop here" (docs/algorithm.md §7); the judge's ChatTokenizer.encodeResponse does the same.
+    A string prompt with ``strings`` RAW_TEXT is encoded as it is, without added special tokens (TRL's standard
+    prompt: no template token at all); with CHAT_TEMPLATE it is one user turn through the chat template with the
+    generation prompt. A conversation (message list) always goes through the chat template with the generation
+    prompt. The rendered text is encoded without added special tokens, because chat templates already write their
+    BOS/header tokens (add_special_tokens=True would double a BOS). Asking for a template the tokenizer lacks is a
+    ValueError naming prompt_encoding (string prompts) or the prompt (a conversation).
     """
+    if strings not in STRING_PROMPT_ENCODINGS:
+        raise ValueError(f"strings must be one of {STRING_PROMPT_ENCODINGS}, got {strings!r}")
+    if isinstance(prompt, str) and strings == RAW_TEXT:
+        return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ValueError("prompt_encoding: PROMPT_ENCODING_CHAT_TEMPLATE needs a chat template, and the tokenizer has "
+                         "none: encode the prompts as raw text" if isinstance(prompt, str) else
+                         "prompt: a conversation (message list) is rendered with the chat template, and the tokenizer "
+                         "has none: give the prompt as text")
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def tokenize_pair(tokenizer, prompt: Prompt, chosen: str, rejected: str, *, strings: str,
+                  chosen_finished: bool = True, rejected_finished: bool = True) -> TokenizedPair:
+    """The prompt as encode_prompt encodes it (``strings``: RAW_TEXT or CHAT_TEMPLATE, for a string prompt); each
+    response as plain text plus EOS.
+
+    Responses are encoded separately and EOS is appended, so the response tokens are exactly what generation would
+    have produced up to and including the stop token (SPA and TRL append EOS the same way). A response marked
+    unfinished (the generator cut it at max_new_tokens: LabelledPair chosen_finished / rejected_finished false) gets
+    no EOS, so it is never learned as "stop here" (docs/algorithm.md §7); the judge's ChatTokenizer.encodeResponse
+    does the same.
+    """
+    prompt_ids = encode_prompt(tokenizer, prompt, strings=strings)
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ValueError("the tokenizer has no eos_token: responses must end with EOS (docs/algorithm.md §1 notation)")
@@ -151,16 +175,17 @@ def build_pair_batch(
     rejected: Sequence[str],
     *,
     max_length: int,
+    strings: str,
     chosen_finished: Sequence[bool] | None = None,
     rejected_finished: Sequence[bool] | None = None,
 ) -> PairBatch:
-    """tokenize_pair for each pair, then collate_pairs (padding with the tokenizer's pad token, else EOS). The
-    finished flags (default: all finished) say which responses get EOS."""
+    """tokenize_pair for each pair (string prompts encoded as ``strings`` says), then collate_pairs (padding with the
+    tokenizer's pad token, else EOS). The finished flags (default: all finished) say which responses get EOS."""
     if not len(prompts) == len(chosen) == len(rejected):
         raise ValueError(f"lengths differ: {len(prompts)} prompts, {len(chosen)} chosen, {len(rejected)} rejected")
     c_done = [True] * len(chosen) if chosen_finished is None else list(chosen_finished)
     r_done = [True] * len(rejected) if rejected_finished is None else list(rejected_finished)
-    pairs = [tokenize_pair(tokenizer, p, c, r, chosen_finished=cf, rejected_finished=rf)
+    pairs = [tokenize_pair(tokenizer, p, c, r, strings=strings, chosen_finished=cf, rejected_finished=rf)
              for p, c, r, cf, rf in zip(prompts, chosen, rejected, c_done, r_done, strict=True)]
     # The pad id only fills masked positions, so any valid id will do when a tokenizer defines none.
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

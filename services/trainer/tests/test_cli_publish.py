@@ -1,0 +1,81 @@
+"""The job CLI's ``run --publish-uri s3://…`` (what a Kubernetes LEARN Job runs under MODEL_STORE_URI): the job trains
+into --output, publishes it to the bucket as the trainer service publishes an s3:// output_uri (manifest last), and
+result.json names the s3:// locations; a URI already published is refused before training (moto on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from google.protobuf import json_format
+
+from alignment_trainer import objectstore
+from alignment_trainer.api.contracts import common_pb2, trainer_pb2
+from moto_server import moto_server, use_moto
+from world import build_world
+
+TRAINER = Path(__file__).resolve().parents[1]
+BUCKET = "learn-jobs"
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    with moto_server() as url:
+        yield url
+
+
+def _run(tmp_path: Path, spec: trainer_pb2.JobSpec, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    spec_path = tmp_path / "job.json"
+    spec_path.write_text(json_format.MessageToJson(spec))
+    env = {**os.environ, "PYTHONPATH": str(TRAINER / "src"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "alignment_trainer.cli", "run", "--spec", str(spec_path),
+                           "--output", str(out), *extra], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=240)
+
+
+def _spec(tmp_path: Path) -> trainer_pb2.JobSpec:
+    world = build_world(tmp_path / "world", n_pairs=8)
+    pref = trainer_pb2.PreferenceJob(init=common_pb2.ArtifactRef(uri=world.checkpoint.as_uri()),
+                                     pairs=common_pb2.ArtifactRef(uri=world.pairs.as_uri()),
+                                     loss=common_pb2.PREFERENCE_LOSS_DPO, beta=0.5)
+    return trainer_pb2.JobSpec(preference=pref, hparams=trainer_pb2.TrainingHyperparams(
+        learning_rate=2e-3, batch_size=4, epochs=1, max_length=64, seed=3))
+
+
+def test_run_publishes_its_outputs_to_the_s3_uri_manifest_last_and_result_json_names_them(tmp_path, endpoint,
+                                                                                             monkeypatch):
+    use_moto(endpoint, tmp_path / "cache", monkeypatch, BUCKET)
+    uri = f"s3://{BUCKET}/store/run-1/round-0/learn/attempt-1"
+    out = tmp_path / "attempt-1"
+    proc = _run(tmp_path, _spec(tmp_path), out, "--publish-uri", uri)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+
+    result = json.loads((tmp_path / "attempt-1.work" / "result.json").read_text())
+    assert result["state"] == "SUCCEEDED"
+    outputs = result["outputs"]
+    assert outputs["hf_checkpoint"]["uri"] == f"{uri}/checkpoint"
+    assert outputs["hf_checkpoint"]["path"] == str(out / "checkpoint")
+    assert outputs["manifest"]["uri"] == f"{uri}/manifest.json"
+    assert outputs["metrics"]["uri"] == f"{uri}/metrics.jsonl"
+    # What is in the bucket is what the job wrote: the whole output under its manifest, the checkpoint under its own.
+    objectstore.fetch(uri, "output", "dir", outputs["manifest"]["sha256"])
+    back = objectstore.fetch(outputs["hf_checkpoint"]["uri"], "hf_checkpoint", "dir", outputs["hf_checkpoint"]["sha256"])
+    assert (back / "model.safetensors").read_bytes() == (out / "checkpoint" / "model.safetensors").read_bytes()
+
+    # A new job (no progress in its work dir) never publishes over it: refused before it trains, exit 2.
+    again = _run(tmp_path, _spec(tmp_path), tmp_path / "other", "--publish-uri", uri)
+    assert again.returncode == 2
+    assert f"s3://{BUCKET}/store/run-1/round-0/learn/attempt-1 is already published" in again.stderr
+    assert not (tmp_path / "other.work" / "result.json").exists()
+
+
+def test_a_publish_uri_that_is_not_s3_or_has_no_bucket_is_a_bad_command_line(tmp_path, endpoint, monkeypatch):
+    use_moto(endpoint, tmp_path / "cache", monkeypatch, BUCKET)
+    bad = _run(tmp_path, _spec(tmp_path), tmp_path / "a", "--publish-uri", "/data/models/x")
+    assert bad.returncode == 2 and "--publish-uri: must be an s3://bucket/key URI, got '/data/models/x'" in bad.stderr
+    missing = _run(tmp_path, _spec(tmp_path), tmp_path / "b", "--publish-uri", "s3://no-such-bucket/x")
+    assert missing.returncode == 2 and "no bucket 'no-such-bucket'" in missing.stderr
