@@ -8,7 +8,7 @@ import { DEFAULT_AUTO_RESUME, backoffBefore, isResumable, type AutoResumePolicy 
 import { PairwiseEvaluator } from './evaluate';
 import { StageAbortedError, StageFailedError, ServiceUnavailableError, abortReason, sleep, type CallContext, type Executors, type StageExecutors } from './executors';
 import { planStages, type PlannedStage } from './plan';
-import { checkDeletable, diskBytes, endsRound, pruneCheckpoints, removeRunDir } from './retention';
+import { checkDeletable, diskBytes, endsRound, pinnedRounds, pruneCheckpoints, removeRunDir } from './retention';
 import { endRun, type RunEndContext } from './run-end';
 import { RunConflictError, ShuttingDownError } from './run-errors';
 import { RunEvents, type RunEvent } from './run-events';
@@ -267,7 +267,7 @@ export class RunEngine {
             if (signal.aborted) throw new StageAbortedError(abortReason(signal));
             await this.runStage(row, planned, outputs, signal, runCtx);
             if (!endsRound(plan, index)) continue;
-            await pruneCheckpoints(this.runDir(runId), row.spec.keepLastCheckpoints, planned.round);
+            await pruneCheckpoints(this.runDir(runId), row.spec.keepLastCheckpoints, planned.round, pinnedRounds(row.spec));
             await this.resources.measure(runId, span);
           }
           break;

@@ -18,6 +18,8 @@ export function preferenceJobSpec(args: {
   /** The job's output: a local directory, or an s3:// prefix the trainer publishes to (model-store.ts). */
   output: string;
   seed: number;
+  /** Overrides the round's learning rate: round 0's frozen-judge job (RunSpec.judge_learning_rate). */
+  learningRate?: number;
 }): JobSpec {
   const { spec, round } = args;
   const plan = configurationPlan(spec.configuration);
@@ -55,7 +57,7 @@ export function preferenceJobSpec(args: {
   const hparams = round === 0 ? spec.seedTraining! : spec.roundTraining!;
   return {
     kind: { $case: 'preference', value: preference },
-    hparams: { ...hparams, seed: args.seed },
+    hparams: { ...hparams, ...(args.learningRate !== undefined ? { learningRate: args.learningRate } : {}), seed: args.seed },
     outputUri: isS3Uri(args.output) ? args.output : fileUri(args.output),
     exportOnnx: true,
   };

@@ -35,9 +35,12 @@ export function modelStoreFromEnv(env: NodeJS.ProcessEnv = process.env): string 
   return uri;
 }
 
-/** Where a LEARN attempt's trainer job writes: `<store>/<run>/round-<t>/learn/attempt-<k>`, else `<stageDir>/attempt-<k>`. */
-export function learnOutput(args: { store?: string; runId: string; round: number; attempt: number; stageDir: string }): string {
-  const attempt = `attempt-${args.attempt}`;
+/**
+ * Where a LEARN attempt's trainer job writes: `<store>/<run>/round-<t>/learn/attempt-<k>`, else `<stageDir>/attempt-<k>`;
+ * round 0's frozen-judge job (`job` 'judge', RunSpec.judge_learning_rate) writes beside it, at `judge-attempt-<k>`.
+ */
+export function learnOutput(args: { store?: string; runId: string; round: number; attempt: number; stageDir: string; job?: 'learn' | 'judge' }): string {
+  const attempt = `${args.job === 'judge' ? 'judge-' : ''}attempt-${args.attempt}`;
   if (!args.store) return path.join(args.stageDir, attempt);
   return `${args.store}/${args.runId}/round-${args.round}/learn/${attempt}`;
 }

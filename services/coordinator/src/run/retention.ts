@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { confineS3Uri, deleteS3Artifact, isS3Uri, writeFileAtomic } from '@alignment/artifacts';
-import { JobState, Stage } from '@alignment/contracts';
+import { JobState, Stage, type RunSpec } from '@alignment/contracts';
 import { FailedPreconditionError } from '@alignment/errors';
 import type { PlannedStage } from './plan';
 import { PRUNED_FILE, prunedOutputs, STAGE_MANIFEST, stageName, type StageManifest } from './stage-manifest';
@@ -20,6 +20,14 @@ import { PRUNED_FILE, prunedOutputs, STAGE_MANIFEST, stageName, type StageManife
 
 /** The LEARN outputs retention deletes: the model checkpoint and its ONNX export (directories). */
 export const PRUNABLE_OUTPUTS = ['model.hf_checkpoint', 'model.onnx'] as const;
+/**
+ * The rounds whose model a later stage still reads, whatever keep_last_checkpoints says: round 0's with
+ * frozen_judge, whose π_0 judges every round (unless judge_learning_rate trains a separate π_J, which is not pruned).
+ */
+export function pinnedRounds(spec: RunSpec): number[] {
+  return spec.frozenJudge && spec.judgeLearningRate === undefined ? [0] : [];
+}
+
 /** The apparent size of everything under `dir`, directories and symbolic links included, as `du -sb` counts it. 0 if absent. */
 export function diskBytes(dir: string): number {
   let stat: fs.Stats;
@@ -43,13 +51,14 @@ export function endsRound(plan: readonly PlannedStage[], index: number): boolean
  * Applies RunSpec.keep_last_checkpoints after `round` finished: the LEARN stages of rounds <= round - K lose their
  * model checkpoint and ONNX export. pruned.json is written first (a crash mid-way leaves a stage that resumes as
  * pruned), then each directory is deleted; stage.json and the database records stay, so a resumed run does not
- * execute those stages again. The last round's model is never pruned (only rounds before `round` are). Returns the
- * bytes freed. K = 0 keeps everything.
+ * execute those stages again. The last round's model is never pruned (only rounds before `round` are), nor those of
+ * the `pinned` rounds (pinnedRounds). Returns the bytes freed. K = 0 keeps everything.
  */
-export async function pruneCheckpoints(runDir: string, keepLast: number, round: number): Promise<number> {
+export async function pruneCheckpoints(runDir: string, keepLast: number, round: number, pinned: readonly number[] = []): Promise<number> {
   if (keepLast <= 0) return 0;
   let freed = 0;
   for (let old = round - keepLast; old >= 0; old -= 1) {
+    if (pinned.includes(old)) continue;
     const dir = path.join(runDir, `round-${old}`, stageName(Stage.STAGE_LEARN).toLowerCase());
     let manifest: StageManifest;
     try {

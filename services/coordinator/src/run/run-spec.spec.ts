@@ -329,7 +329,7 @@ describe('an invalid field is named', () => {
     ['n in the evaluation sampling', (s) => (s.evaluation!.generation = { n: 3, topK: 0, maxNewTokens: 0, stop: [], seed: 0, greedy: false }), 'spec.evaluation.generation.n'],
     ['65 generator shards', (s) => (s.sharding = { generatorShards: 65, judgeShards: 0 }), 'spec.sharding.generator_shards'],
     ['65 judge shards', (s) => (s.sharding = { generatorShards: 2, judgeShards: 65 }), 'spec.sharding.judge_shards'],
-    // The self-annotation levers (RunSpec fields 19-23).
+    // The self-annotation levers (RunSpec fields 19-23 and 32).
     ['a negative judge tie margin', (s) => (s.judgeTieMargin = -0.01), 'spec.judge_tie_margin'],
     ['a judge tie margin for dpo-seed', (s) => Object.assign(s, { configuration: Configuration.CONFIGURATION_DPO_SEED, judgeTieMargin: 0.1 }), 'spec.judge_tie_margin'],
     ['a frozen judge for dpo-seed', (s) => Object.assign(s, { configuration: Configuration.CONFIGURATION_DPO_SEED, frozenJudge: true }), 'spec.frozen_judge'],
@@ -338,6 +338,10 @@ describe('an invalid field is named', () => {
       (s) => Object.assign(s, { configuration: Configuration.CONFIGURATION_ITER_DPO_RM, judgeModel: judgeModel(), frozenJudge: true }),
       'spec.frozen_judge',
     ],
+    ['a judge learning rate without a frozen judge', (s) => (s.judgeLearningRate = 2e-5), 'spec.judge_learning_rate'],
+    ['a judge learning rate of 0', (s) => Object.assign(s, { frozenJudge: true, judgeLearningRate: 0 }), 'spec.judge_learning_rate'],
+    ['a judge learning rate of 1', (s) => Object.assign(s, { frozenJudge: true, judgeLearningRate: 1 }), 'spec.judge_learning_rate'],
+    ['a judge learning rate for dpo-seed', (s) => Object.assign(s, { configuration: Configuration.CONFIGURATION_DPO_SEED, judgeLearningRate: 2e-5 }), 'spec.judge_learning_rate'],
     ['a seed replay fraction above 1', (s) => (s.seedReplayFraction = 1.5), 'spec.seed_replay_fraction'],
     ['a NaN seed replay fraction', (s) => (s.seedReplayFraction = NaN), 'spec.seed_replay_fraction'],
     ['a confidence keep fraction of 0', (s) => (s.confidenceKeepFraction = 0), 'spec.confidence_keep_fraction'],
@@ -359,7 +363,7 @@ describe('an invalid field is named', () => {
   });
 
   it('takes every self-annotation lever at once, and each at its default', async () => {
-    const levers = { judgeTieMargin: 0.05, frozenJudge: true, seedReplayFraction: 0.25, confidenceKeepFraction: 0.8, pairing: Pairing.PAIRING_BEST_WORST };
+    const levers = { judgeTieMargin: 0.05, frozenJudge: true, judgeLearningRate: 2e-5, seedReplayFraction: 0.25, confidenceKeepFraction: 0.8, pairing: Pairing.PAIRING_BEST_WORST };
     expect(await fieldOf((s) => Object.assign(s, levers, { generation: { ...s.generation!, n: 4 } }))).toBe('valid');
     const defaults = { judgeTieMargin: 0, frozenJudge: false, seedReplayFraction: 0, confidenceKeepFraction: 1, pairing: Pairing.PAIRING_UNSPECIFIED };
     expect(await fieldOf((s) => Object.assign(s, defaults))).toBe('valid');

@@ -15,7 +15,7 @@ import { fileOutput, learnedModel, settingInput, type StageContext, type StageDe
 type JudgeInputs = {
   /** This round's GENERATE output. */
   responses: StageInput<ArtifactRef | undefined>;
-  /** The SPA judge's policy: π_{t−1}, or π_0 with spec.frozen_judge; absent with spec.judge_address. */
+  /** The SPA judge's policy: π_{t−1}, or π_0 with spec.frozen_judge (π_J with spec.judge_learning_rate); absent with spec.judge_address. */
   policy?: StageInput<ModelRef | undefined>;
   /** spec.judge_address and spec.judge_rule, when the rounds are labelled by the user's judge. */
   judgeAddress?: StageInput<string>;
@@ -58,7 +58,8 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
       inputs.judgeAddress = settingInput(spec.judgeAddress);
       inputs.judgeRule = settingInput(spec.judgeRule);
     } else {
-      inputs.policy = outputs.model(judgeRound(spec.frozenJudge, round));
+      // With spec.judge_learning_rate the frozen judge is π_J, trained beside π_0 in round 0's LEARN.
+      inputs.policy = outputs.model(judgeRound(spec.frozenJudge, round), spec.judgeLearningRate !== undefined ? 'judge_model' : 'model');
     }
     if (spec.judgeTieMargin) inputs.tieMargin = settingInput(spec.judgeTieMargin);
     if (confidenceKeepFraction(spec) < 1) inputs.confidenceKeepFraction = settingInput(confidenceKeepFraction(spec));

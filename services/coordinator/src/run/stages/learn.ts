@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { writeFileAtomic } from '@alignment/artifacts';
-import { Stage, type ArtifactRef, type PromptEncoding } from '@alignment/contracts';
+import { Stage, type ArtifactRef, type PromptEncoding, type RunSpec } from '@alignment/contracts';
 import { readObjects, readPairs, writeJsonl } from '../data';
 import { readPinned } from '../evaluate';
 import { StageFailedError } from '../executors';
@@ -11,8 +11,8 @@ import { flipLabels } from '../label-noise';
 import { trainerMetricName } from '../metrics';
 import { deriveSeed } from '../seeds';
 import { drawReplay, replayCount } from '../self-label-levers';
-import { verifyOutput } from '../stage-manifest';
-import { fileOutput, settingInput, specInput, type StageDefinition, type StageInput, type StageResult } from './stage';
+import { verifyOutput, type StageOutput } from '../stage-manifest';
+import { fileOutput, settingInput, specInput, type StageContext, type StageDefinition, type StageInput, type StageResult } from './stage';
 
 type LearnInputs = {
   /** The seed pairs in round 0, the round's judged pairs after. */
@@ -24,17 +24,24 @@ type LearnInputs = {
   seedPairs?: StageInput<ArtifactRef | undefined>;
   /** spec.prompt_encoding, when not raw text. */
   promptEncoding?: StageInput<PromptEncoding>;
+  /** Round 0 with spec.judge_learning_rate: the rate the frozen judge π_J is trained at, beside π_0. */
+  judgeLearningRate?: StageInput<number>;
 };
 
 /**
  * LEARN: one trainer job from `init` on `pairs` (job-spec.ts); round 0 first flips the seed labels when the spec
- * asks for label noise, and later rounds first mix replayed seed pairs in when the spec asks for seed replay.
+ * asks for label noise, and later rounds first mix replayed seed pairs in when the spec asks for seed replay. With
+ * spec.judge_learning_rate, round 0 also trains the frozen judge π_J on the same seed pairs (outputs judge_model.*).
  */
 export const learnStage: StageDefinition<LearnInputs> = {
   stage: Stage.STAGE_LEARN,
 
   inputs(spec, round, outputs) {
-    if (round === 0) return { pairs: specInput(spec.seedPairs), init: specInput(spec.baseModel?.hfCheckpoint), ...promptEncodingInput(spec) };
+    if (round === 0) {
+      const inputs: LearnInputs = { pairs: specInput(spec.seedPairs), init: specInput(spec.baseModel?.hfCheckpoint), ...promptEncodingInput(spec) };
+      if (spec.judgeLearningRate !== undefined) inputs.judgeLearningRate = settingInput(spec.judgeLearningRate);
+      return inputs;
+    }
     const inputs: LearnInputs = {
       pairs: outputs.input(round, Stage.STAGE_JUDGE, 'pairs'),
       init: outputs.input(round - 1, Stage.STAGE_LEARN, 'model.hf_checkpoint'),
@@ -50,6 +57,7 @@ export const learnStage: StageDefinition<LearnInputs> = {
 
   async execute(inputs, { runId, nonce, spec, round, dir, seed, attempt, modelStore, executors, call }) {
     const result: StageResult = { outputs: {}, metrics: {} };
+    const ctxOf = () => ({ runId, spec, round, dir, seed, attempt, modelStore, executors, call });
     const init = inputs.init.value!;
     let pairs = inputs.pairs.value!;
     if (round === 0) {
@@ -75,30 +83,69 @@ export const learnStage: StageDefinition<LearnInputs> = {
     if (inputs.replayFraction && inputs.seedPairs) {
       pairs = await mixSeedReplay(result, { pairs, seedPairs: inputs.seedPairs.value!, fraction: inputs.replayFraction.value, round, dir, runSeed: spec.seed });
     }
-    // Deterministic per (run, round, attempt): a coordinator that restarts mid-stage re-attaches to its job.
-    const jobId = `${runId}-${nonce}-r${round}-learn-a${attempt}`;
-    const output = learnOutput({ store: modelStore, runId, round, attempt, stageDir: dir });
-    const jobSpec = preferenceJobSpec({ spec, round, init, pairs, output, seed });
-    // With a model store, the attempt's directory in the stage directory is where a trainer on this volume trains first.
-    const stagingDir = modelStore ? learnOutput({ runId, round, attempt, stageDir: dir }) : undefined;
-    const job = await executors.learn.train(jobId, jobSpec, { ...call, stagingDir });
-    const model = job.outputs?.model;
-    if (!model?.hfCheckpoint?.sha256 || !model.onnx?.sha256) {
-      throw new StageFailedError(`trainer job ${jobId} succeeded without a model (hf_checkpoint and onnx with sha256)`);
-    }
-    result.outputs['model.hf_checkpoint'] = { ...model.hfCheckpoint, kind: 'dir' };
-    result.outputs['model.onnx'] = { ...model.onnx, kind: 'dir' };
-    if (job.outputs?.manifest?.uri) result.outputs['job.manifest'] = fileOutput(job.outputs.manifest);
-    if (job.outputs?.metrics?.uri) result.outputs['job.metrics'] = fileOutput(job.outputs.metrics);
+    // The stage's own files (flipped seed pairs, replay mix); the trainer jobs' outputs are verified by trainModel.
     for (const [name, output] of Object.entries(result.outputs)) {
       const problem = await verifyOutput(output);
-      if (problem) throw new StageFailedError(`trainer job ${jobId}: output ${name}: ${problem}`);
+      if (problem) throw new StageFailedError(`LEARN of round ${round}: output ${name}: ${problem}`);
     }
-    for (const [name, value] of Object.entries(job.metrics)) result.metrics[trainerMetricName(name)] = value;
+    // Deterministic per (run, round, attempt): a coordinator that restarts mid-stage re-attaches to its job.
+    const jobId = `${runId}-${nonce}-r${round}-learn-a${attempt}`;
+    const trained = await trainModel({ ...ctxOf(), jobId, pairs, init, job: 'learn' });
+    Object.assign(result.outputs, trained.outputs);
+    for (const [name, value] of Object.entries(trained.jobMetrics)) result.metrics[trainerMetricName(name)] = value;
+    if (inputs.judgeLearningRate) {
+      // π_J: DPO on the same seed pairs (flipped, with label noise) from π_init, at its own rate (RunSpec.judge_learning_rate).
+      const judgeJobId = `${runId}-${nonce}-r0-judge-a${attempt}`;
+      const judge = await trainModel({ ...ctxOf(), jobId: judgeJobId, pairs, init, job: 'judge', learningRate: inputs.judgeLearningRate.value });
+      // Named judge_model.* and judge_job.*: stages read π_J with StageOutputs.model(0, 'judge_model').
+      for (const [name, output] of Object.entries(judge.outputs)) result.outputs[name.replace(/^model\./, 'judge_model.').replace(/^job\./, 'judge_job.')] = output;
+      for (const [name, value] of Object.entries(judge.jobMetrics)) result.metrics[`judge_model/${name}`] = value;
+    }
     result.jobId = jobId;
     return result;
   },
 };
+
+/** One trainer job of a LEARN stage and the model it wrote: π_t (`job` 'learn'), or round 0's frozen judge π_J ('judge'). */
+async function trainModel(args: {
+  runId: string;
+  spec: RunSpec;
+  round: number;
+  dir: string;
+  seed: number;
+  attempt: number;
+  modelStore: string | undefined;
+  executors: StageContext['executors'];
+  call: StageContext['call'];
+  jobId: string;
+  pairs: ArtifactRef;
+  init: ArtifactRef;
+  job: 'learn' | 'judge';
+  learningRate?: number;
+}): Promise<{ outputs: Record<string, StageOutput>; jobMetrics: Record<string, number> }> {
+  const { runId, round, attempt, dir, jobId } = args;
+  const where = { runId, round, attempt, stageDir: dir, job: args.job };
+  const output = learnOutput({ store: args.modelStore, ...where });
+  const jobSpec = preferenceJobSpec({ spec: args.spec, round, init: args.init, pairs: args.pairs, output, seed: args.seed, learningRate: args.learningRate });
+  // With a model store, the attempt's directory in the stage directory is where a trainer on this volume trains first.
+  const stagingDir = args.modelStore ? learnOutput(where) : undefined;
+  const job = await args.executors.learn.train(jobId, jobSpec, { ...args.call, stagingDir });
+  const model = job.outputs?.model;
+  if (!model?.hfCheckpoint?.sha256 || !model.onnx?.sha256) {
+    throw new StageFailedError(`trainer job ${jobId} succeeded without a model (hf_checkpoint and onnx with sha256)`);
+  }
+  const outputs: Record<string, StageOutput> = {
+    'model.hf_checkpoint': { ...model.hfCheckpoint, kind: 'dir' },
+    'model.onnx': { ...model.onnx, kind: 'dir' },
+  };
+  if (job.outputs?.manifest?.uri) outputs['job.manifest'] = fileOutput(job.outputs.manifest);
+  if (job.outputs?.metrics?.uri) outputs['job.metrics'] = fileOutput(job.outputs.metrics);
+  for (const [name, output] of Object.entries(outputs)) {
+    const problem = await verifyOutput(output);
+    if (problem) throw new StageFailedError(`trainer job ${jobId}: output ${name}: ${problem}`);
+  }
+  return { outputs, jobMetrics: job.metrics };
+}
 
 /**
  * Seed replay (docs/algorithm.md §7): the round's training pairs are its self-labelled pairs followed by

@@ -72,9 +72,12 @@ export function settingInput<T extends number | boolean | string>(value: T): Sta
 export const fileOutput = (ref: ArtifactRef): StageOutput => ({ uri: ref.uri, sha256: ref.sha256, sizeBytes: ref.sizeBytes, kind: 'file' });
 export const artifactRef = (output: StageOutput): ArtifactRef => ({ uri: output.uri, sha256: output.sha256, sizeBytes: output.sizeBytes });
 
-/** The model a LEARN stage produced, from its outputs. */
-export function modelOf(outputs: Record<string, StageOutput>): ModelRef {
-  return { hfCheckpoint: artifactRef(outputs['model.hf_checkpoint']), onnx: artifactRef(outputs['model.onnx']) };
+/** A model a LEARN stage produced, from its outputs: π_t ('model'), or round 0's frozen judge π_J ('judge_model'). */
+export type LearnedModelName = 'model' | 'judge_model';
+
+/** The model a LEARN stage produced under `name`, from its outputs. */
+export function modelOf(outputs: Record<string, StageOutput>, name: LearnedModelName = 'model'): ModelRef {
+  return { hfCheckpoint: artifactRef(outputs[`${name}.hf_checkpoint`]), onnx: artifactRef(outputs[`${name}.onnx`]) };
 }
 
 /** π_t of an input made by `StageOutputs.model`, or the error that round `round` has not learned in this execution. */
@@ -97,9 +100,10 @@ export class StageOutputs {
     return { value: output && artifactRef(output), identity: output?.sha256 ?? '' };
   }
 
-  /** The model of round `round`'s LEARN as an input, identified by its ONNX export. */
-  model(round: number): StageInput<ModelRef | undefined> {
+  /** The model of round `round`'s LEARN (π_t, or round 0's π_J) as an input, identified by its ONNX export. */
+  model(round: number, name: LearnedModelName = 'model'): StageInput<ModelRef | undefined> {
     const learned = this.byStage.get(`${round}:${Stage.STAGE_LEARN}`);
-    return { value: learned && modelOf(learned), identity: learned?.['model.onnx']?.sha256 ?? '' };
+    const onnx = learned?.[`${name}.onnx`];
+    return { value: onnx && modelOf(learned!, name), identity: onnx?.sha256 ?? '' };
   }
 }
