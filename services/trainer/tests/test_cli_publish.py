@@ -79,3 +79,32 @@ def test_a_publish_uri_that_is_not_s3_or_has_no_bucket_is_a_bad_command_line(tmp
     assert bad.returncode == 2 and "--publish-uri: must be an s3://bucket/key URI, got '/data/models/x'" in bad.stderr
     missing = _run(tmp_path, _spec(tmp_path), tmp_path / "b", "--publish-uri", "s3://no-such-bucket/x")
     assert missing.returncode == 2 and "no bucket 'no-such-bucket'" in missing.stderr
+
+
+def test_a_resumed_run_publishes_over_its_own_unfinished_publication_and_a_retry_changes_nothing(tmp_path, endpoint,
+                                                                                                 monkeypatch):
+    s3 = use_moto(endpoint, tmp_path / "cache", monkeypatch, BUCKET)
+    prefix = "store/run-2/round-0/learn/attempt-1"
+    uri = f"s3://{BUCKET}/{prefix}"
+    out = tmp_path / "attempt-1"
+    work = tmp_path / "attempt-1.work"
+    # A first pod started (its progress in the work dir), uploaded part of an output and died before the manifest.
+    work.mkdir()
+    (work / "progress.json").write_text(json.dumps({"step": 0, "total_steps": 2}))
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/checkpoint/partial.bin", Body=b"half an upload")
+    resumed = _run(tmp_path, _spec(tmp_path), out, "--publish-uri", uri)
+    assert resumed.returncode == 0, resumed.stderr[-6000:]
+    result = json.loads((work / "result.json").read_text())
+    assert result["state"] == "SUCCEEDED"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
+    assert f"{prefix}/manifest.json" in keys and f"{prefix}/checkpoint/model.safetensors" in keys
+    assert f"{prefix}/checkpoint/partial.bin" not in keys  # not in the manifest: removed
+    published = s3.get_object(Bucket=BUCKET, Key=f"{prefix}/manifest.json")["Body"].read()
+
+    # The pod is killed after publishing, before its result.json: run again, the same content is a retry.
+    (work / "result.json").unlink()
+    again = _run(tmp_path, _spec(tmp_path), out, "--publish-uri", uri)
+    assert again.returncode == 0, again.stderr[-6000:]
+    assert json.loads((work / "result.json").read_text())["outputs"]["manifest"]["sha256"] == \
+        result["outputs"]["manifest"]["sha256"]
+    assert s3.get_object(Bucket=BUCKET, Key=f"{prefix}/manifest.json")["Body"].read() == published
