@@ -5,7 +5,7 @@ import { promptEncoding } from './prompt-encoding';
 
 /**
  * The trainer job of one LEARN stage (docs/algorithm.md §2 step 3): π_θ ← π_{t−1} and π_ref ← π_{t−1} (π_init in
- * round 0), the loss and its parameters as configurations.ts maps the configuration, and the round's
+ * round 0, and in every round with RunSpec.anchored_reference), the loss and its parameters as configurations.ts maps the configuration, and the round's
  * hyper-parameters with the stage's derived seed. Deterministic in its arguments: a restarted coordinator sends
  * the same spec again, which the trainer's StartJob requires to re-attach to the job.
  */
@@ -18,6 +18,8 @@ export function preferenceJobSpec(args: {
   /** The job's output: a local directory, or an s3:// prefix the trainer publishes to (model-store.ts). */
   output: string;
   seed: number;
+  /** DPO's reference when it is not `init`: π_init's checkpoint in rounds ≥ 1 with RunSpec.anchored_reference. */
+  reference?: ArtifactRef;
   /** Overrides the round's learning rate: round 0's frozen-judge job (RunSpec.judge_learning_rate). */
   learningRate?: number;
 }): JobSpec {
@@ -26,7 +28,7 @@ export function preferenceJobSpec(args: {
   const loss = spec.loss;
   const preference: PreferenceJob = {
     init: args.init,
-    reference: args.init,
+    reference: args.reference ?? args.init,
     pairs: args.pairs,
     loss: round === 0 ? plan.seedLoss : plan.roundLoss!,
     beta: loss?.beta,

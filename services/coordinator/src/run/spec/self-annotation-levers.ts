@@ -4,7 +4,7 @@ import { check, configName } from './fields';
 import { roundJudgeMethodOf } from './round-judge';
 
 /**
- * The self-annotation levers of RunSpec (fields 19-23 and 32; docs/algorithm.md §7): each only for configurations with
+ * The self-annotation levers of RunSpec (fields 19-23, 32 and 33; docs/algorithm.md §7): each only for configurations with
  * self-annotation rounds (their ranges are RunSpec's buf.validate annotations: checkRanges). Unset fields keep SPA
  * Algorithm 1's rounds.
  */
@@ -26,6 +26,9 @@ export function checkSelfAnnotationLevers(spec: RunSpec, plan: ConfigurationPlan
     onlyWithRounds('judge_learning_rate');
     check(spec.frozenJudge === true, 'judge_learning_rate', 'trains the frozen judge apart from the policy: it requires frozen_judge: true');
     check(!spec.engine, 'judge_learning_rate', 'is not supported with engine yet (the engine serves each round\'s policy, not a separately trained judge)');
+  }
+  if (spec.anchoredReference) {
+    onlyWithRounds('anchored_reference');
   }
   if (spec.seedReplayFraction !== undefined) {
     onlyWithRounds('seed_replay_fraction');

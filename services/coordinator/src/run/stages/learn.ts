@@ -24,13 +24,16 @@ type LearnInputs = {
   seedPairs?: StageInput<ArtifactRef | undefined>;
   /** spec.prompt_encoding, when not raw text. */
   promptEncoding?: StageInput<PromptEncoding>;
+  /** Rounds ≥ 1 with spec.anchored_reference: π_init's checkpoint, DPO's reference. */
+  reference?: StageInput<ArtifactRef | undefined>;
   /** Round 0 with spec.judge_learning_rate: the rate the frozen judge π_J is trained at, beside π_0. */
   judgeLearningRate?: StageInput<number>;
 };
 
 /**
  * LEARN: one trainer job from `init` on `pairs` (job-spec.ts); round 0 first flips the seed labels when the spec
- * asks for label noise, and later rounds first mix replayed seed pairs in when the spec asks for seed replay. With
+ * asks for label noise, and later rounds first mix replayed seed pairs in when the spec asks for seed replay (and
+ * train against π_init with spec.anchored_reference). With
  * spec.judge_learning_rate, round 0 also trains the frozen judge π_J on the same seed pairs (outputs judge_model.*).
  */
 export const learnStage: StageDefinition<LearnInputs> = {
@@ -47,6 +50,7 @@ export const learnStage: StageDefinition<LearnInputs> = {
       init: outputs.input(round - 1, Stage.STAGE_LEARN, 'model.hf_checkpoint'),
       ...promptEncodingInput(spec),
     };
+    if (spec.anchoredReference) inputs.reference = specInput(spec.baseModel?.hfCheckpoint);
     if (spec.seedReplayFraction) {
       inputs.replayFraction = settingInput(spec.seedReplayFraction);
       // The seed pairs as round 0 trained on them: with label noise, its flipped copy.
@@ -90,7 +94,7 @@ export const learnStage: StageDefinition<LearnInputs> = {
     }
     // Deterministic per (run, round, attempt): a coordinator that restarts mid-stage re-attaches to its job.
     const jobId = `${runId}-${nonce}-r${round}-learn-a${attempt}`;
-    const trained = await trainModel({ ...ctxOf(), jobId, pairs, init, job: 'learn' });
+    const trained = await trainModel({ ...ctxOf(), jobId, pairs, init, reference: inputs.reference?.value, job: 'learn' });
     Object.assign(result.outputs, trained.outputs);
     for (const [name, value] of Object.entries(trained.jobMetrics)) result.metrics[trainerMetricName(name)] = value;
     if (inputs.judgeLearningRate) {
@@ -120,13 +124,14 @@ async function trainModel(args: {
   jobId: string;
   pairs: ArtifactRef;
   init: ArtifactRef;
+  reference?: ArtifactRef;
   job: 'learn' | 'judge';
   learningRate?: number;
 }): Promise<{ outputs: Record<string, StageOutput>; jobMetrics: Record<string, number> }> {
   const { runId, round, attempt, dir, jobId } = args;
   const where = { runId, round, attempt, stageDir: dir, job: args.job };
   const output = learnOutput({ store: args.modelStore, ...where });
-  const jobSpec = preferenceJobSpec({ spec: args.spec, round, init: args.init, pairs: args.pairs, output, seed: args.seed, learningRate: args.learningRate });
+  const jobSpec = preferenceJobSpec({ spec: args.spec, round, init: args.init, pairs: args.pairs, output, seed: args.seed, reference: args.reference, learningRate: args.learningRate });
   // With a model store, the attempt's directory in the stage directory is where a trainer on this volume trains first.
   const stagingDir = args.modelStore ? learnOutput(where) : undefined;
   const job = await args.executors.learn.train(jobId, jobSpec, { ...args.call, stagingDir });

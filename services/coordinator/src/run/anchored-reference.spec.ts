@@ -1,0 +1,49 @@
+// RunSpec.anchored_reference (docs/algorithm.md §7): rounds 1..T train from π_{t−1} against π_init instead of
+// against π_{t−1}; through the engine with in-process fake executors, and StartRun's validation.
+import { Configuration, JobState, type JobSpec } from '@alignment/contracts';
+import { artifactShas, closeHarnesses, harness, runToEnd } from '../../testing/engine-harness';
+import { validSpec } from '../../testing/run-fixtures';
+import { InvalidArgumentError } from '@alignment/errors';
+import { validateSpec } from './run-spec';
+
+afterAll(closeHarnesses);
+
+const preference = (spec: JobSpec) => (spec.kind?.$case === 'preference' ? spec.kind.value : undefined!);
+
+describe('anchored_reference', () => {
+  it('rounds train from π_{t−1} against π_init; by default against π_{t−1}', async () => {
+    const h = harness();
+    const anchored = await runToEnd(h, { anchoredReference: true }, 'anchored');
+    expect(anchored.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    const shas = artifactShas(h, 'anchored');
+    const [round0, round1, round2] = h.fakes.learn.calls.map((c) => preference(c.spec));
+    const initCheckpoint = round0.init!;
+    expect(round0.reference).toEqual(initCheckpoint);
+    expect(round1.init?.sha256).toBe(shas['round-0 learn model.hf_checkpoint']);
+    expect(round1.reference?.uri).toBe(initCheckpoint.uri);
+    expect(round1.reference?.sha256).toBe(initCheckpoint.sha256);
+    expect(round2.init?.sha256).toBe(shas['round-1 learn model.hf_checkpoint']);
+    expect(round2.reference?.uri).toBe(initCheckpoint.uri);
+
+    const calls = h.fakes.learn.calls.length;
+    await runToEnd(h, {}, 'previous');
+    const [, plain1, plain2] = h.fakes.learn.calls.slice(calls).map((c) => preference(c.spec));
+    expect(plain1.reference).toEqual(plain1.init);
+    expect(plain2.reference).toEqual(plain2.init);
+    // Round 0 is the same job either way; what round 1 trains depends on the reference.
+    expect(artifactShas(h, 'previous')['round-0 learn model.onnx']).toBe(shas['round-0 learn model.onnx']);
+  });
+
+  it('is refused for a configuration without self-annotation rounds, naming the field', async () => {
+    const h = harness();
+    const spec = validSpec(h.ws, { configuration: Configuration.CONFIGURATION_DPO_SEED, anchoredReference: true });
+    const error = await validateSpec(spec).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect((error as InvalidArgumentError).field).toBe('spec.anchored_reference');
+    expect((error as InvalidArgumentError).message).toContain('invalid spec.anchored_reference: is only used by configurations with self-annotation rounds, not CONFIGURATION_DPO_SEED');
+    await expect(validateSpec(validSpec(h.ws, { anchoredReference: true }))).resolves.toBeDefined();
+  });
+});
