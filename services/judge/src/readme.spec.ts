@@ -1,9 +1,10 @@
-// Runs the README's generator and judge commands exactly as written (each line through bash, from the repo root),
-// so the quick start stays true.
+// Runs the README's generator and judge commands as written (each line through bash, from the repo root), so the
+// quick start stays true. Only the documented ports (50052, 50053) are replaced, by free ones: a fixed port can be
+// taken on a busy machine (any ephemeral socket may hold it), and then the server never answers there.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
-import { grpcurl, spawnProcess, waitFor, type SpawnedProcess } from '@alignment/service-kit/testing';
+import { freePort, grpcurl, spawnProcess, waitFor, type SpawnedProcess } from '@alignment/service-kit/testing';
 import { tinyModels, TINY_MODELS_TIMEOUT_MS } from '../../../tools/testing/tiny-models';
 
 const root = path.resolve(__dirname, '../../..');
@@ -34,9 +35,26 @@ function messages(stdout: string): Record<string, any>[] {
 const serverEnv = { LOG_LEVEL: 'info', NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false' };
 const modelsDir = path.join(root, '.data/tiny-models');
 
+/** The README's ports and the free ones this run uses instead. */
+const README_PORTS = { 'generator-serve': '50052', 'judge-serve': '50053' } as const;
+const ports = new Map<string, string>();
+
+/** `line` with each documented port (PORT=50052, localhost:50053) replaced by this run's (the first test checks the README has them). */
+function onFreePorts(line: string): string {
+  let out = line;
+  for (const [readmePort, free] of ports) out = out.replace(new RegExp(`(PORT=|localhost:)${readmePort}\\b`, 'g'), `$1${free}`);
+  return out;
+}
+
 describe('README: the generator and the judge', () => {
   const servers: SpawnedProcess[] = [];
   const calls = readmeBlock('lm-calls');
+
+  it('documents the servers on ports 50052 and 50053, which the calls use', () => {
+    expect(readmeBlock('generator-serve')[0]).toMatch(/^PORT=50052 /);
+    expect(readmeBlock('judge-serve')[0]).toMatch(/^PORT=50053 /);
+    expect(calls.map((c) => /localhost:(\d+)/.exec(c)![1])).toEqual(['50052', '50053', '50053']);
+  });
 
   beforeAll(async () => {
     // The README's build command skips a directory that is already complete; seeding it from the test cache (the
@@ -49,15 +67,21 @@ describe('README: the generator and the judge', () => {
     expect(built.code).toBe(0);
     fs.rmSync(path.join(modelsDir, 'responses.jsonl'), { force: true });
     fs.rmSync(path.join(modelsDir, 'pairs.jsonl'), { force: true });
-    for (const tag of ['generator-serve', 'judge-serve']) {
-      const [serve] = readmeBlock(tag);
-      servers.push(spawnProcess('bash', ['-c', serve], serverEnv, root));
-      const port = /PORT=(\d+)/.exec(serve)![1];
-      await waitFor(
-        async () => (await grpcurl(['-plaintext', `localhost:${port}`, 'grpc.health.v1.Health/Check'])).stdout.includes('SERVING'),
-        90_000,
-        `the README's ${tag} command to answer on ${port}\n${servers[servers.length - 1].output()}`,
-      );
+    for (const readmePort of Object.values(README_PORTS)) ports.set(readmePort, String(await freePort()));
+    for (const tag of ['generator-serve', 'judge-serve'] as const) {
+      const serve = onFreePorts(readmeBlock(tag)[0]);
+      const server = spawnProcess('bash', ['-c', serve], serverEnv, root);
+      servers.push(server);
+      const port = ports.get(README_PORTS[tag])!;
+      try {
+        await waitFor(
+          async () => (await grpcurl(['-plaintext', `localhost:${port}`, 'grpc.health.v1.Health/Check'])).stdout.includes('SERVING'),
+          90_000,
+          `the README's ${tag} command (PORT=${port}) to answer`,
+        );
+      } catch (error) {
+        throw new Error(`${(error as Error).message}\n${server.output()}`);
+      }
     }
   }, TINY_MODELS_TIMEOUT_MS);
 
@@ -66,7 +90,7 @@ describe('README: the generator and the judge', () => {
   });
 
   it('generates two responses per prompt into the responses artifact, streaming progress first', async () => {
-    const result = await bash(calls[0]);
+    const result = await bash(onFreePorts(calls[0]));
     expect(result.stderr).toBe('');
     const events = messages(result.stdout);
     expect(events.slice(0, -1).every((e) => 'progress' in e)).toBe(true);
@@ -79,7 +103,7 @@ describe('README: the generator and the judge', () => {
   });
 
   it('labels the pairs with the SPA implicit reward and counts what it dropped', async () => {
-    const result = await bash(calls[1]);
+    const result = await bash(onFreePorts(calls[1]));
     expect(result.stderr).toBe('');
     const { result: done } = messages(result.stdout).pop()!;
     const counts = { numPrompts: 0, numPairs: 0, droppedIdentical: 0, droppedTies: 0, droppedInvalid: 0, ...done.counts };
@@ -95,7 +119,7 @@ describe('README: the generator and the judge', () => {
   });
 
   it('scores a response as PyTorch does, to the value the README states', async () => {
-    const result = await bash(calls[2]);
+    const result = await bash(onFreePorts(calls[2]));
     expect(result.stderr).toBe('');
     const [{ scores }] = messages(result.stdout);
     const reference = JSON.parse(fs.readFileSync(path.join(modelsDir, 'reference.json'), 'utf8'));
