@@ -1,10 +1,8 @@
 // RunSpec.anchored_reference (docs/algorithm.md §7): rounds 1..T train from π_{t−1} against π_init instead of
-// against π_{t−1}; through the engine with in-process fake executors, and StartRun's validation.
-import { Configuration, JobState, type JobSpec } from '@alignment/contracts';
+// against π_{t−1}; through the engine with in-process fake executors
+// (StartRun's validation: self-annotation-levers.spec.ts).
+import { JobState, type JobSpec } from '@alignment/contracts';
 import { artifactShas, closeHarnesses, harness, runToEnd } from '../../testing/engine-harness';
-import { validSpec } from '../../testing/run-fixtures';
-import { InvalidArgumentError } from '@alignment/errors';
-import { validateSpec } from './run-spec';
 
 afterAll(closeHarnesses);
 
@@ -32,18 +30,5 @@ describe('anchored_reference', () => {
     expect(plain2.reference).toEqual(plain2.init);
     // Round 0 is the same job either way; what round 1 trains depends on the reference.
     expect(artifactShas(h, 'previous')['round-0 learn model.onnx']).toBe(shas['round-0 learn model.onnx']);
-  });
-
-  it('is refused for a configuration without self-annotation rounds, naming the field', async () => {
-    const h = harness();
-    const spec = validSpec(h.ws, { configuration: Configuration.CONFIGURATION_DPO_SEED, anchoredReference: true });
-    const error = await validateSpec(spec).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(InvalidArgumentError);
-    expect((error as InvalidArgumentError).field).toBe('spec.anchored_reference');
-    expect((error as InvalidArgumentError).message).toContain('invalid spec.anchored_reference: is only used by configurations with self-annotation rounds, not CONFIGURATION_DPO_SEED');
-    await expect(validateSpec(validSpec(h.ws, { anchoredReference: true }))).resolves.toBeDefined();
   });
 });

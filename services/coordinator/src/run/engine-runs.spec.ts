@@ -62,6 +62,18 @@ describe('a run with spec.engine', () => {
     expect(leftWarnings(h)).toEqual([]);
   });
 
+  it('with sample_from_init, every round samples π_init as the engine serves it, and only the judges are loaded', async () => {
+    const h = engineHarness();
+    const run = await runToEnd(h, { ...engineSpec(vllm.baseUrl), sampleFromInit: true });
+    expect({ state: run.state, error: run.error }).toEqual({ state: JobState.JOB_STATE_SUCCEEDED, error: '' });
+    const evaluationPrompts = run.spec!.evaluation!.prompts!.uri;
+    const rounds = h.fakes.generate.calls.filter((c) => c.prompts?.$case === 'promptSet' && c.prompts.value.uri !== evaluationPrompts);
+    expect(rounds.map((c) => c.model?.openai?.model)).toEqual(['pi-init', 'pi-init']);
+    const spa = h.fakes.judge.calls.filter((c) => c.spaImplicit);
+    expect(spa.map((c) => c.spaImplicit!.policy!.openai!.model)).toEqual(['run-1-round-0', 'run-1-round-1']);
+    expect([...vllm.served]).toEqual(['pi-init']);
+  });
+
   it('fails at the first stage that needs the engine, naming its URL, when the engine does not answer', async () => {
     const url = vllm.baseUrl;
     await vllm.close();

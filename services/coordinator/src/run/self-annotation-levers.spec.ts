@@ -1,14 +1,17 @@
-// The self-annotation levers of RunSpec (fields 19-23; docs/algorithm.md §7) through the engine with in-process fake
+// The self-annotation levers of RunSpec (fields 19-23 and 32-34; docs/algorithm.md §7) through the engine with in-process fake
 // executors: what the judge is asked, what each round trains on, the metrics, and that the levers left unset change
 // no stage's inputs (so existing runs keep their fingerprints and artifacts).
 import * as fs from 'node:fs';
 import { toLocalPath } from '@alignment/artifacts';
 import { Configuration, JobState, JudgeMethod, Pairing, RunSpec, Stage, type JudgePairsRequest, type Run } from '@alignment/contracts';
+import { InvalidArgumentError } from '@alignment/errors';
 import { artifactShas, closeHarnesses, harness, runToEnd, stageRuns, type Harness } from '../../testing/engine-harness';
 import { makeWorkspace, validSpec } from '../../testing/run-fixtures';
 import { drawReplay, keepMostConfident, marginScale, replayCount } from './self-label-levers';
+import { validateSpec } from './run-spec';
 import { deriveSeed } from './seeds';
 import { StageOutputs } from './stages';
+import { generateStage } from './stages/generate';
 import { judgeStage } from './stages/judge';
 import { learnStage } from './stages/learn';
 
@@ -184,6 +187,10 @@ describe('levers at their defaults', () => {
       judge: ['responses', 'policy', 'tieMargin', 'confidenceKeepFraction', 'pairing'],
       learn: ['pairs', 'init', 'replayFraction', 'seedPairs'],
     });
+    // GENERATE's sampler: π_{t−1} from the last LEARN (none in this execution), or π_init by its ONNX export.
+    const sampler = (spec: RunSpec) => generateStage.inputs(spec, 2, outputs).model.identity;
+    expect(sampler(validSpec(ws))).toBe('');
+    expect(sampler(validSpec(ws, { sampleFromInit: true }))).toBe(validSpec(ws).baseModel!.onnx!.uri);
     ws.cleanup();
   });
 
@@ -216,5 +223,23 @@ describe('levers at their defaults', () => {
     expect(stageRuns(next.events)).toEqual(['1 STAGE_LEARN', '1 STAGE_EVALUATE', '2 STAGE_GENERATE', '2 STAGE_JUDGE', '2 STAGE_LEARN', '2 STAGE_EVALUATE']);
     await runToEnd(next, levers, 'reference');
     expect(artifactShas(next, 'run-1')).toEqual(artifactShas(next, 'reference'));
+  });
+});
+
+describe('levers of the rounds only', () => {
+  it.each([
+    ['anchored_reference', { anchoredReference: true }],
+    ['sample_from_init', { sampleFromInit: true }],
+  ])('%s is refused for a configuration without self-annotation rounds, naming the field', async (field, lever) => {
+    const ws = makeWorkspace();
+    const error = await validateSpec(validSpec(ws, { configuration: Configuration.CONFIGURATION_DPO_SEED, ...lever })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect((error as InvalidArgumentError).field).toBe(`spec.${field}`);
+    expect((error as InvalidArgumentError).message).toContain(`invalid spec.${field}: is only used by configurations with self-annotation rounds, not CONFIGURATION_DPO_SEED`);
+    await expect(validateSpec(validSpec(ws, lever))).resolves.toBeDefined();
+    ws.cleanup();
   });
 });

@@ -7,11 +7,11 @@ import { readPinned } from '../evaluate';
 import { roundFractions, splitPrompts } from '../prompt-split';
 import { deduplicateRounds, overlapPolicy } from '../round-prompts';
 import { generateSharded } from '../shards';
-import { servedPolicy } from './engine-models';
+import { referenceModel, servedPolicy } from './engine-models';
 import { fileOutput, learnedModel, specInput, type StageDefinition, type StageInput, type StageResult } from './stage';
 
 type GenerateInputs = {
-  /** π_{t−1}. */
+  /** π_{t−1}, or π_init with spec.sample_from_init. */
   model: StageInput<ModelRef | undefined>;
   /** The round's prompt set, or the one file that prompt_split slices. */
   prompts: StageInput<ArtifactRef | undefined>;
@@ -19,13 +19,17 @@ type GenerateInputs = {
   promptEncoding?: StageInput<PromptEncoding>;
 };
 
-/** GENERATE (round t ≥ 1): π_{t−1} samples responses to the round's prompts, sharded over the generators. */
+/**
+ * GENERATE (round t ≥ 1): π_{t−1} (or π_init, with spec.sample_from_init) samples responses to the round's prompts,
+ * sharded over the generators.
+ */
 export const generateStage: StageDefinition<GenerateInputs> = {
   stage: Stage.STAGE_GENERATE,
 
   inputs(spec, round, outputs) {
     const prompts = spec.prompts?.$case === 'roundPrompts' ? spec.prompts.value.rounds[round - 1] : spec.prompts?.value.prompts;
-    return { model: outputs.model(round - 1), prompts: specInput(prompts), ...promptEncodingInput(spec) };
+    const model = spec.sampleFromInit ? initModel(spec) : outputs.model(round - 1);
+    return { model, prompts: specInput(prompts), ...promptEncodingInput(spec) };
   },
 
   async execute(inputs, ctx) {
@@ -51,8 +55,9 @@ export const generateStage: StageDefinition<GenerateInputs> = {
     }
     const prompts = records.map((p) => p.prompt);
     const generation = spec.generation ?? { n: 0, topK: 0, maxNewTokens: 0, stop: [], seed: 0, greedy: false };
-    // With spec.engine, π_{t−1} is sampled on the engine, which loads it first (engine-models.ts).
-    const model = await servedPolicy(ctx, round - 1, learnedModel(inputs.model, round - 1));
+    // With spec.engine, π_{t−1} is sampled on the engine, which loads it first, and π_init is served from the start
+    // (engine-models.ts).
+    const model = spec.sampleFromInit ? referenceModel(spec) : await servedPolicy(ctx, round - 1, learnedModel(inputs.model, round - 1));
     const generated = await generateSharded(
       {
         executor: executors.generate,
@@ -77,6 +82,12 @@ export const generateStage: StageDefinition<GenerateInputs> = {
     return result;
   },
 };
+
+/** π_init as GENERATE's input, identified by its ONNX export (what the generator runs). */
+function initModel(spec: RunSpec): StageInput<ModelRef | undefined> {
+  const onnx = spec.baseModel?.onnx;
+  return { value: spec.baseModel, identity: onnx?.sha256 || onnx?.uri || '' };
+}
 
 /** The prompts of rounds 1..round (index t − 1 for round t), each in file order. */
 async function roundPromptRecords(spec: RunSpec, current: ArtifactRef, round: number): Promise<PromptRecord[][]> {
