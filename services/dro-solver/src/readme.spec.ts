@@ -1,7 +1,9 @@
-// Runs the README's DRO-solver commands exactly as written, so the quick start stays true.
+// Runs the README's DRO-solver commands as written, so the quick start stays true. Only the documented port (50054)
+// is replaced, by a free one: a fixed port can be taken on a busy machine (any ephemeral socket may hold it), and then
+// the server never answers there (the first test checks that the README still documents it).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { grpcurl, spawnProcess, waitFor, type SpawnedProcess } from '@alignment/service-kit/testing';
+import { freePort, grpcurl, spawnProcess, waitFor, type SpawnedProcess } from '@alignment/service-kit/testing';
 
 const root = path.resolve(__dirname, '../../..');
 
@@ -17,33 +19,48 @@ function argv(line: string): string[] {
   return [...line.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]);
 }
 
+const README_PORT = '50054';
+
+/** `line` with the documented port (PORT=50054, localhost:50054) replaced by `port`. */
+const onPort = (line: string, port: string) => line.replace(new RegExp(`(PORT=|localhost:)${README_PORT}\\b`, 'g'), `$1${port}`);
+
 describe('README quick start', () => {
   let server: SpawnedProcess;
-  const calls = readmeBlock('dro-solver-calls').map(argv);
+  const readmeServe = readmeBlock('dro-solver-serve');
+  const readmeCalls = readmeBlock('dro-solver-calls');
+  let calls: string[][] = [];
+  let address = '';
 
   beforeAll(async () => {
-    const [serve] = readmeBlock('dro-solver-serve');
-    const address = calls[0].find((w) => w.startsWith('localhost:'))!;
-    // The README names a fixed port: if something already answers there, the test would talk to it instead.
-    const before = await grpcurl(['-plaintext', address, 'grpc.health.v1.Health/Check'], undefined, 2_000);
-    if (before.code === 0) throw new Error(`${address} is already serving: stop whatever runs there before this test`);
-    const words = argv(serve);
+    const port = String(await freePort());
+    address = `localhost:${port}`;
+    calls = readmeCalls.map((line) => argv(onPort(line, port)));
+    const words = argv(onPort(readmeServe[0], port));
     const env = Object.fromEntries(words.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split('=', 2)));
     const command = words.filter((w) => !/^[A-Z_]+=/.test(w));
     server = spawnProcess(command[0], command.slice(1), { ...env, LOG_LEVEL: 'info', NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false' }, root);
-    await waitFor(
-      async () => (await grpcurl(['-plaintext', address, 'grpc.health.v1.Health/Check'])).stdout.includes('SERVING'),
-      90_000,
-      `the README's serve command to answer on ${address}\n${server.output()}`,
-    );
+    try {
+      await waitFor(
+        async () => (await grpcurl(['-plaintext', address, 'grpc.health.v1.Health/Check'])).stdout.includes('SERVING'),
+        90_000,
+        `the README's serve command to answer on ${address}`,
+      );
+    } catch (error) {
+      // The server's output as it is after the wait, not before it.
+      throw new Error(`${(error as Error).message}\n${server.output()}`);
+    }
   }, 120_000);
 
   afterAll(async () => {
     await server.stop('SIGTERM');
-    const address = calls[0].find((w) => w.startsWith('localhost:'))!;
     // Ctrl-C in the README's terminal stops the whole process group; nothing may keep answering afterwards.
     await waitFor(async () => (await grpcurl(['-plaintext', address, 'grpc.health.v1.Health/Check'], undefined, 2_000)).code !== 0, 15_000, 'the server to stop');
   }, 30_000);
+
+  it('documents the server on port 50054, which every call uses', () => {
+    expect(readmeServe[0]).toMatch(/^PORT=50054 /);
+    expect(readmeCalls.map((c) => /localhost:(\d+)/.exec(c)?.[1])).toEqual([README_PORT, README_PORT, README_PORT, README_PORT]);
+  });
 
   it('lists the solver and the health service', async () => {
     expect(calls[0]).toContain('list');
