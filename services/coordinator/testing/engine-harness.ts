@@ -2,7 +2,7 @@
 // run and watch it, run it to the end, restart the coordinator on the same data, compare two runs' artifacts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { JobState, Stage, type Run } from '@alignment/contracts';
+import { JobState, Stage, type JobSpec, type PreferenceJob, type Run } from '@alignment/contracts';
 import { createLogger } from '@alignment/service-kit';
 import { databasePath } from '../src/config';
 import { RunEngine, RunStore, type EngineOptions, type Executors, type RunEvent } from '../src/run';
@@ -78,3 +78,6 @@ export function artifactShas(h: Harness, runId: string): Record<string, string> 
 /** "round STAGE" of every stage that started executing, in order. */
 export const stageRuns = (events: RunEvent[]) =>
   events.filter((e): e is Extract<RunEvent, { kind: 'stage' }> => e.kind === 'stage' && e.state === JobState.JOB_STATE_RUNNING).map((e) => `${e.round} ${Stage[e.stage]}`);
+
+/** A LEARN job's preference-training part (undefined! for an SFT job, which the rounds never send). */
+export const preferenceOf = (spec: JobSpec): PreferenceJob => (spec.kind?.$case === 'preference' ? spec.kind.value : undefined!);

@@ -1,12 +1,10 @@
 // RunSpec.anchored_reference (docs/algorithm.md §7): rounds 1..T train from π_{t−1} against π_init instead of
 // against π_{t−1}; through the engine with in-process fake executors
 // (StartRun's validation: self-annotation-levers.spec.ts).
-import { JobState, type JobSpec } from '@alignment/contracts';
-import { artifactShas, closeHarnesses, harness, runToEnd } from '../../testing/engine-harness';
+import { JobState } from '@alignment/contracts';
+import { artifactShas, closeHarnesses, harness, preferenceOf, runToEnd } from '../../testing/engine-harness';
 
 afterAll(closeHarnesses);
-
-const preference = (spec: JobSpec) => (spec.kind?.$case === 'preference' ? spec.kind.value : undefined!);
 
 describe('anchored_reference', () => {
   it('rounds train from π_{t−1} against π_init; by default against π_{t−1}', async () => {
@@ -14,7 +12,7 @@ describe('anchored_reference', () => {
     const anchored = await runToEnd(h, { anchoredReference: true }, 'anchored');
     expect(anchored.state).toBe(JobState.JOB_STATE_SUCCEEDED);
     const shas = artifactShas(h, 'anchored');
-    const [round0, round1, round2] = h.fakes.learn.calls.map((c) => preference(c.spec));
+    const [round0, round1, round2] = h.fakes.learn.calls.map((c) => preferenceOf(c.spec));
     const initCheckpoint = round0.init!;
     expect(round0.reference).toEqual(initCheckpoint);
     expect(round1.init?.sha256).toBe(shas['round-0 learn model.hf_checkpoint']);
@@ -25,7 +23,7 @@ describe('anchored_reference', () => {
 
     const calls = h.fakes.learn.calls.length;
     await runToEnd(h, {}, 'previous');
-    const [, plain1, plain2] = h.fakes.learn.calls.slice(calls).map((c) => preference(c.spec));
+    const [, plain1, plain2] = h.fakes.learn.calls.slice(calls).map((c) => preferenceOf(c.spec));
     expect(plain1.reference).toEqual(plain1.init);
     expect(plain2.reference).toEqual(plain2.init);
     // Round 0 is the same job either way; what round 1 trains depends on the reference.

@@ -4,16 +4,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { toLocalPath } from '@alignment/artifacts';
-import { JobState, JudgeMethod, type JobSpec, type JudgePairsRequest } from '@alignment/contracts';
-import { artifactShas, closeHarnesses, harness, runToEnd, type Harness } from '../../testing/engine-harness';
+import { JobState, JudgeMethod, type JudgePairsRequest } from '@alignment/contracts';
+import { artifactShas, closeHarnesses, harness, preferenceOf, runToEnd, type Harness } from '../../testing/engine-harness';
 import { makeWorkspace } from '../../testing/run-fixtures';
 import { deriveSeed } from './seeds';
 
 afterAll(closeHarnesses);
 
 const roundJudgeCalls = (h: Harness): JudgePairsRequest[] => h.fakes.judge.calls.filter((c) => c.method !== JudgeMethod.JUDGE_METHOD_RULE);
-const preference = (spec: JobSpec) => (spec.kind?.$case === 'preference' ? spec.kind.value : undefined!);
-
 describe('judge_learning_rate: the frozen judge trained apart from the policy', () => {
   it('round 0 trains π_0 at seed_training.learning_rate and π_J at the judge rate, and π_J judges every round', async () => {
     const h = harness();
@@ -26,8 +24,8 @@ describe('judge_learning_rate: the frozen judge trained apart from the policy', 
     expect(judgeJob.jobId).toMatch(/-r0-judge-a1$/);
     expect(judgeJob.spec.hparams?.learningRate).toBe(7e-6);
     expect(policyJob.spec.hparams?.learningRate).not.toBe(7e-6);
-    expect(preference(judgeJob.spec).pairs).toEqual(preference(policyJob.spec).pairs);
-    expect(preference(judgeJob.spec).init).toEqual(preference(policyJob.spec).init);
+    expect(preferenceOf(judgeJob.spec).pairs).toEqual(preferenceOf(policyJob.spec).pairs);
+    expect(preferenceOf(judgeJob.spec).init).toEqual(preferenceOf(policyJob.spec).init);
     expect(judgeJob.spec.hparams?.seed).toBe(policyJob.spec.hparams?.seed);
     expect(toLocalPath(judgeJob.spec.outputUri)).toBe(path.join(h.dataDir, 'runs', 'split', 'round-0', 'learn', 'judge-attempt-1'));
     expect(rounds).toHaveLength(2);
@@ -40,7 +38,7 @@ describe('judge_learning_rate: the frozen judge trained apart from the policy', 
     expect(round1.spaImplicit?.policy?.onnx?.sha256).toBe(shas['round-0 learn judge_model.onnx']);
     expect(round2.spaImplicit?.policy?.onnx?.sha256).toBe(shas['round-0 learn judge_model.onnx']);
     expect(round2.spaImplicit?.reference?.onnx?.uri).toBe(`file://${h.ws.onnx}`);
-    expect(preference(rounds[0].spec).init?.sha256).toBe(shas['round-0 learn model.hf_checkpoint']);
+    expect(preferenceOf(rounds[0].spec).init?.sha256).toBe(shas['round-0 learn model.hf_checkpoint']);
     const generate1 = h.fakes.generate.calls.find((c) => c.params?.seed === deriveSeed(7, 1, 'GENERATE'))!;
     expect(generate1.model?.onnx?.sha256).toBe(shas['round-0 learn model.onnx']);
 

@@ -1,12 +1,10 @@
 // RunSpec.sample_from_init (docs/algorithm.md §7): rounds 1..T sample their responses from π_init instead of
 // π_{t−1}, and the policy still trains from π_{t−1}; through the engine with in-process fake executors (StartRun's
 // validation: self-annotation-levers.spec.ts; with an engine: engine-runs.spec.ts).
-import { JobState, type GenerateRequest, type JobSpec } from '@alignment/contracts';
-import { artifactShas, closeHarnesses, harness, runToEnd } from '../../testing/engine-harness';
+import { JobState, type GenerateRequest } from '@alignment/contracts';
+import { artifactShas, closeHarnesses, harness, preferenceOf, runToEnd } from '../../testing/engine-harness';
 
 afterAll(closeHarnesses);
-
-const preference = (spec: JobSpec) => (spec.kind?.$case === 'preference' ? spec.kind.value : undefined!);
 
 /** The models GENERATE sampled (the generator's calls less EVALUATE's, which sample the evaluation prompts). */
 function roundSamplers(h: ReturnType<typeof harness>, from: number, evaluationPrompts: string): GenerateRequest['model'][] {
@@ -25,7 +23,7 @@ describe('sample_from_init', () => {
     const evaluationPrompts = run.spec!.evaluation!.prompts!.uri;
     const sampled = roundSamplers(h, 0, evaluationPrompts);
     expect(sampled.map((m) => m?.onnx?.uri)).toEqual([run.spec!.baseModel!.onnx!.uri, run.spec!.baseModel!.onnx!.uri]);
-    const [, round1, round2] = h.fakes.learn.calls.map((c) => preference(c.spec));
+    const [, round1, round2] = h.fakes.learn.calls.map((c) => preferenceOf(c.spec));
     expect(round1.init?.sha256).toBe(shas['round-0 learn model.hf_checkpoint']);
     expect(round2.init?.sha256).toBe(shas['round-1 learn model.hf_checkpoint']);
 
