@@ -2,7 +2,7 @@
 // run and watch it, run it to the end, restart the coordinator on the same data, compare two runs' artifacts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { JobState, Stage, type JobSpec, type PreferenceJob, type Run } from '@alignment/contracts';
+import { JobState, Stage, type GenerateRequest, type JobSpec, type PreferenceJob, type Run } from '@alignment/contracts';
 import { createLogger } from '@alignment/service-kit';
 import { databasePath } from '../src/config';
 import { RunEngine, RunStore, type EngineOptions, type Executors, type RunEvent } from '../src/run';
@@ -81,3 +81,9 @@ export const stageRuns = (events: RunEvent[]) =>
 
 /** A LEARN job's preference-training part (undefined! for an SFT job, which the rounds never send). */
 export const preferenceOf = (spec: JobSpec): PreferenceJob => (spec.kind?.$case === 'preference' ? spec.kind.value : undefined!);
+
+/** Run `runId`'s GENERATE requests from the generator's call `from` on: its calls less EVALUATE's (the evaluation prompts). */
+export function roundGenerateCalls(h: Harness, runId: string, from = 0): GenerateRequest[] {
+  const evaluationPrompts = h.engine.getRun(runId).spec!.evaluation!.prompts!.uri;
+  return h.fakes.generate.calls.slice(from).filter((c) => c.prompts?.$case === 'promptSet' && c.prompts.value.uri !== evaluationPrompts);
+}

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { EngineWeights, JobState, Stage, type Run } from '@alignment/contracts';
 import { StageFailedError } from './executors';
 import { EngineClient } from '../clients/engine-client';
-import { closeHarnesses, harness, runToEnd, type Harness } from '../../testing/engine-harness';
+import { closeHarnesses, harness, roundGenerateCalls, runToEnd, type Harness } from '../../testing/engine-harness';
 import { FakeVllm } from '../../testing/fake-vllm';
 
 afterAll(closeHarnesses);
@@ -66,8 +66,7 @@ describe('a run with spec.engine', () => {
     const h = engineHarness();
     const run = await runToEnd(h, { ...engineSpec(vllm.baseUrl), sampleFromInit: true });
     expect({ state: run.state, error: run.error }).toEqual({ state: JobState.JOB_STATE_SUCCEEDED, error: '' });
-    const evaluationPrompts = run.spec!.evaluation!.prompts!.uri;
-    const rounds = h.fakes.generate.calls.filter((c) => c.prompts?.$case === 'promptSet' && c.prompts.value.uri !== evaluationPrompts);
+    const rounds = roundGenerateCalls(h, 'run-1');
     expect(rounds.map((c) => c.model?.openai?.model)).toEqual(['pi-init', 'pi-init']);
     const spa = h.fakes.judge.calls.filter((c) => c.spaImplicit);
     expect(spa.map((c) => c.spaImplicit!.policy!.openai!.model)).toEqual(['run-1-round-0', 'run-1-round-1']);

@@ -85,8 +85,7 @@ export const generateStage: StageDefinition<GenerateInputs> = {
 
 /** π_init as GENERATE's input, identified by its ONNX export (what the generator runs). */
 function initModel(spec: RunSpec): StageInput<ModelRef | undefined> {
-  const onnx = spec.baseModel?.onnx;
-  return { value: spec.baseModel, identity: onnx?.sha256 || onnx?.uri || '' };
+  return { value: spec.baseModel, identity: specInput(spec.baseModel?.onnx).identity };
 }
 
 /** The prompts of rounds 1..round (index t − 1 for round t), each in file order. */
