@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,55 @@ def test_a_resumed_run_publishes_over_its_own_unfinished_publication_and_a_retry
     assert json.loads((work / "result.json").read_text())["outputs"]["manifest"]["sha256"] == \
         result["outputs"]["manifest"]["sha256"]
     assert s3.get_object(Bucket=BUCKET, Key=f"{prefix}/manifest.json")["Body"].read() == published
+
+
+def test_the_jobs_accelerate_command_trains_wdro_on_two_processes_from_s3_inputs_and_publishes_once(
+        tmp_path, endpoint, monkeypatch, dro_solver_address):
+    """What a Kubernetes LEARN Job runs under MODEL_STORE_URI (job-manifest.ts launchCommand): `accelerate launch` of
+    the CLI with --work-dir and --publish-uri, its init model and pairs s3:// objects of the store (an earlier round's
+    publication), the coupled wdro loss across two gloo ranks."""
+    s3 = use_moto(endpoint, tmp_path / "cache", monkeypatch, BUCKET)
+    world = build_world(tmp_path / "world", n_pairs=16)
+    store = f"s3://{BUCKET}/store/run-3"
+    init_sha, _ = objectstore.publish(world.checkpoint, f"{store}/round-0/learn/attempt-1/checkpoint", "init")
+    pairs_sha, _ = objectstore.publish(world.pairs, f"{store}/round-1/pairs.jsonl", "pairs")
+    pref = trainer_pb2.PreferenceJob(
+        init=common_pb2.ArtifactRef(uri=f"{store}/round-0/learn/attempt-1/checkpoint", sha256=init_sha),
+        pairs=common_pb2.ArtifactRef(uri=f"{store}/round-1/pairs.jsonl", sha256=pairs_sha),
+        loss=common_pb2.PREFERENCE_LOSS_WDRO, beta=0.5, wdro=common_pb2.WdroBudget(rho=0.3, delta=0.01))
+    spec = trainer_pb2.JobSpec(preference=pref, hparams=trainer_pb2.TrainingHyperparams(
+        learning_rate=2e-3, batch_size=4, epochs=1, max_length=64, seed=3))
+    spec_path = tmp_path / "job.json"
+    spec_path.write_text(json_format.MessageToJson(spec))
+    uri = f"{store}/round-1/learn/attempt-1"
+    out, work = tmp_path / "attempt-1", tmp_path / "work"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(TRAINER / "src"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "ACCELERATE_USE_CPU": "1", "DRO_SOLVER_ADDRESS": dro_solver_address}
+    # The Job's command (one node, two processes); --multi_gpu with ACCELERATE_USE_CPU=1 makes them gloo processes.
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--mixed_precision", "no",
+         "--dynamo_backend", "no", "--main_process_port", str(port), "--num_machines", "1", "--num_processes", "2",
+         "-m", "alignment_trainer.cli", "run", "--spec", str(spec_path), "--output", str(out),
+         "--work-dir", str(work), "--publish-uri", uri],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+
+    result = json.loads((work / "result.json").read_text())
+    assert result["state"] == "SUCCEEDED" and result["outputs"]["manifest"]["uri"] == f"{uri}/manifest.json"
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert metrics and all(m["dist/world_size"] == 2 and "dro/lambda_star" in m for m in metrics)
+    # The main process published once: the bucket's checkpoint is the one trained, and it moved from the init.
+    back = objectstore.fetch(f"{uri}/checkpoint", "hf_checkpoint", "dir", result["outputs"]["hf_checkpoint"]["sha256"])
+    trained = (back / "model.safetensors").read_bytes()
+    assert trained == (out / "checkpoint" / "model.safetensors").read_bytes()
+    assert trained != (world.checkpoint / "model.safetensors").read_bytes()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="store/run-3/round-1/learn/")["Contents"]]
+    assert len(keys) == len(set(keys)) and "store/run-3/round-1/learn/attempt-1/manifest.json" in keys
+    # Both ranks read the inputs from one cache, which holds one verified copy of each and nothing half-written.
+    cached = tmp_path / "cache" / BUCKET / "store" / "run-3"
+    assert (cached / "round-0" / "learn" / "attempt-1" / "checkpoint" / "model.safetensors").read_bytes() == \
+        (world.checkpoint / "model.safetensors").read_bytes()
+    assert not [p for p in cached.rglob("*") if ".tmp-" in p.name]

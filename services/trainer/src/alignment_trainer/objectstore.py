@@ -23,6 +23,8 @@ or S3_ARTIFACT_ROOTS set, an s3:// URI under no such root is refused (:class:`S3
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -267,8 +269,10 @@ def get_file(bucket: str, key: str, dest: Path, sha256: str = "", size: int | No
 
 
 def get_directory(bucket: str, key: str, dest: Path, sha256: str = "", s3=None) -> Path:
-    """Downloads a published directory to ``dest`` (replacing it): the manifest must exist (else ``not-found``),
-    match ``sha256`` when given, and every file it lists must match its entry (else ``mismatch``)."""
+    """Downloads a published directory to ``dest``: the manifest must exist (else ``not-found``), match ``sha256``
+    when given, and every file it lists must match its entry (else ``mismatch``). A ``dest`` that already holds this
+    manifest, byte for byte, and every file it lists at its size (a copy this function placed: it only ever renames a
+    verified directory into place) is reused as it is; one with other content is replaced."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     s3 = s3 or client()
@@ -283,6 +287,8 @@ def get_directory(bucket: str, key: str, dest: Path, sha256: str = "", s3=None) 
         raise ObjectStoreError("mismatch", f"sha256 of s3://{bucket}/{key}/{MANIFEST} is not {sha256}")
     manifest = json.loads(body)
     formats.check_record(manifest, formats.ArtifactManifest)
+    if _holds(dest, body, manifest):
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
@@ -297,13 +303,42 @@ def get_directory(bucket: str, key: str, dest: Path, sha256: str = "", s3=None) 
                 raise ObjectStoreError("mismatch", f"s3://{bucket}/{key} does not match its manifest: "
                                                    f"{entry['path']}: {what}") from err
         (tmp / MANIFEST).write_bytes(body)
-        if dest.exists():
-            shutil.rmtree(dest)
+        stale = Path(f"{tmp}.stale")
+        if dest.exists():  # other content under this key (an attempt published again): moved aside in one rename
+            os.rename(dest, stale)
         os.rename(tmp, dest)
+        shutil.rmtree(stale, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _holds(dest: Path, body: bytes, manifest: dict) -> bool:
+    """Whether ``dest`` is the directory of this manifest: its manifest.json has these bytes and every file listed is
+    there at its size (the files' hashes were checked when the copy was downloaded)."""
+    try:
+        if (dest / MANIFEST).read_bytes() != body:
+            return False
+        return all((dest / e["path"]).stat().st_size == e["size_bytes"] for e in manifest["files"])
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _cache_lock(bucket: str, key: str):
+    """An exclusive lock on one key of the cache, held across processes on this host (flock on a file under the
+    cache's ``.locks``): the ranks of a job fetch its inputs one after the other, so the first downloads and the rest
+    reuse its copy, and no process replaces a directory another is reading."""
+    locks = cache_dir() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:32]
+    with open(locks / f"{name}.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def cache_dir() -> Path:
@@ -317,12 +352,16 @@ def cache_dir() -> Path:
 
 
 def fetch(uri: str, field: str, kind: str, sha256: str = "") -> Path:
-    """The local, verified copy of an s3:// input (``kind`` "file" or "dir") in :func:`cache_dir`."""
+    """The local, verified copy of an s3:// input (``kind`` "file" or "dir") in :func:`cache_dir`, downloaded once
+    and reused: a directory while the remote manifest is the cached one, a file while it matches ``sha256`` (without
+    one, a file is downloaded again). Processes sharing the cache (the ranks of one job) take turns per key."""
     bucket, key = confine(uri, field, "read")
     local = cache_dir() / bucket / key
-    if kind == "dir":
-        return get_directory(bucket, key, local, sha256)
-    get_file(bucket, key, local, sha256)
+    with _cache_lock(bucket, key):
+        if kind == "dir":
+            return get_directory(bucket, key, local, sha256)
+        if not (sha256 and local.is_file() and _sha256(local) == sha256.lower()):
+            get_file(bucket, key, local, sha256)
     return local
 
 
