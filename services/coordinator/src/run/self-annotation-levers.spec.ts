@@ -1,4 +1,4 @@
-// The self-annotation levers of RunSpec (fields 19-23 and 32-34; docs/algorithm.md §7) through the engine with in-process fake
+// The self-annotation levers of RunSpec (fields 19-23 and 32-35; docs/algorithm.md §7) through the engine with in-process fake
 // executors: what the judge is asked, what each round trains on, the metrics, and that the levers left unset change
 // no stage's inputs (so existing runs keep their fingerprints and artifacts).
 import * as fs from 'node:fs';
@@ -191,6 +191,8 @@ describe('levers at their defaults', () => {
     const sampler = (spec: RunSpec) => generateStage.inputs(spec, 2, outputs).model.identity;
     expect(sampler(validSpec(ws))).toBe('');
     expect(sampler(validSpec(ws, { sampleFromInit: true }))).toBe(validSpec(ws).baseModel!.onnx!.uri);
+    expect(keys(validSpec(ws, { roundLabelNoiseRate: 0 })).judge).toEqual(['responses', 'policy']);
+    expect(keys(validSpec(ws, { roundLabelNoiseRate: 0.2 })).judge).toEqual(['responses', 'policy', 'labelNoiseRate']);
     ws.cleanup();
   });
 
@@ -230,6 +232,7 @@ describe('levers of the rounds only', () => {
   it.each([
     ['anchored_reference', { anchoredReference: true }],
     ['sample_from_init', { sampleFromInit: true }],
+    ['round_label_noise_rate', { roundLabelNoiseRate: 0.2 }],
   ])('%s is refused for a configuration without self-annotation rounds, naming the field', async (field, lever) => {
     const ws = makeWorkspace();
     const error = await validateSpec(validSpec(ws, { configuration: Configuration.CONFIGURATION_DPO_SEED, ...lever })).then(

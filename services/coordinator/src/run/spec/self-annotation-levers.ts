@@ -4,7 +4,7 @@ import { check, configName } from './fields';
 import { roundJudgeMethodOf } from './round-judge';
 
 /**
- * The self-annotation levers of RunSpec (fields 19-23 and 32-34; docs/algorithm.md §7): each only for configurations with
+ * The self-annotation levers of RunSpec (fields 19-23 and 32-35; docs/algorithm.md §7): each only for configurations with
  * self-annotation rounds (their ranges are RunSpec's buf.validate annotations: checkRanges). Unset fields keep SPA
  * Algorithm 1's rounds.
  */
@@ -32,6 +32,9 @@ export function checkSelfAnnotationLevers(spec: RunSpec, plan: ConfigurationPlan
   }
   if (spec.sampleFromInit) {
     onlyWithRounds('sample_from_init');
+  }
+  if (spec.roundLabelNoiseRate) {
+    onlyWithRounds('round_label_noise_rate');
   }
   if (spec.seedReplayFraction !== undefined) {
     onlyWithRounds('seed_replay_fraction');

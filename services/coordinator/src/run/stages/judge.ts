@@ -6,6 +6,8 @@ import { promptEncodingInput } from '../prompt-encoding';
 import { readPinned } from '../evaluate';
 import { StageFailedError } from '../executors';
 import { mean } from '../metrics';
+import { flipRoundLabels } from '../label-noise';
+import { deriveSeed } from '../seeds';
 import { confidenceKeepFraction, keepMostConfident, marginScale } from '../self-label-levers';
 import { judgeSharded } from '../shards';
 import { DEFAULT_UNFINISHED_PENALTY, unfinishedPairsPolicy } from '../spec/unfinished-pairs';
@@ -32,6 +34,8 @@ type JudgeInputs = {
   unfinishedPenalty?: StageInput<number>;
   /** spec.prompt_encoding, when not raw text. */
   promptEncoding?: StageInput<PromptEncoding>;
+  /** spec.round_label_noise_rate, when > 0. */
+  labelNoiseRate?: StageInput<number>;
 };
 
 /** The round whose model judges round `round` (docs/algorithm.md §7: frozen judge). */
@@ -62,6 +66,7 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
       inputs.policy = outputs.model(judgeRound(spec.frozenJudge, round), spec.judgeLearningRate !== undefined ? 'judge_model' : 'model');
     }
     if (spec.judgeTieMargin) inputs.tieMargin = settingInput(spec.judgeTieMargin);
+    if (spec.roundLabelNoiseRate) inputs.labelNoiseRate = settingInput(spec.roundLabelNoiseRate);
     if (confidenceKeepFraction(spec) < 1) inputs.confidenceKeepFraction = settingInput(confidenceKeepFraction(spec));
     if (spec.pairing === Pairing.PAIRING_BEST_WORST) inputs.pairing = settingInput(spec.pairing);
     const unfinished = unfinishedPairsPolicy(spec);
@@ -104,7 +109,9 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
     } else {
       throw new StageFailedError(`${configurationPlan(spec.configuration).name} has no judge for its rounds`);
     }
-    const filtered = inputs.confidenceKeepFraction !== undefined;
+    // With the confidence filter or label noise, pairs.jsonl holds the pairs LEARN trains on and judged_pairs.jsonl
+    // every pair as the judge labelled it.
+    const rewritten = inputs.confidenceKeepFraction !== undefined || inputs.labelNoiseRate !== undefined;
     const judged = await judgeSharded(
       {
         executor: external ? roundJudgeAt(executors, external) : executors.judge,
@@ -113,8 +120,7 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
         shards: spec.sharding?.judgeShards ?? 0,
         workDir: path.join(dir, 'work'),
         name: 'pairs',
-        // With the confidence filter, pairs.jsonl holds the pairs it keeps and judged_pairs.jsonl all of them.
-        destination: path.join(dir, filtered ? 'judged_pairs.jsonl' : 'pairs.jsonl'),
+        destination: path.join(dir, rewritten ? 'judged_pairs.jsonl' : 'pairs.jsonl'),
       },
       call,
     );
@@ -145,12 +151,21 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
         'judge/mean_margin': scale * mean(judged.lines.map((p) => Number(p.margin)).filter(Number.isFinite)),
       },
     };
+    if (!rewritten) return result;
+    let lines = judged.lines;
     if (inputs.confidenceKeepFraction) {
-      const { kept, dropped } = keepMostConfident(judged.lines, inputs.confidenceKeepFraction.value);
-      const info = await writeJsonl(path.join(dir, 'pairs.jsonl'), kept);
-      result.outputs = { pairs: fileOutput({ uri: info.uri, sha256: info.sha256, sizeBytes: info.sizeBytes }), judged_pairs: fileOutput(judged.pairs) };
+      const { kept, dropped } = keepMostConfident(lines, inputs.confidenceKeepFraction.value);
+      lines = kept;
       result.metrics['judge/filtered_low_confidence'] = dropped;
     }
+    if (inputs.labelNoiseRate) {
+      // Deterministic from the run seed and the round: a re-executed stage flips the same pairs.
+      const noisy = flipRoundLabels(lines, inputs.labelNoiseRate.value, deriveSeed(spec.seed, round, 'round-label-noise'));
+      lines = noisy.pairs;
+      result.metrics['judge/flipped_labels'] = noisy.flipped.length;
+    }
+    const info = await writeJsonl(path.join(dir, 'pairs.jsonl'), lines);
+    result.outputs = { pairs: fileOutput({ uri: info.uri, sha256: info.sha256, sizeBytes: info.sizeBytes }), judged_pairs: fileOutput(judged.pairs) };
     return result;
   },
 };
