@@ -104,11 +104,14 @@ test('the Job trains into the staging directory, publishes to the s3:// output_u
   expect(await verifyOutput({ ...job.outputs!.model!.onnx!, kind: 'dir' })).toBeUndefined();
   expect(await verifyOutput({ ...job.outputs!.metrics!, kind: 'file' })).toBeUndefined();
   expect(ctx.progress.at(-1)).toEqual(expect.objectContaining({ done: 4, total: 4, unit: 'steps' }));
+  // The weights are stored once: the staged copies the Job trained into are gone, its small files stay.
+  const staging = path.join(stageDir(), 'attempt-1');
+  expect(fs.readdirSync(staging).sort()).toEqual(['manifest.json', 'metrics.jsonl']);
+  expect(fs.existsSync(path.join(`${staging}.work`, 'result.json'))).toBe(true);
 
   const [create] = api.writes();
   const manifest = create.body as any;
   const container = manifest.spec.template.spec.containers[0];
-  const staging = path.join(stageDir(), 'attempt-1');
   expect(container.command.slice(container.command.indexOf('alignment_trainer.cli'))).toEqual([
     'alignment_trainer.cli', 'run', '--spec', path.join(`${staging}.work`, 'job-spec.json'), '--output', staging, '--work-dir', `${staging}.work`, '--publish-uri', outputUri(1),
   ]);

@@ -190,7 +190,7 @@ export class KubernetesLearnExecutor implements LearnExecutor {
     } else {
       const finished = await readJson<ResultFile>(path.join(paths.workDir, 'result.json'));
       // The Job ran to the end and its TTL removed it while no coordinator watched: its result stands.
-      if (finished) return this.outcome(jobId, name, finished, [], spec, paths);
+      if (finished) return this.released(jobId, this.outcome(jobId, name, finished, [], spec, paths), finished, paths);
       // The same bytes on every (re-)attempt: the spec is deterministic in the stage.
       await fs.mkdir(paths.workDir, { recursive: true });
       await writeFileAtomic(paths.spec, JSON.stringify(JobSpec.toJSON(spec), null, 2) + '\n');
@@ -210,7 +210,26 @@ export class KubernetesLearnExecutor implements LearnExecutor {
     const pods = failed ? await this.call(jobId, () => api.listPods(`${LABELS.learnJob}=${name}`), ctx.signal) : [];
     if (failed && result.state === 'SUCCEEDED') result.state = 'FAILED';
     const reasons = failed ? [`Job ${failed.reason ?? 'Failed'}${failed.message ? `: ${failed.message}` : ''}`, ...podFailures(pods)] : [];
-    return this.outcome(jobId, name, result, reasons, spec, paths);
+    return this.released(jobId, this.outcome(jobId, name, result, reasons, spec, paths), result, paths);
+  }
+
+  /**
+   * With --publish-uri, the weights the Job left in its staging directory (its checkpoint and ONNX export, as
+   * result.json lists them) are deleted once the Job has succeeded with them published: the bucket keeps the only
+   * copy, and the data volume keeps the small files (manifest, metrics, the work dir). A deletion that fails is
+   * logged and leaves the stage as it is.
+   */
+  private async released(jobId: string, job: Job, result: ResultFile, paths: LearnJobPaths): Promise<Job> {
+    if (!paths.publishUri) return job;
+    for (const role of ['hf_checkpoint', 'onnx']) {
+      const staged = result.outputs?.[role]?.path;
+      if (!staged || !path.resolve(staged).startsWith(paths.output + path.sep)) continue;
+      await fs.rm(staged, { recursive: true, force: true }).then(
+        () => this.options.logger.info({ job_id: jobId, staged }, 'deleted the staged copy of a published output'),
+        (error) => this.options.logger.warn({ job_id: jobId, staged, err: error }, 'could not delete the staged copy of a published output'),
+      );
+    }
+    return job;
   }
 
   /** Polls the Job until it completes or fails (and reports progress); fails the stage on a stuck pod or the deadline. */
