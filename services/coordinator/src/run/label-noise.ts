@@ -18,20 +18,7 @@ export function flipCount(numPairs: number, rate: number): number {
 }
 
 export function flipLabels(pairs: readonly JsonObject[], rate: number, seed: number): LabelNoiseResult {
-  if (!(rate >= 0 && rate < 0.5)) throw new Error(`label noise rate must be in [0, 0.5), got ${rate}`);
-  const count = flipCount(pairs.length, rate);
-  const flipped = new SeededRandom(seed).permutation(pairs.length).slice(0, count).sort((a, b) => a - b);
-  const flip = new Set(flipped);
-  const out = pairs.map((pair, i) => {
-    if (!flip.has(i)) return pair;
-    const swapped: JsonObject = { ...pair, chosen: pair.rejected, rejected: pair.chosen };
-    if ('chosen_score' in pair || 'rejected_score' in pair) {
-      swapped.chosen_score = pair.rejected_score;
-      swapped.rejected_score = pair.chosen_score;
-    }
-    return swapped;
-  });
-  return { pairs: out, flipped };
+  return flipSubset(pairs, rate, seed, 'label noise rate', ['chosen_score', 'rejected_score']);
 }
 
 /**
@@ -40,15 +27,21 @@ export function flipLabels(pairs: readonly JsonObject[], rate: number, seed: num
  * where they were: a judge wrong on those pairs, and as confident as on the others.
  */
 export function flipRoundLabels(pairs: readonly JsonObject[], rate: number, seed: number): LabelNoiseResult {
-  if (!(rate >= 0 && rate < 0.5)) throw new Error(`round label noise rate must be in [0, 0.5), got ${rate}`);
+  return flipSubset(pairs, rate, seed, 'round label noise rate', ['chosen_finished', 'rejected_finished']);
+}
+
+/** Swaps chosen ↔ rejected, and the two fields of `alsoSwapped` when the pair has either, in round(rate · N) pairs. */
+function flipSubset(pairs: readonly JsonObject[], rate: number, seed: number, what: string, alsoSwapped: [string, string]): LabelNoiseResult {
+  if (!(rate >= 0 && rate < 0.5)) throw new Error(`${what} must be in [0, 0.5), got ${rate}`);
   const flipped = new SeededRandom(seed).permutation(pairs.length).slice(0, flipCount(pairs.length, rate)).sort((a, b) => a - b);
   const flip = new Set(flipped);
+  const [a, b] = alsoSwapped;
   const out = pairs.map((pair, i) => {
     if (!flip.has(i)) return pair;
     const swapped: JsonObject = { ...pair, chosen: pair.rejected, rejected: pair.chosen };
-    if ('chosen_finished' in pair || 'rejected_finished' in pair) {
-      swapped.chosen_finished = pair.rejected_finished;
-      swapped.rejected_finished = pair.chosen_finished;
+    if (a in pair || b in pair) {
+      swapped[a] = pair[b];
+      swapped[b] = pair[a];
     }
     return swapped;
   });
