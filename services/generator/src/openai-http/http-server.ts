@@ -138,7 +138,7 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
         return send(res, 200, { object: 'list', data: served.names().map((id) => ({ id, object: 'model', created, owned_by: 'alignment-generator' })) });
       }
       if (served.runtimeLoading && route === 'POST /v1/load_lora_adapter') {
-        const { name, directory } = served.resolveLoad(await readJson(req, limit));
+        const { name, directory } = await served.resolveLoad(await readJson(req, limit));
         // Loaded now, as vLLM does: a model that does not load fails this request, not the first completion.
         (await options.cache.acquire(directory)).release();
         served.add(name, directory);

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArtifactError, confinePath, toLocalPath } from '@alignment/artifacts';
+import { ArtifactError, localInput } from '@alignment/artifacts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { ModelDirectoryError, readModelDirectory } from '@alignment/lm';
 
@@ -9,7 +9,9 @@ import { ModelDirectoryError, readModelDirectory } from '@alignment/lm';
  * vLLM's POST /v1/load_lora_adapter {lora_name, lora_path} (OPENAI_RUNTIME_LOADING=1, vLLM's
  * VLLM_ALLOW_RUNTIME_LORA_UPDATING). The generator runs ONNX Runtime and cannot apply a peft adapter, so lora_path
  * must be a whole ONNX export (model.onnx and tokenizer: a trainer job's model.onnx output); a directory holding an
- * adapter instead is refused, naming lora_path. The path is confined like any other input (ARTIFACT_ROOTS).
+ * adapter instead is refused, naming lora_path. The path is confined like any other input (ARTIFACT_ROOTS), and may be
+ * an s3:// prefix holding a published export (a run's models in MODEL_STORE_URI): it is then fetched into the S3
+ * cache and verified against its manifest before it loads (S3_ARTIFACT_ROOTS / S3_READ_ONLY_ROOTS confine it).
  */
 export class ServedModels {
   private readonly loaded = new Map<string, string>();
@@ -32,7 +34,7 @@ export class ServedModels {
    * Checks a load request's body and returns the export directory to serve under `name` (the caller registers it
    * with `add` once the model loads). An InvalidArgumentError on `lora_name` or `lora_path` for a bad one.
    */
-  resolveLoad(body: unknown): { name: string; directory: string } {
+  async resolveLoad(body: unknown): Promise<{ name: string; directory: string }> {
     const { lora_name: name, lora_path: where } = (body ?? {}) as Record<string, unknown>;
     if (typeof name !== 'string' || name.trim() === '') throw new InvalidArgumentError('lora_name', 'is required (the name to serve the model under)');
     if (typeof where !== 'string' || where.trim() === '') throw new InvalidArgumentError('lora_path', 'is required (an ONNX export directory)');
@@ -40,7 +42,7 @@ export class ServedModels {
     if (this.directory(name) !== undefined) throw new InvalidArgumentError('lora_name', `The lora adapter '${name}' has already been loaded.`);
     let directory: string;
     try {
-      directory = confinePath(toLocalPath(where), 'lora_path', 'read');
+      directory = await localInput(where.trim(), 'lora_path', { kind: 'dir' });
     } catch (error) {
       if (error instanceof ArtifactError) throw new InvalidArgumentError('lora_path', error.message);
       throw error;

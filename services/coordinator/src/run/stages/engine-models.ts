@@ -1,5 +1,5 @@
-import { toLocalPath } from '@alignment/artifacts';
-import { EngineWeights, type ModelRef, type RunSpec } from '@alignment/contracts';
+import { isS3Uri, toLocalPath } from '@alignment/artifacts';
+import { EngineWeights, type InferenceEngine, type ModelRef, type RunSpec } from '@alignment/contracts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { policyModelName, policyRound } from '../engine-policies';
@@ -18,10 +18,22 @@ export function referenceModel(spec: RunSpec): ModelRef {
   return spec.engine ? { ...base, openai: { baseUrl: spec.engine.baseUrl, model: spec.engine.referenceModel } } : base;
 }
 
-/** What the engine's lora_path names for `model` (engine.weights): the export, or the LoRA adapter in the checkpoint. */
-function weightsPath(weights: EngineWeights, model: ModelRef, round: number): string {
-  const lora = weights === EngineWeights.ENGINE_WEIGHTS_LORA_ADAPTER;
+/**
+ * What the engine's lora_path names for `model` (engine.weights): the export, or the LoRA adapter in the checkpoint;
+ * for a model in object storage (MODEL_STORE_URI) its s3:// prefix, when the engine reads those (reads_object_store).
+ */
+export function weightsPath(engine: InferenceEngine, model: ModelRef, round: number): string {
+  const lora = engine.weights === EngineWeights.ENGINE_WEIGHTS_LORA_ADAPTER;
   const uri = lora ? model.hfCheckpoint?.uri : model.onnx?.uri;
+  if (uri !== undefined && isS3Uri(uri)) {
+    if (!engine.readsObjectStore) {
+      throw new StageFailedError(
+        `round ${round}'s model is in object storage (${uri}, this coordinator's MODEL_STORE_URI); set engine.reads_object_store if the engine reads s3:// lora_path itself (the generator's /v1 endpoint does), or run it without MODEL_STORE_URI`,
+      );
+    }
+    const prefix = uri.replace(/\/+$/, '');
+    return lora ? `${prefix}/adapter` : prefix;
+  }
   let dir: string;
   try {
     dir = toLocalPath(uri ?? '');
@@ -49,7 +61,7 @@ export async function servedPolicy(ctx: StageContext, round: number, model: Mode
   const name = policyModelName(ctx.runId, round);
   const signal = ctx.call.signal;
   const served = await loader.models(signal);
-  if (!served.includes(name)) await loader.load(name, weightsPath(engine.weights, model, round), signal);
+  if (!served.includes(name)) await loader.load(name, weightsPath(engine, model, round), signal);
   for (const other of served) {
     const earlier = policyRound(ctx.runId, other) ?? NaN;
     if (earlier < round && !(earlier === 0 && ctx.spec.frozenJudge)) await loader.unload(other, signal);
