@@ -8,15 +8,20 @@
  * A second run finds its first LEARN prefix already published: the trainer refuses it (the run FAILS naming
  * spec.output_uri, the object untouched), and the run started again executes that stage as attempt 2, under a new prefix;
  * keeping every round, it reports more than twice the bytes of the first run, which kept one.
+ * A run whose GENERATE, judge and EVALUATE go through an engine (the generator's own /v1 endpoint, as in
+ * engine.e2e.spec.ts) loads each round's policy by its s3:// prefix when the spec says the engine reads the store
+ * (engine.reads_object_store), and fails the stage that loads one, saying what to set, when it does not.
  *
  * Cost (2 cores): ~15 s to build the micro inputs, ~10 s for moto and the services to start, ~30 s per run.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { grpcurl } from '@alignment/service-kit/testing';
+import { spawnSync } from 'node:child_process';
+import { freePort, grpcurl } from '@alignment/service-kit/testing';
 import { listKeys, parseS3Uri, publishArtifact, publishedSha256 } from '@alignment/artifacts';
 import { useMotoInSpec } from '../../libs/artifacts/testing/moto-server';
+import { venvPython } from '../testing/tiny-models';
 import { ROOT, startStack, stopStack, waitFinished, type Stack } from './harness';
 
 jest.setTimeout(300_000);
@@ -26,16 +31,25 @@ const STORE = `s3://${BUCKET}/models`;
 const RUN = 'micro-s3';
 let dataDir: string;
 let stack: Stack | undefined;
+let engineUrl: string;
 
 useMotoInSpec([BUCKET]);
 
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'model-store-e2e-'));
+  // The generator's /v1 endpoint serves π_init from its start, so the micro inputs are built first.
+  const built = spawnSync(await venvPython(), ['tools/stack/prepare_micro.py', path.join(dataDir, 'micro')], { cwd: ROOT, encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`prepare_micro.py failed: ${built.stderr}`);
+  const httpPort = await freePort();
+  engineUrl = `http://127.0.0.1:${httpPort}/v1`;
   const s3Env = ['S3_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION'];
   stack = await startStack(dataDir, {
     ...Object.fromEntries(s3Env.map((name) => [name, process.env[name]])),
     MODEL_STORE_URI: STORE,
     S3_CACHE_DIR: path.join(dataDir, 's3-cache'),
+    OPENAI_HTTP_PORT: String(httpPort),
+    OPENAI_MODELS: `reference=${path.join(dataDir, 'micro/model/onnx')}`,
+    OPENAI_RUNTIME_LOADING: '1',
   });
 }, 240_000);
 
@@ -59,10 +73,11 @@ function filesUnder(dir: string): string[] {
 }
 
 /** StartRun of examples/micro-run.json as `runId` (the same request again resumes it); resolves once it has finished. */
-async function microRun(runId: string, keepLast = 0) {
+async function microRun(runId: string, keepLast = 0, engine?: Record<string, unknown>) {
   const request = JSON.parse(fs.readFileSync(path.join(ROOT, 'examples/micro-run.json'), 'utf8').split('.data/micro/').join(`${dataDir}/micro/`));
   request.run_id = runId;
   if (keepLast) request.spec.keep_last_checkpoints = keepLast;
+  if (engine) request.spec.engine = { base_url: engineUrl, reference_model: 'reference', weights: 'ENGINE_WEIGHTS_ONNX_EXPORT', ...engine };
   const started = await grpcurl(['-plaintext', '-d', '@', stack!.address('coordinator'), 'alignment.v1.Coordinator/StartRun'], JSON.stringify(request));
   if (started.code !== 0) throw new Error(`StartRun failed: ${started.stderr}${started.stdout}`);
   return waitFinished(stack!.address('coordinator'), runId, 240_000);
@@ -129,4 +144,21 @@ test('a published attempt prefix is never reused: the trainer refuses it, and th
   // Without retention every round's models stay, and the test's object at attempt-1: all of them counted.
   expect(Number(resumed.objectStoreBytes ?? 0)).toBe(await bytesUnder(`${STORE}/${runId}`));
   expect(Number(resumed.objectStoreBytes ?? 0)).toBeGreaterThan(2 * retainedBytes);
+});
+
+test('an engine run loads each round\'s policy from the bucket when the engine reads it, and says what to set when not', async () => {
+  const run = await microRun('micro-s3-engine', 0, { reads_object_store: true });
+  expect({ state: run.state, error: run.error }).toEqual({ state: 'JOB_STATE_SUCCEEDED', error: undefined });
+  // The engine (the generator's /v1 endpoint) fetched the rounds' exports by their s3:// prefixes into its cache.
+  for (const round of [0, 1]) {
+    const onnx = learnManifest(round, 'micro-s3-engine').outputs['model.onnx'];
+    expect(onnx.uri.startsWith(`${STORE}/micro-s3-engine/round-${round}/learn/attempt-1/`)).toBe(true);
+    const cached = path.join(dataDir, 's3-cache', BUCKET, parseS3Uri(onnx.uri).key);
+    expect(filesUnder(cached).some((f) => f.endsWith('.onnx'))).toBe(true);
+  }
+
+  const refused = await microRun('micro-s3-engine-local', 0, {});
+  expect(refused.state).toBe('JOB_STATE_FAILED');
+  expect(refused.error).toContain("round 0's model is in object storage");
+  expect(refused.error).toContain('set engine.reads_object_store');
 });
