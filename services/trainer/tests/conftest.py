@@ -4,6 +4,9 @@ dro_solver_address: the real TypeScript DroSolver (services/dro-solver), started
 subprocess on a free loopback port, and stopped at the end. It needs the repo's node_modules and the generated
 TypeScript contracts (`npx nx run contracts:codegen`, which `npm test` runs first). run_dro_solver() starts another
 one with extra environment (test_tracing.py: one that exports its spans to a jsonl file).
+
+moto_endpoint: http://127.0.0.1:PORT of a moto S3 server (moto_server.py), one per test module, so that each module's
+buckets and keys start empty; use_moto() points objectstore at it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ SOLVER_START_TIMEOUT_S = 60.0  # tsx compiles on the fly: a few seconds warm, mo
 # Two cores on CI: torch's default (one thread per core, plus interop threads) only adds contention for the tiny
 # tensors of these tests.
 torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """http://127.0.0.1:PORT of a moto S3 server for this test module."""
+    from moto_server import moto_server
+
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

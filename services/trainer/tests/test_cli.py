@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from transformers import LlamaForCausalLM
 
 from alignment_trainer.training import export
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2
+from accelerate_launch import launch_command, launch_env
 from world import build_world, read_metrics
 
 TRAINER = Path(__file__).resolve().parents[1]
@@ -39,12 +39,6 @@ def test_fsdp_and_ddp_configs_load_with_accelerates_loader():
     assert str(ddp.distributed_type).endswith("MULTI_GPU")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_accelerate_launch_runs_a_dpo_job_on_two_cpu_processes(tmp_path):
     world = build_world(tmp_path / "world", n_pairs=16)
     pref = trainer_pb2.PreferenceJob(init=common_pb2.ArtifactRef(uri=world.checkpoint.as_uri()),
@@ -55,15 +49,8 @@ def test_accelerate_launch_runs_a_dpo_job_on_two_cpu_processes(tmp_path):
     spec_path = tmp_path / "job.json"
     spec_path.write_text(json_format.MessageToJson(spec))
     out = tmp_path / "out"
-    # accelerate 1.15's `launch --cpu` starts ONE process (several need mpirun); `--multi_gpu` starts them with
-    # torchrun, and ACCELERATE_USE_CPU=1 makes each a gloo (MULTI_CPU) process on a machine without GPUs.
-    env = {**os.environ, "PYTHONPATH": str(TRAINER / "src"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "ACCELERATE_USE_CPU": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-         "-m", "alignment_trainer.cli", "run", "--spec", str(spec_path), "--output", str(out)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(launch_command(spec_path, out), cwd=tmp_path, env=launch_env(), capture_output=True, text=True,
+                          timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
 
     result = json.loads((tmp_path / "out.work" / "result.json").read_text())

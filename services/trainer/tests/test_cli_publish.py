@@ -6,27 +6,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from google.protobuf import json_format
 
 from alignment_trainer import objectstore
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2
-from moto_server import moto_server, use_moto
+from moto_server import use_moto
+from accelerate_launch import launch_command, launch_env
 from world import build_world
 
 TRAINER = Path(__file__).resolve().parents[1]
 BUCKET = "learn-jobs"
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    with moto_server() as url:
-        yield url
 
 
 def _run(tmp_path: Path, spec: trainer_pb2.JobSpec, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -47,9 +40,9 @@ def _spec(tmp_path: Path) -> trainer_pb2.JobSpec:
         learning_rate=2e-3, batch_size=4, epochs=1, max_length=64, seed=3))
 
 
-def test_run_publishes_its_outputs_to_the_s3_uri_manifest_last_and_result_json_names_them(tmp_path, endpoint,
+def test_run_publishes_its_outputs_to_the_s3_uri_manifest_last_and_result_json_names_them(tmp_path, moto_endpoint,
                                                                                              monkeypatch):
-    use_moto(endpoint, tmp_path / "cache", monkeypatch, BUCKET)
+    use_moto(moto_endpoint, tmp_path / "cache", monkeypatch, BUCKET)
     uri = f"s3://{BUCKET}/store/run-1/round-0/learn/attempt-1"
     out = tmp_path / "attempt-1"
     proc = _run(tmp_path, _spec(tmp_path), out, "--publish-uri", uri)
@@ -74,17 +67,17 @@ def test_run_publishes_its_outputs_to_the_s3_uri_manifest_last_and_result_json_n
     assert not (tmp_path / "other.work" / "result.json").exists()
 
 
-def test_a_publish_uri_that_is_not_s3_or_has_no_bucket_is_a_bad_command_line(tmp_path, endpoint, monkeypatch):
-    use_moto(endpoint, tmp_path / "cache", monkeypatch, BUCKET)
+def test_a_publish_uri_that_is_not_s3_or_has_no_bucket_is_a_bad_command_line(tmp_path, moto_endpoint, monkeypatch):
+    use_moto(moto_endpoint, tmp_path / "cache", monkeypatch, BUCKET)
     bad = _run(tmp_path, _spec(tmp_path), tmp_path / "a", "--publish-uri", "/data/models/x")
     assert bad.returncode == 2 and "--publish-uri: must be an s3://bucket/key URI, got '/data/models/x'" in bad.stderr
     missing = _run(tmp_path, _spec(tmp_path), tmp_path / "b", "--publish-uri", "s3://no-such-bucket/x")
     assert missing.returncode == 2 and "no bucket 'no-such-bucket'" in missing.stderr
 
 
-def test_a_resumed_run_publishes_over_its_own_unfinished_publication_and_a_retry_changes_nothing(tmp_path, endpoint,
+def test_a_resumed_run_publishes_over_its_own_unfinished_publication_and_a_retry_changes_nothing(tmp_path, moto_endpoint,
                                                                                                  monkeypatch):
-    s3 = use_moto(endpoint, tmp_path / "cache", monkeypatch, BUCKET)
+    s3 = use_moto(moto_endpoint, tmp_path / "cache", monkeypatch, BUCKET)
     prefix = "store/run-2/round-0/learn/attempt-1"
     uri = f"s3://{BUCKET}/{prefix}"
     out = tmp_path / "attempt-1"
@@ -112,11 +105,11 @@ def test_a_resumed_run_publishes_over_its_own_unfinished_publication_and_a_retry
 
 
 def test_the_jobs_accelerate_command_trains_wdro_on_two_processes_from_s3_inputs_and_publishes_once(
-        tmp_path, endpoint, monkeypatch, dro_solver_address):
+        tmp_path, moto_endpoint, monkeypatch, dro_solver_address):
     """What a Kubernetes LEARN Job runs under MODEL_STORE_URI (job-manifest.ts launchCommand): `accelerate launch` of
     the CLI with --work-dir and --publish-uri, its init model and pairs s3:// objects of the store (an earlier round's
     publication), the coupled wdro loss across two gloo ranks."""
-    s3 = use_moto(endpoint, tmp_path / "cache", monkeypatch, BUCKET)
+    s3 = use_moto(moto_endpoint, tmp_path / "cache", monkeypatch, BUCKET)
     world = build_world(tmp_path / "world", n_pairs=16)
     store = f"s3://{BUCKET}/store/run-3"
     init_sha, _ = objectstore.publish(world.checkpoint, f"{store}/round-0/learn/attempt-1/checkpoint", "init")
@@ -131,18 +124,10 @@ def test_the_jobs_accelerate_command_trains_wdro_on_two_processes_from_s3_inputs
     spec_path.write_text(json_format.MessageToJson(spec))
     uri = f"{store}/round-1/learn/attempt-1"
     out, work = tmp_path / "attempt-1", tmp_path / "work"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(TRAINER / "src"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "ACCELERATE_USE_CPU": "1", "DRO_SOLVER_ADDRESS": dro_solver_address}
-    # The Job's command (one node, two processes); --multi_gpu with ACCELERATE_USE_CPU=1 makes them gloo processes.
-    proc = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--mixed_precision", "no",
-         "--dynamo_backend", "no", "--main_process_port", str(port), "--num_machines", "1", "--num_processes", "2",
-         "-m", "alignment_trainer.cli", "run", "--spec", str(spec_path), "--output", str(out),
-         "--work-dir", str(work), "--publish-uri", uri],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    # The Job's command (one node, two processes), as the tests launch it on CPU (accelerate_launch.py).
+    proc = subprocess.run(launch_command(spec_path, out, "--work-dir", str(work), "--publish-uri", uri), cwd=tmp_path,
+                          env=launch_env(DRO_SOLVER_ADDRESS=dro_solver_address), capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
 
     result = json.loads((work / "result.json").read_text())

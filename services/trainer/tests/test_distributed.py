@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from google.protobuf import json_format
 
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2
 from alignment_trainer.training.collective import REPEAT, Collective, StepLayout, shard
+from accelerate_launch import launch_command, launch_env
 from world import build_world, read_metrics
 
 TRAINER = Path(__file__).resolve().parents[1]
@@ -81,19 +81,9 @@ def test_local_picks_this_processs_coefficients_and_zeroes_repeats():
     assert got.tolist() == [2.0, 0.0, 0.5]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(spec_path: Path, out: Path, cwd: Path, dro_address: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(TRAINER / "src"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "ACCELERATE_USE_CPU": "1", "DRO_SOLVER_ADDRESS": dro_address}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(_free_port()),
-           "-m", "alignment_trainer.cli", "run", "--spec", str(spec_path), "--output", str(out)]
+    env = launch_env(DRO_SOLVER_ADDRESS=dro_address)
+    cmd = launch_command(spec_path, out)
     with open(log, "wb") as log_fh:  # the child keeps its own descriptor
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log_fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)

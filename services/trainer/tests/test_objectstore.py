@@ -9,20 +9,14 @@ import pytest
 
 from alignment_trainer import objectstore
 from alignment_trainer.objectstore import ObjectStoreError, S3PermissionDenied
-from moto_server import moto_server, use_moto
+from moto_server import use_moto
 
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
-def s3(endpoint, tmp_path, monkeypatch):
-    return use_moto(endpoint, tmp_path / "cache", monkeypatch, "trainer-artifacts")
+def s3(moto_endpoint, tmp_path, monkeypatch):
+    return use_moto(moto_endpoint, tmp_path / "cache", monkeypatch, "trainer-artifacts")
 
 
 def _model(root, big=0):

@@ -10,21 +10,15 @@ import os
 import pytest
 
 from alignment_trainer import objectstore
-from moto_server import moto_server, use_moto
+from moto_server import use_moto
 
 MiB = 1024 * 1024
 BUCKET = "trainer-cache"
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
-def s3(endpoint, tmp_path, monkeypatch):
-    return use_moto(endpoint, tmp_path / "cache", monkeypatch, BUCKET)
+def s3(moto_endpoint, tmp_path, monkeypatch):
+    return use_moto(moto_endpoint, tmp_path / "cache", monkeypatch, BUCKET)
 
 
 def _published_model(tmp_path):

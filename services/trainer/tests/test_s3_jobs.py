@@ -9,21 +9,15 @@ import pytest
 from alignment_trainer import objectstore
 from alignment_trainer.api import server
 from alignment_trainer.api.contracts import common_pb2, trainer_pb2, trainer_pb2_grpc
-from moto_server import moto_server, use_moto
+from moto_server import use_moto
 from world import build_world
 
 BUCKET = "trainer-jobs"
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
-def stub(tmp_path, endpoint, monkeypatch):
-    use_moto(endpoint, tmp_path / "cache", monkeypatch, BUCKET)
+def stub(tmp_path, moto_endpoint, monkeypatch):
+    use_moto(moto_endpoint, tmp_path / "cache", monkeypatch, BUCKET)
     srv = server.start(host="127.0.0.1", port=0, max_workers=4, data_dir=str(tmp_path / "data"),
                        dro_solver_address="127.0.0.1:1")
     channel = grpc.insecure_channel(f"127.0.0.1:{srv.port}")
