@@ -91,55 +91,69 @@ async function runCell(ctx: RunnerContext, cell: Cell, inputs: WorldInputs, opti
 
 /**
  * Runs the pending cells (in expandCells' order, which keeps each world/budget/seed's cells together). A failed cell
- * is reported and left unfinished (a rerun retries it) while the others go on; returns the failures.
+ * is reported and left unfinished (a rerun retries it) while the others go on, and so is every cell of a group whose
+ * world data, base model or seed pairs cannot be made (a budget larger than the world has distinct prompts for);
+ * returns the failures.
  */
 export async function runCells(ctx: RunnerContext, pending: Cell[]): Promise<string[]> {
   const failures: string[] = [];
-  const { progress } = ctx;
   const groups = new Map<string, Cell[]>();
   for (const cell of pending) groups.set(groupKey(cell), [...(groups.get(groupKey(cell)) ?? []), cell]);
   for (const [key, cells] of groups) {
-    ctx.eta.start();
-    const world = getWorld(cells[0].world);
-    const groupDir = path.join(ctx.dataDir, 'worlds', key);
-    const base = demoOptions(cells[0], ctx.cpuCapability).base;
-    const inputs = await buildOrReuseBaseModel(ctx.clients, ctx.python, world, base, ctx.worldCache, path.join(groupDir, 'prompts'), (done, total, detail) =>
-      progress.update(`base model (SFT, ${world.name})`, done, total, detail),
-    );
-    progress.done();
-    progress.log(inputs.built ? `${key}: base model built in ${inputs.sftSeconds.toFixed(0)} s: ${inputs.dir}` : `${key}: base model reused: ${inputs.dir}`);
-    for (const seed of [...new Set(cells.map((c) => c.seed))]) {
-      const seedCells = cells.filter((c) => c.seed === seed);
-      const options = demoOptions(seedCells[0], ctx.cpuCapability);
-      const generation = { seed, ...options.pairGeneration };
-      const seedPairs = await cachedPairs(path.join(groupDir, `pairs-s${seed}`, 'seed'), () =>
-        goldPairs(ctx.clients, world, inputs.model, [inputs.seedPrompts], path.join(groupDir, `pairs-s${seed}`, 'seed'), generation, (done, total) =>
-          progress.update(`${key} seed ${seed}: seed pairs (π_init samples, gold labels)`, done, total),
-        ),
-      );
-      progress.done();
-      progress.log(`${key} seed ${seed}: ${seedPairs.pairs} gold-labelled seed pairs from ${seedPairs.prompts} prompts (${seedPairs.dropped} dropped)`);
-      for (const cell of seedCells) {
-        let goldFile: string | undefined;
-        if (cell.variant.config === 'dpo-gold') {
-          const rounds = cell.settings.rounds;
-          const dir = path.join(groupDir, `pairs-s${seed}`, `gold-r${rounds}`);
-          const gold = await cachedPairs(dir, () =>
-            goldPairs(ctx.clients, world, inputs.model, [inputs.seedPrompts, ...inputs.roundPrompts.slice(0, rounds)], dir, generation, (done, total) =>
-              progress.update(`${key} seed ${seed}: gold pairs for the whole budget`, done, total),
-            ),
-          );
-          goldFile = gold.file;
-        }
-        try {
-          await runCell(ctx, cell, inputs, demoOptions(cell, ctx.cpuCapability), seedPairs, goldFile);
-        } catch (error) {
-          progress.done();
-          failures.push(`${cell.id}: ${(error as Error).message}`);
-          progress.log(`FAILED ${cell.id}: ${(error as Error).message}`);
-        }
-      }
+    try {
+      await runGroup(ctx, key, cells, failures);
+    } catch (error) {
+      ctx.progress.done();
+      const failure = `${key} (${cells.length} cells not run): ${(error as Error).message}`;
+      failures.push(failure);
+      ctx.progress.log(`FAILED ${failure}`);
     }
   }
   return failures;
+}
+
+/** One world/budget/evaluation group: its base model, then per seed its seed pairs and cells. */
+async function runGroup(ctx: RunnerContext, key: string, cells: Cell[], failures: string[]): Promise<void> {
+  const { progress } = ctx;
+  ctx.eta.start();
+  const world = getWorld(cells[0].world);
+  const groupDir = path.join(ctx.dataDir, 'worlds', key);
+  const base = demoOptions(cells[0], ctx.cpuCapability).base;
+  const inputs = await buildOrReuseBaseModel(ctx.clients, ctx.python, world, base, ctx.worldCache, path.join(groupDir, 'prompts'), (done, total, detail) =>
+    progress.update(`base model (SFT, ${world.name})`, done, total, detail),
+  );
+  progress.done();
+  progress.log(inputs.built ? `${key}: base model built in ${inputs.sftSeconds.toFixed(0)} s: ${inputs.dir}` : `${key}: base model reused: ${inputs.dir}`);
+  for (const seed of [...new Set(cells.map((c) => c.seed))]) {
+    const seedCells = cells.filter((c) => c.seed === seed);
+    const options = demoOptions(seedCells[0], ctx.cpuCapability);
+    const generation = { seed, ...options.pairGeneration };
+    const seedPairs = await cachedPairs(path.join(groupDir, `pairs-s${seed}`, 'seed'), () =>
+      goldPairs(ctx.clients, world, inputs.model, [inputs.seedPrompts], path.join(groupDir, `pairs-s${seed}`, 'seed'), generation, (done, total) =>
+        progress.update(`${key} seed ${seed}: seed pairs (π_init samples, gold labels)`, done, total),
+      ),
+    );
+    progress.done();
+    progress.log(`${key} seed ${seed}: ${seedPairs.pairs} gold-labelled seed pairs from ${seedPairs.prompts} prompts (${seedPairs.dropped} dropped)`);
+    for (const cell of seedCells) {
+      let goldFile: string | undefined;
+      if (cell.variant.config === 'dpo-gold') {
+        const rounds = cell.settings.rounds;
+        const dir = path.join(groupDir, `pairs-s${seed}`, `gold-r${rounds}`);
+        const gold = await cachedPairs(dir, () =>
+          goldPairs(ctx.clients, world, inputs.model, [inputs.seedPrompts, ...inputs.roundPrompts.slice(0, rounds)], dir, generation, (done, total) =>
+            progress.update(`${key} seed ${seed}: gold pairs for the whole budget`, done, total),
+          ),
+        );
+        goldFile = gold.file;
+      }
+      try {
+        await runCell(ctx, cell, inputs, demoOptions(cell, ctx.cpuCapability), seedPairs, goldFile);
+      } catch (error) {
+        progress.done();
+        failures.push(`${cell.id}: ${(error as Error).message}`);
+        progress.log(`FAILED ${cell.id}: ${(error as Error).message}`);
+      }
+    }
+  }
 }

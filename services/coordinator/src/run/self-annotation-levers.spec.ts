@@ -1,4 +1,4 @@
-// The self-annotation levers of RunSpec (fields 19-23 and 32-35; docs/algorithm.md §7) through the engine with in-process fake
+// The self-annotation levers of RunSpec (fields 19-23 and 32-35, field 36 in round-gold-labels.spec.ts; docs/algorithm.md §7) through the engine with in-process fake
 // executors: what the judge is asked, what each round trains on, the metrics, and that the levers left unset change
 // no stage's inputs (so existing runs keep their fingerprints and artifacts).
 import * as fs from 'node:fs';

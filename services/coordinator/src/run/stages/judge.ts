@@ -1,12 +1,13 @@
 import * as path from 'node:path';
-import { JudgeMethod, Pairing, PromptEncoding, Stage, UnfinishedPairs, type ArtifactRef, type JudgePairsRequest, type ModelRef } from '@alignment/contracts';
+import { JudgeMethod, Pairing, PromptEncoding, RoundGoldLabels, Stage, UnfinishedPairs, type ArtifactRef, type JudgePairsRequest, type ModelRef } from '@alignment/contracts';
 import { configurationPlan, roundJudgeMethod } from '../configurations';
-import { readObjects, writeJsonl } from '../data';
+import { readObjects, writeJsonl, type JsonObject } from '../data';
 import { promptEncodingInput } from '../prompt-encoding';
 import { readPinned } from '../evaluate';
 import { StageFailedError } from '../executors';
 import { mean } from '../metrics';
 import { flipRoundLabels } from '../label-noise';
+import { goldPromptIndices, keepsSelfLabels, mergeGoldLabels, selfGoldAgreement } from '../round-gold-labels';
 import { deriveSeed } from '../seeds';
 import { confidenceKeepFraction, keepMostConfident, marginScale } from '../self-label-levers';
 import { judgeSharded } from '../shards';
@@ -36,6 +37,8 @@ type JudgeInputs = {
   promptEncoding?: StageInput<PromptEncoding>;
   /** spec.round_label_noise_rate, when > 0. */
   labelNoiseRate?: StageInput<number>;
+  /** spec.round_gold_labels, when set. */
+  goldLabels?: StageInput<RoundGoldLabels>;
 };
 
 /** The round whose model judges round `round` (docs/algorithm.md §7: frozen judge). */
@@ -67,6 +70,7 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
     }
     if (spec.judgeTieMargin) inputs.tieMargin = settingInput(spec.judgeTieMargin);
     if (spec.roundLabelNoiseRate) inputs.labelNoiseRate = settingInput(spec.roundLabelNoiseRate);
+    if (spec.roundGoldLabels) inputs.goldLabels = { value: spec.roundGoldLabels, identity: JSON.stringify(RoundGoldLabels.toJSON(spec.roundGoldLabels)) };
     if (confidenceKeepFraction(spec) < 1) inputs.confidenceKeepFraction = settingInput(confidenceKeepFraction(spec));
     if (spec.pairing === Pairing.PAIRING_BEST_WORST) inputs.pairing = settingInput(spec.pairing);
     const unfinished = unfinishedPairsPolicy(spec);
@@ -111,7 +115,7 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
     }
     // With the confidence filter or label noise, pairs.jsonl holds the pairs LEARN trains on and judged_pairs.jsonl
     // every pair as the judge labelled it.
-    const rewritten = inputs.confidenceKeepFraction !== undefined || inputs.labelNoiseRate !== undefined;
+    const rewritten = inputs.confidenceKeepFraction !== undefined || inputs.labelNoiseRate !== undefined || inputs.goldLabels !== undefined;
     const judged = await judgeSharded(
       {
         executor: external ? roundJudgeAt(executors, external) : executors.judge,
@@ -125,7 +129,7 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
       call,
     );
     const c = judged.counts;
-    if (c.numPairs === 0) {
+    if (c.numPairs === 0 && !inputs.goldLabels) {
       throw new StageFailedError(
         `the judge kept no pair out of ${items.length} (identical ${c.droppedIdentical}, ties ${c.droppedTies}, invalid ${c.droppedInvalid}, ` +
           `unfinished ${judged.unfinished.dropped}); nothing to learn from`,
@@ -144,13 +148,15 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
         // Pairs with a response cut at max_new_tokens: dropped (UNFINISHED_PAIRS_DROP), or kept (PENALIZE, KEEP).
         'judge/dropped_unfinished': judged.unfinished.dropped,
         'judge/unfinished_in_pairs': judged.unfinished.inPairs,
-        // The judge's leaning towards length (docs/benchmark.md: print the judge's systematic leanings).
-        'judge/chosen_longer_rate': mean(judged.lines.map((p) => (length(p.chosen) > length(p.rejected) ? 1 : 0))),
-        // In implicit-reward units β·(s1 − s2) for the SPA judge (the pairs' margin is the raw s1 − s2), the units
-        // judge_tie_margin is compared in (self-label-levers.ts marginScale).
-        'judge/mean_margin': scale * mean(judged.lines.map((p) => Number(p.margin)).filter(Number.isFinite)),
       },
     };
+    if (judged.lines.length > 0) {
+      // The judge's leaning towards length (docs/benchmark.md: print the judge's systematic leanings).
+      result.metrics['judge/chosen_longer_rate'] = mean(judged.lines.map((p) => (length(p.chosen) > length(p.rejected) ? 1 : 0)));
+      // In implicit-reward units β·(s1 − s2) for the SPA judge (the pairs' margin is the raw s1 − s2), the units
+      // judge_tie_margin is compared in (self-label-levers.ts marginScale).
+      result.metrics['judge/mean_margin'] = scale * mean(judged.lines.map((p) => Number(p.margin)).filter(Number.isFinite));
+    }
     if (!rewritten) return result;
     let lines = judged.lines;
     if (inputs.confidenceKeepFraction) {
@@ -164,8 +170,59 @@ export const judgeStage: StageDefinition<JudgeInputs> = {
       lines = noisy.pairs;
       result.metrics['judge/flipped_labels'] = noisy.flipped.length;
     }
+    let goldPairs: ArtifactRef | undefined;
+    if (inputs.goldLabels) {
+      const gold = await withGoldLabels(ctx, inputs.goldLabels.value, request, items, judged.lines, lines, result.metrics);
+      lines = gold.lines;
+      goldPairs = gold.goldPairs;
+    }
+    if (lines.length === 0) throw new StageFailedError(`no labelled pair is left to learn from (judged ${c.numPairs})`);
     const info = await writeJsonl(path.join(dir, 'pairs.jsonl'), lines);
     result.outputs = { pairs: fileOutput({ uri: info.uri, sha256: info.sha256, sizeBytes: info.sizeBytes }), judged_pairs: fileOutput(judged.pairs) };
+    if (goldPairs) result.outputs.gold_pairs = fileOutput(goldPairs);
     return result;
   },
 };
+
+/**
+ * spec.round_gold_labels: the annotator labels pairs_per_round of the round's prompts (RULE requests naming its
+ * rule, in its own units, with the round's pairing and unfinished-pair policy), its labels replace the round judge's
+ * there, and the judge's agreement with it decides, when the spec asks, whether the self-labels are kept at all.
+ */
+async function withGoldLabels(
+  ctx: StageContext,
+  gold: RoundGoldLabels,
+  selfRequest: Omit<JudgePairsRequest, 'shard' | 'outputUri'>,
+  items: JsonObject[],
+  judgedLines: JsonObject[],
+  trainLines: JsonObject[],
+  metrics: Record<string, number>,
+): Promise<{ lines: JsonObject[]; goldPairs: ArtifactRef }> {
+  const { spec, round, dir, executors, call } = ctx;
+  const asked = goldPromptIndices(items.length, gold.pairsPerRound, deriveSeed(spec.seed, round, 'round-gold-labels'));
+  const responses = await writeJsonl(path.join(dir, 'work', 'gold_responses.jsonl'), asked.map((i) => items[i]));
+  const { spaImplicit: _s, rewardModel: _r, llmAsJudge: _l, ...common } = selfRequest;
+  const labelled = await judgeSharded(
+    {
+      executor: roundJudgeAt(executors, gold.annotatorAddress),
+      request: { ...common, method: JudgeMethod.JUDGE_METHOD_RULE, responses: { uri: responses.uri, sha256: responses.sha256, sizeBytes: responses.sizeBytes }, rule: { rule: gold.rule, tieTolerance: 0 } },
+      items: asked.map((i) => items[i]),
+      shards: 0,
+      workDir: path.join(dir, 'work'),
+      name: 'gold_pairs',
+      destination: path.join(dir, 'work', 'gold_pairs_of_asked.jsonl'),
+    },
+    call,
+  );
+  // Back to the round's prompt indices.
+  const goldLines = labelled.lines.map((p) => ({ ...p, prompt_index: asked[p.prompt_index as number] }));
+  const written = await writeJsonl(path.join(dir, 'gold_pairs.jsonl'), goldLines);
+  const agreement = selfGoldAgreement(judgedLines, goldLines);
+  const keepSelf = keepsSelfLabels(agreement, gold.minSelfAgreement, gold.discardSelfLabels === true);
+  const merged = mergeGoldLabels(trainLines, goldLines, asked, keepSelf);
+  metrics['judge/gold_pairs'] = goldLines.length;
+  metrics['judge/gold_compared'] = agreement.compared;
+  if (agreement.compared > 0) metrics['judge/self_gold_agreement'] = agreement.agreed / agreement.compared;
+  metrics['judge/self_labels_kept'] = keepSelf ? merged.length - goldLines.length : 0;
+  return { lines: merged, goldPairs: { uri: written.uri, sha256: written.sha256, sizeBytes: written.sizeBytes } };
+}
