@@ -10,7 +10,7 @@ import { InvalidArgumentError } from '@alignment/errors';
 import { causalModelCache, ModelCache, RewardModel } from '@alignment/lm';
 import { toJudgeJob } from '../service';
 import { judgePairs, type JudgeDeps, type JudgeJob, type LabelledPair } from './judge-pairs';
-import { responsesToScore, selectPair } from './pairing';
+import { isBlank, responsesToScore, selectPair } from './pairing';
 
 let dir: string;
 let deps: JudgeDeps;
@@ -82,6 +82,15 @@ describe('pairing', () => {
     expect(responsesToScore(['a', 'a', '', 'b', 'a'], 'best_worst')).toEqual(['a', 'b']);
     expect(responsesToScore(['a', 'a', ''], 'best_worst')).toBe('identical');
     expect(responsesToScore(['a', ''], 'best_worst')).toBe('invalid');
+  });
+
+  it('treats a response of whitespace only, as Python strips it, as empty: the trainer would refuse it', () => {
+    for (const blank of [' ', '\u001f', '\u001c\n', '\u0085', '\t\u00a0']) {
+      expect(isBlank(blank)).toBe(true);
+      expect(responsesToScore(['horse and tiger .', blank], 'first_two')).toBe('invalid');
+      expect(responsesToScore(['a', blank, 'b'], 'best_worst')).toEqual(['a', 'b']);
+    }
+    expect(isBlank('a\u001f')).toBe(false);
   });
 
   it('best_worst picks (argmax, argmin), the earlier response on equal scores, and never one response twice', () => {

@@ -8,6 +8,15 @@
 export type PairingName = 'first_two' | 'best_worst';
 
 /**
+ * Blank as the trainer sees it: only whitespace by JavaScript's \s or by Python's str.isspace, which also counts the
+ * separators U+001C-U+001F and U+0085 (a policy that samples "\u001f" once failed a round's LEARN with "rejected: must
+ * not be empty" after the judge had kept the pair).
+ */
+export function isBlank(text: string): boolean {
+  return /^[\s\u001c-\u001f\u0085]*$/u.test(text);
+}
+
+/**
  * The responses of one record to score, or why the record has no pair: `invalid` (fewer than two responses, or an
  * empty one among the first two; for best_worst, fewer than two non-empty ones) or `identical` (no two differ).
  * best_worst keeps the first occurrence of each distinct non-empty response, in sampling order.
@@ -15,10 +24,10 @@ export type PairingName = 'first_two' | 'best_worst';
 export function responsesToScore(responses: readonly string[], pairing: PairingName): string[] | 'invalid' | 'identical' {
   if (pairing === 'first_two') {
     const [a, b] = responses;
-    if (responses.length < 2 || a.trim() === '' || b.trim() === '') return 'invalid';
+    if (responses.length < 2 || isBlank(a) || isBlank(b)) return 'invalid';
     return a === b ? 'identical' : [a, b];
   }
-  const nonEmpty = responses.filter((r) => r.trim() !== '');
+  const nonEmpty = responses.filter((r) => !isBlank(r));
   if (nonEmpty.length < 2) return 'invalid';
   const distinct = [...new Set(nonEmpty)];
   return distinct.length < 2 ? 'identical' : distinct;
