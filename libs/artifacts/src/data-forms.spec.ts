@@ -122,6 +122,8 @@ describe('malformed records name file:line (or file:row N), the field and the fi
     ['implicit conversational, nothing shared', { chosen: [user('a'), { role: 'assistant', content: 'x' }], rejected: [user('b'), { role: 'assistant', content: 'y' }] }, '"prompt" is missing and "chosen" and "rejected" share no leading messages'],
     ['implicit, one side a prefix of the other', { chosen: 'The sky is blue', rejected: 'The sky is blue today' }, '"chosen" has no completion after the prompt the two share'],
     ['identical responses', { prompt: [user('hi')], chosen: [{ role: 'assistant', content: 'a' }], rejected: [{ role: 'assistant', content: 'a' }] }, '"rejected" is identical to "chosen"'],
+    ['a rejected response the trainer strips to nothing', { prompt: 'p', chosen: 'a', rejected: '\u001f ' }, '"rejected" must be a non-empty string'],
+    ['an assistant turn of separators only', { prompt: [user('hi')], chosen: [{ role: 'assistant', content: '\u0085' }], rejected: [{ role: 'assistant', content: 'b' }] }, '"chosen[0].content" must be a non-empty string'],
     ['a number for a prompt', { prompt: 7, chosen: 'a', rejected: 'b' }, '"prompt" must be a non-empty string or a list of {"role", "content"} messages'],
   ])('pair: %s', async (_, record, message) => {
     const expected = `<dir>/bad.jsonl:3: ${message}`;

@@ -53,8 +53,17 @@ function asObject(value: unknown, where: string): Fields {
   return value as Fields;
 }
 
+/**
+ * Blank as the trainer sees it: only whitespace by JavaScript's \s or by Python's str.isspace, which also counts the
+ * separators U+001C-U+001F and U+0085. The judge drops a pair with a blank response, and a data file with a blank
+ * field is refused here, so nothing reaches LEARN that the trainer would refuse as empty.
+ */
+export function isBlank(text: string): boolean {
+  return /^[\s\u001c-\u001f\u0085]*$/u.test(text);
+}
+
 function nonEmptyString(value: unknown, where: string, field: string): string {
-  if (typeof value !== 'string' || value.trim() === '') fail(where, field, 'must be a non-empty string');
+  if (typeof value !== 'string' || isBlank(value)) fail(where, field, 'must be a non-empty string');
   return value;
 }
 
@@ -76,7 +85,7 @@ function completion(list: DataMessage[], where: string, field: string, offset = 
     fail(where, field, `must hold exactly one assistant message after the prompt, got ${list.length} (put earlier turns in the prompt)`);
   }
   if (list[0].role !== 'assistant') fail(where, `${field}[${offset}].role`, `must be "assistant" (the completion), got "${list[0].role}"`);
-  if (list[0].content.trim() === '') fail(where, `${field}[${offset}].content`, 'must be a non-empty string');
+  if (isBlank(list[0].content)) fail(where, `${field}[${offset}].content`, 'must be a non-empty string');
   return list[0].content;
 }
 
@@ -121,12 +130,12 @@ function implicitTextPair(chosen: string, rejected: string, where: string): Norm
   let end = 0;
   while (end < chosen.length && end < rejected.length && chosen[end] === rejected[end]) end += 1;
   if (end > 0 && chosen[end - 1] === ' ') end -= 1;
-  if (chosen.slice(0, end).trim() === '') {
+  if (isBlank(chosen.slice(0, end))) {
     fail(where, 'prompt', 'is missing and "chosen" and "rejected" share no prefix to take it from: add a "prompt" field');
   }
   const pair = { prompt: chosen.slice(0, end), chosen: chosen.slice(end), rejected: rejected.slice(end) };
   for (const field of ['chosen', 'rejected'] as const) {
-    if (pair[field].trim() === '') fail(where, field, 'has no completion after the prompt the two share (one is a prefix of the other): add a "prompt" field');
+    if (isBlank(pair[field])) fail(where, field, 'has no completion after the prompt the two share (one is a prefix of the other): add a "prompt" field');
   }
   return { ...pair, form: { conversational: false, implicitPrompt: true } };
 }
@@ -184,7 +193,7 @@ function conversationalPrompt(list: DataMessage[], where: string): DataMessage[]
   if (list[last].role !== 'user') {
     fail(where, `prompt[${last}].role`, `must be "user": a prompt ends with the user's turn, which the model answers, got "${list[last].role}" (drop the trailing turn, or put it in a preference pair's completion)`);
   }
-  if (list[last].content.trim() === '') fail(where, `prompt[${last}].content`, 'must be a non-empty string (the user turn the model answers)');
+  if (isBlank(list[last].content)) fail(where, `prompt[${last}].content`, 'must be a non-empty string (the user turn the model answers)');
   return list;
 }
 

@@ -4,13 +4,13 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ArtifactStore, readJsonl } from '@alignment/artifacts';
+import { ArtifactStore, isBlank, readJsonl } from '@alignment/artifacts';
 import { checkRecord, JudgePairsRequest, Pairing } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { causalModelCache, ModelCache, RewardModel } from '@alignment/lm';
 import { toJudgeJob } from '../service';
 import { judgePairs, type JudgeDeps, type JudgeJob, type LabelledPair } from './judge-pairs';
-import { isBlank, responsesToScore, selectPair } from './pairing';
+import { responsesToScore, selectPair } from './pairing';
 
 let dir: string;
 let deps: JudgeDeps;

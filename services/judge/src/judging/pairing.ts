@@ -1,3 +1,5 @@
+import { isBlank } from '@alignment/artifacts';
+
 /**
  * Which two of a prompt's responses become its labelled pair (judge.proto JudgePairsRequest.pairing;
  * docs/algorithm.md §7):
@@ -6,15 +8,6 @@
  *     RLHFlow's iterative DPO.
  */
 export type PairingName = 'first_two' | 'best_worst';
-
-/**
- * Blank as the trainer sees it: only whitespace by JavaScript's \s or by Python's str.isspace, which also counts the
- * separators U+001C-U+001F and U+0085 (a policy that samples "\u001f" once failed a round's LEARN with "rejected: must
- * not be empty" after the judge had kept the pair).
- */
-export function isBlank(text: string): boolean {
-  return /^[\s\u001c-\u001f\u0085]*$/u.test(text);
-}
 
 /**
  * The responses of one record to score, or why the record has no pair: `invalid` (fewer than two responses, or an
