@@ -2,15 +2,13 @@
 // gRPC on loopback (testing/shorter-judge-server.ts: it prefers the shorter response), its labels replace the round
 // judge's there, the round judge's agreement with it is reported, and min_self_agreement / discard_self_labels decide
 // whether the self-labels are trained on at all.
-import * as fs from 'node:fs';
-import { toLocalPath } from '@alignment/artifacts';
 import { Configuration, JobState, JudgeMethod, Stage, type Run } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { createLogger } from '@alignment/service-kit';
 import { closeHarnesses, harness, runToEnd } from '../../testing/engine-harness';
 import { makeWorkspace, validSpec, type SpecPartial } from '../../testing/run-fixtures';
+import { roundJudgeClients, roundMetrics, stageOutputLines } from '../../testing/round-judge-clients';
 import { ShorterJudgeServer } from '../../testing/shorter-judge-server';
-import { grpcExecutors } from '../clients/grpc-executors';
 import { goldPromptIndices, keepsSelfLabels, mergeGoldLabels, selfGoldAgreement } from './round-gold-labels';
 import { validateSpec } from './run-spec';
 import { deriveSeed } from './seeds';
@@ -61,40 +59,20 @@ describe('round gold labels: the mechanics', () => {
   });
 });
 
-const logger = createLogger('round-gold-labels-test');
 let annotator: ShorterJudgeServer;
-const clients: Array<{ close(): void }> = [];
+const rpc = roundJudgeClients(createLogger('round-gold-labels-test'));
+const roundJudge = () => rpc.roundJudge();
 beforeAll(async () => {
   annotator = await ShorterJudgeServer.start('gold/shorter');
 });
 afterAll(async () => {
   closeHarnesses();
-  for (const c of clients) c.close();
+  rpc.close();
   await annotator.shutdown();
 });
 
-function roundJudge() {
-  const executors = grpcExecutors({
-    generatorAddresses: ['127.0.0.1:1'],
-    judgeAddresses: ['127.0.0.1:1'],
-    trainerAddress: '127.0.0.1:1',
-    rpcDeadlineMs: 5_000,
-    stageDeadlineMs: 30_000,
-    retry: { attempts: 2, initialBackoffMs: 10, maxBackoffMs: 20 },
-    logger,
-  });
-  clients.push(executors);
-  return executors.roundJudge;
-}
-
-type Line = Record<string, unknown>;
-const readLines = (uri: string): Line[] => {
-  const text = fs.readFileSync(toLocalPath(uri), 'utf8').trim();
-  return text ? text.split('\n').map((l) => JSON.parse(l)) : [];
-};
-const output = (run: Run, round: number, name: string) =>
-  readLines(run.stages.find((s) => s.round === round && s.stage === Stage.STAGE_JUDGE)!.outputs.find((o) => toLocalPath(o.uri).endsWith(`/${name}`))!.uri);
-const metricsOf = (run: Run, round: number) => run.rounds.find((r) => r.round === round)!.metrics;
+const output = (run: Run, round: number, name: string) => stageOutputLines(run, round, Stage.STAGE_JUDGE, name);
+const metricsOf = roundMetrics;
 
 describe('round_gold_labels through a run', () => {
   const gold = (extra: Record<string, unknown> = {}): SpecPartial => ({

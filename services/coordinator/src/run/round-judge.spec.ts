@@ -2,54 +2,31 @@
 // user's alignment.v1.Judge at that address, over real gRPC on loopback (testing/shorter-judge-server.ts, a judge
 // that prefers shorter responses), and the round's pairs, margins, ties, best-vs-worst pairing and confidence filter
 // are that judge's, in its units. The whole path with a Python judge: clients/python/tests/test_round_judge.py.
-import * as fs from 'node:fs';
-import { toLocalPath } from '@alignment/artifacts';
-import { Configuration, JobState, JudgeMethod, Pairing, Stage, type Run } from '@alignment/contracts';
+import { Configuration, JobState, JudgeMethod, Pairing, Stage } from '@alignment/contracts';
 import { InvalidArgumentError } from '@alignment/errors';
 import { createLogger } from '@alignment/service-kit';
 import { freePort } from '@alignment/service-kit/testing';
 import { closeHarnesses, harness, runToEnd } from '../../testing/engine-harness';
 import { makeWorkspace, validSpec, type SpecPartial } from '../../testing/run-fixtures';
+import { roundJudgeClients, roundMetrics, stageOutputLines, type Line } from '../../testing/round-judge-clients';
 import { shorterScore, ShorterJudgeServer } from '../../testing/shorter-judge-server';
-import { grpcExecutors, type GrpcExecutorOptions } from '../clients/grpc-executors';
 import { validateSpec } from './run-spec';
 
-const logger = createLogger('round-judge-test');
 let judge: ShorterJudgeServer;
-const clients: Array<{ close(): void }> = [];
+const rpc = roundJudgeClients(createLogger('round-judge-test'));
+const roundJudge = () => rpc.roundJudge();
 
 beforeAll(async () => {
   judge = await ShorterJudgeServer.start('my/shorter');
 });
 afterAll(async () => {
   closeHarnesses();
-  for (const c of clients) c.close();
+  rpc.close();
   await judge.shutdown();
 });
 
-/** The coordinator's gRPC executors; only their roundJudge is used (the rest of the stack is the in-memory one). */
-function roundJudge(retry: GrpcExecutorOptions['retry'] = { attempts: 2, initialBackoffMs: 10, maxBackoffMs: 20 }) {
-  const executors = grpcExecutors({
-    generatorAddresses: ['127.0.0.1:1'],
-    judgeAddresses: ['127.0.0.1:1'],
-    trainerAddress: '127.0.0.1:1',
-    rpcDeadlineMs: 5_000,
-    stageDeadlineMs: 30_000,
-    retry,
-    logger,
-  });
-  clients.push(executors);
-  return executors.roundJudge;
-}
-
-type Line = Record<string, unknown>;
-const readLines = (uri: string): Line[] => {
-  const text = fs.readFileSync(toLocalPath(uri), 'utf8').trim();
-  return text ? text.split('\n').map((l) => JSON.parse(l)) : [];
-};
-const output = (run: Run, round: number, stage: Stage, name: string) =>
-  readLines(run.stages.find((s) => s.round === round && s.stage === stage)!.outputs.find((o) => toLocalPath(o.uri).endsWith(`/${name}`))!.uri);
-const metricsOf = (run: Run, round: number) => run.rounds.find((r) => r.round === round)!.metrics;
+const output = stageOutputLines;
+const metricsOf = roundMetrics;
 const external = (overrides: SpecPartial = {}): SpecPartial => ({ judgeAddress: judge.address, judgeRule: 'my/shorter', ...overrides });
 
 describe('judge_address: the rounds labelled by your own judge', () => {
