@@ -55,6 +55,11 @@ def test_a_job_reads_s3_inputs_and_publishes_its_outputs_to_s3(stub, tmp_path):
     assert (back / "config.json").is_file() and any(back.glob("*.safetensors"))
     # The whole output directory is published under its manifest: fetching it checks every file.
     objectstore.fetch(f"s3://{BUCKET}/runs/j1", "output", "dir", final.outputs.manifest.sha256)
+    # Published, the weights are not kept twice: the trainer's own copy of the model directories is gone, its
+    # manifest and metrics stay.
+    local = tmp_path / "data" / "jobs" / "s3-job" / "output"
+    assert (local / "manifest.json").is_file() and (local / "metrics.jsonl").is_file()
+    assert not (local / "checkpoint").exists() and not any(p.is_dir() for p in local.iterdir())
     # As a local output directory with files, a published s3:// output is never written over by a new job.
     spec.hparams.learning_rate = 1e-3
     with pytest.raises(grpc.RpcError) as err:
@@ -89,3 +94,26 @@ def test_an_s3_output_in_a_missing_bucket_is_refused_before_the_job_starts(stub,
         stub.StartJob(trainer_pb2.StartJobRequest(spec=spec, job_id="s3-no-bucket"), timeout=60)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith("spec.output_uri: no bucket 'no-such-bucket'")
+
+
+def test_a_job_whose_publishing_fails_keeps_its_local_outputs(stub, tmp_path):
+    """The output bucket disappears while the job trains: the job fails naming the output, and the weights it trained
+    stay in its own output directory (nothing a user produced is lost)."""
+    s3 = objectstore.client()
+    s3.create_bucket(Bucket="gone-mid-job")
+    spec = trainer_pb2.JobSpec(preference=_uploaded_world(tmp_path), output_uri="s3://gone-mid-job/runs/j4",
+                               hparams=trainer_pb2.TrainingHyperparams(learning_rate=2e-3, batch_size=2, epochs=3,
+                                                                       max_length=64))
+    stub.StartJob(trainer_pb2.StartJobRequest(spec=spec, job_id="s3-gone"), timeout=60)
+    final, deleted = None, False
+    for event in stub.WatchJob(trainer_pb2.WatchJobRequest(job_id="s3-gone"), timeout=180):
+        if event.HasField("step") and not deleted:
+            s3.delete_bucket(Bucket="gone-mid-job")  # the job is past its checks, at its first step of 12
+            deleted = True
+        if event.HasField("job"):
+            final = event.job
+    assert deleted and final is not None and final.state == common_pb2.JOB_STATE_FAILED
+    assert "gone-mid-job" in final.error
+    local = tmp_path / "data" / "jobs" / "s3-gone" / "output"
+    assert (local / "checkpoint" / "config.json").is_file() and any((local / "checkpoint").glob("*.safetensors"))
+    assert (local / "manifest.json").is_file()

@@ -18,13 +18,16 @@ Guarantees (trainer.proto: "Jobs are recorded durably"):
     stays RUNNING in the store, so the next process resumes it without losing a step.
 
 Per-job files live under ``<data_dir>/jobs/<job_id>/``: ``output/`` (the default output directory) and ``resume/``
-(resumable checkpoints, removed when the job succeeds).
+(resumable checkpoints, removed when the job succeeds). A job with an s3:// output_uri trains into ``output/`` and
+publishes it; once published, its model directories (checkpoint, ONNX export) are removed from ``output/``, whose
+manifest and per-step metrics stay. A job whose publishing failed keeps everything.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import threading
 import time
 from collections import deque
@@ -311,6 +314,7 @@ class JobManager:
             if config.publish_uri:
                 # An s3:// output_uri: the outputs go up, manifest last (objectstore.put_directory); a failure fails the job.
                 objectstore.publish(config.output_dir, config.publish_uri, "spec.output_uri")
+                _drop_published_models(outputs)
         except runner.JobSuspended as err:
             if err.step:
                 # Stays RUNNING on purpose: the next process finds it and resumes from the checkpoint just written.
@@ -362,6 +366,14 @@ class JobManager:
             self.store.transition(job_id, state, allowed_from=[JobState.RUNNING], **updates)
         except InvalidTransition:
             log.error("job left RUNNING behind the worker's back", extra={"fields": {"job_id": job_id}})
+
+
+def _drop_published_models(outputs: runner.RunOutputs) -> None:
+    """The local copies of a published job's model directories go: the bucket holds them (GetJob names their s3://
+    locations), and a 7B round's checkpoint and export are tens of GB that no one reads here again."""
+    for info in (outputs.hf_checkpoint, outputs.onnx):
+        if info is not None and Path(info.path).is_dir():
+            shutil.rmtree(info.path)
 
 
 def _progress(report: runner.StepReport) -> dict:
