@@ -18,9 +18,8 @@ Guarantees (trainer.proto: "Jobs are recorded durably"):
     stays RUNNING in the store, so the next process resumes it without losing a step.
 
 Per-job files live under ``<data_dir>/jobs/<job_id>/``: ``output/`` (the default output directory) and ``resume/``
-(resumable checkpoints, removed when the job succeeds). A job with an s3:// output_uri trains into ``output/`` and
-publishes it; once published, its model directories (checkpoint, ONNX export) are removed from ``output/``, whose
-manifest and per-step metrics stay. A job whose publishing failed keeps everything.
+(resumable checkpoints, removed when the job succeeds). Once an s3:// output_uri is published, the checkpoint and
+ONNX export leave ``output/`` (manifest and metrics stay); a job whose publishing failed keeps everything.
 """
 
 from __future__ import annotations
@@ -369,8 +368,7 @@ class JobManager:
 
 
 def _drop_published_models(outputs: runner.RunOutputs) -> None:
-    """The local copies of a published job's model directories go: the bucket holds them (GetJob names their s3://
-    locations), and a 7B round's checkpoint and export are tens of GB that no one reads here again."""
+    """The bucket holds a published job's models (GetJob names them): a 7B round's tens of GB are not kept twice."""
     for info in (outputs.hf_checkpoint, outputs.onnx):
         if info is not None and Path(info.path).is_dir():
             shutil.rmtree(info.path)
