@@ -10,6 +10,7 @@ import { makeWorkspace, validSpec, type SpecPartial } from '../../testing/run-fi
 import { roundJudgeClients, roundMetrics, stageOutputLines } from '../../testing/round-judge-clients';
 import { ShorterJudgeServer } from '../../testing/shorter-judge-server';
 import { goldPromptIndices, keepsSelfLabels, mergeGoldLabels, selfGoldAgreement } from './round-gold-labels';
+import { flipRoundLabels } from './label-noise';
 import { validateSpec } from './run-spec';
 import { deriveSeed } from './seeds';
 
@@ -129,6 +130,24 @@ describe('round_gold_labels through a run', () => {
     }
   });
 
+  it('flips exactly round(rate * G) gold pairs before training with label_noise_rate, keeping the annotator\'s labels in gold_pairs.jsonl', async () => {
+    const h = harness(makeWorkspace({ promptsPerRound: 12 }), undefined, { executors: { roundJudge: roundJudge() } });
+    const run = await runToEnd(h, gold({ pairsPerRound: 10, discardSelfLabels: true, labelNoiseRate: 0.3 }));
+    expect(run.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    for (const round of [1, 2]) {
+      const goldPairs = output(run, round, 'gold_pairs.jsonl');
+      const trained = output(run, round, 'pairs.jsonl');
+      // The annotator's own labels: the shorter response chosen, every one.
+      for (const p of goldPairs) expect(String(p.chosen).length).toBeLessThan(String(p.rejected).length);
+      const expected = flipRoundLabels(goldPairs, 0.3, deriveSeed(7, round, 'round-gold-label-noise'));
+      expect(expected.flipped).toHaveLength(Math.round(0.3 * goldPairs.length));
+      expect(trained).toEqual(expected.pairs.map((p) => ({ ...p, source: 'gold' })));
+      const wrong = trained.filter((p) => String(p.chosen).length > String(p.rejected).length);
+      expect(wrong).toHaveLength(expected.flipped.length);
+      expect(metricsOf(run, round)['judge/gold_flipped']).toBe(expected.flipped.length);
+    }
+  });
+
   it('keeps every self-label at min_self_agreement 0 when a pair was compared', async () => {
     const h = harness(makeWorkspace({ promptsPerRound: 12 }), undefined, { executors: { roundJudge: roundJudge() } });
     const run = await runToEnd(h, gold({ minSelfAgreement: 0 }));
@@ -166,6 +185,8 @@ describe('round_gold_labels validation', () => {
     [g({ pairsPerRound: 0 }), 'spec.round_gold_labels.pairs_per_round', ''],
     [g({ minSelfAgreement: 1.5 }), 'spec.round_gold_labels.min_self_agreement', ''],
     [g({ minSelfAgreement: 0.5, discardSelfLabels: true }), 'spec.round_gold_labels.min_self_agreement', 'set one of the two'],
+    [g({ labelNoiseRate: 0.5 }), 'spec.round_gold_labels.label_noise_rate', ''],
+    [g({ labelNoiseRate: -0.1 }), 'spec.round_gold_labels.label_noise_rate', ''],
     [{ ...g({}), judgeAddress: '127.0.0.1:1', judgeRule: 'r' }, 'spec.round_gold_labels', 'not used with judge_address'],
     [{ ...g({}), configuration: Configuration.CONFIGURATION_DPO_SEED }, 'spec.round_gold_labels', 'not CONFIGURATION_DPO_SEED'],
   ] as Array<[SpecPartial, string, string]>)('refuses %j naming %s', async (overrides, field, message) => {

@@ -219,7 +219,10 @@ async function withGoldLabels(
   const written = await writeJsonl(path.join(dir, 'gold_pairs.jsonl'), goldLines);
   const agreement = selfGoldAgreement(judgedLines, goldLines);
   const keepSelf = keepsSelfLabels(agreement, gold.minSelfAgreement, gold.discardSelfLabels === true);
-  const merged = mergeGoldLabels(trainLines, goldLines, asked, keepSelf);
+  // Experiments only: the annotator made wrong on an exact share of its pairs, the same ones on a re-executed stage.
+  const noisy = flipRoundLabels(goldLines, gold.labelNoiseRate ?? 0, deriveSeed(spec.seed, round, 'round-gold-label-noise'));
+  const merged = mergeGoldLabels(trainLines, noisy.pairs, asked, keepSelf);
+  if (gold.labelNoiseRate) metrics['judge/gold_flipped'] = noisy.flipped.length;
   metrics['judge/gold_pairs'] = goldLines.length;
   metrics['judge/gold_compared'] = agreement.compared;
   if (agreement.compared > 0) metrics['judge/self_gold_agreement'] = agreement.agreed / agreement.compared;
