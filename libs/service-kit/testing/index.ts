@@ -99,7 +99,12 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeo
 export interface SpawnedProcess {
   child: ChildProcess;
   output: () => string;
-  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+  /**
+   * Signals the process group and resolves with the exit code (null when a signal ended it). A group still running
+   * `killAfterMs` later (default 60 s) is sent SIGKILL: a service that hangs on shutdown fails the test that waits
+   * for its exit code instead of outliving every hook timeout.
+   */
+  stop: (signal?: NodeJS.Signals, killAfterMs?: number) => Promise<number | null>;
 }
 
 export function spawnProcess(command: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): SpawnedProcess {
@@ -111,15 +116,22 @@ export function spawnProcess(command: string, args: string[], env: NodeJS.Proces
   return {
     child,
     output: () => output,
-    stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.pid) {
+    stop: async (signal = 'SIGTERM', killAfterMs = 60_000) => {
+      const send = (sig: NodeJS.Signals) => {
+        if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
         try {
-          process.kill(-child.pid, signal);
+          process.kill(-child.pid, sig);
         } catch {
           /* already gone */
         }
+      };
+      send(signal);
+      const escalation = setTimeout(() => send('SIGKILL'), killAfterMs);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(escalation);
       }
-      return exited;
     },
   };
 }
