@@ -3,8 +3,10 @@ handling of the real entry point. The Trainer's job RPCs are tested in test_serv
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import platform
 import os
 import re
 import pathlib
@@ -234,6 +236,35 @@ def test_entry_point_serves_then_drains_on_sigterm(tmp_path):
         msgs = [entry["msg"] for entry in rest]
         assert msgs[:1] == ["signal received"] and rest[0]["signal"] == "SIGTERM"
         assert "shutting down" in msgs and msgs[-1] == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+# tgkill(2): a signal to one thread of a process (no Python binding).
+SYS_TGKILL = {"x86_64": 234, "aarch64": 131}.get(platform.machine())
+
+
+@pytest.mark.skipif(SYS_TGKILL is None or not sys.platform.startswith("linux"), reason="tgkill's number is known for Linux x86_64/aarch64 only")
+def test_a_sigterm_the_kernel_hands_to_another_thread_still_stops_the_server_at_once(tmp_path):
+    """A process-directed signal may be delivered to any thread; here it goes to one of the server's other threads
+    explicitly (tgkill), as it did once in CI, where the main thread then slept on for up to an hour."""
+    env = {**os.environ, "PORT": "0", "HOST": "127.0.0.1", "TRAINER_SHUTDOWN_GRACE_S": "5",
+           "DATA_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "alignment_trainer.server"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _first_json_line(proc.stderr, timeout_s=20)["msg"] == "listening"
+        others = sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid)
+        assert others, "the server runs no thread besides its main one"
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.syscall(SYS_TGKILL, proc.pid, others[-1], signal.SIGTERM) == 0, ctypes.get_errno()
+        assert proc.wait(timeout=15) == 0
+        msgs = [json.loads(line)["msg"] for line in proc.stderr.read().splitlines() if line.startswith("{")]
+        assert msgs[:1] == ["signal received"] and msgs[-1] == "stopped"
     finally:
         if proc.poll() is None:
             proc.kill()

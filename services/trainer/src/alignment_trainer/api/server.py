@@ -91,6 +91,8 @@ class RunningServer:
 
 
 DEFAULT_MAX_WORKERS = 128
+# How long at most a signal waits for the main thread (see main).
+SIGNAL_POLL_S = 0.5
 
 
 def start(host: str = "[::]", port: int = DEFAULT_PORT, max_workers: int = DEFAULT_MAX_WORKERS, *, data_dir: str | None = None,
@@ -229,7 +231,9 @@ def main() -> int:
     except OSError as err:
         log.error("failed to start", extra={"fields": {"error": str(err)}})
         return 1
-    while not stop.wait(timeout=3600):
+    # The kernel may hand SIGTERM to any thread (gRPC's, torch's); Python then runs the handler only when the main
+    # thread next runs bytecode, which a long wait would delay by as much as its timeout (an hour, once, in CI).
+    while not stop.wait(timeout=SIGNAL_POLL_S):
         pass
     running.shutdown(grace_s)
     tracing.shutdown_tracing()
