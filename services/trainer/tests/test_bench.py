@@ -19,6 +19,9 @@ def test_gpu_mode_at_tiny_size_reports_throughput_mfu_and_the_trl_baseline():
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert last["bench"] == "trainer-dpo-gpu-tiny" and last["metric"] == "tokens_per_second"
     assert last["value"] > 0 and last["baseline"] > 0
-    assert last["ratio"] == round(last["value"] / last["baseline"], 3)
+    # value and baseline are printed to 0.1 tokens/s, the ratio from the unrounded figures: it may differ from the
+    # printed ones' ratio by what that rounding allows, and no more.
+    slack = 0.05 / last["value"] + 0.05 / last["baseline"]
+    assert abs(last["ratio"] - last["value"] / last["baseline"]) <= last["ratio"] * slack + 0.0005
     assert 0 < last["mfu"] < 1 and last["peak_flops"] == 790e12
     assert last["baseline_name"] == "trl.DPOTrainer" and last["measured_steps"] == 3
