@@ -208,12 +208,17 @@ def _first_json_line(stream, timeout_s: float) -> dict:
     return json.loads(line)
 
 
-def test_entry_point_serves_then_drains_on_sigterm(tmp_path):
+def _spawn_server(data_dir) -> subprocess.Popen:
+    """The trainer's entry point as its own process on a free loopback port, with a 5 s shutdown grace."""
     env = {**os.environ, "PORT": "0", "HOST": "127.0.0.1", "TRAINER_SHUTDOWN_GRACE_S": "5",
-           "DATA_DIR": str(tmp_path),
+           "DATA_DIR": str(data_dir),
            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "alignment_trainer.server"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "alignment_trainer.server"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_entry_point_serves_then_drains_on_sigterm(tmp_path):
+    proc = _spawn_server(tmp_path)
     try:
         listening = _first_json_line(proc.stderr, timeout_s=20)
         assert listening["msg"] == "listening", listening
@@ -251,11 +256,7 @@ SYS_TGKILL = {"x86_64": 234, "aarch64": 131}.get(platform.machine())
 def test_a_sigterm_the_kernel_hands_to_another_thread_still_stops_the_server_at_once(tmp_path):
     """A process-directed signal may be delivered to any thread; here it goes to one of the server's other threads
     explicitly (tgkill), as it did once in CI, where the main thread then slept on for up to an hour."""
-    env = {**os.environ, "PORT": "0", "HOST": "127.0.0.1", "TRAINER_SHUTDOWN_GRACE_S": "5",
-           "DATA_DIR": str(tmp_path),
-           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "alignment_trainer.server"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = _spawn_server(tmp_path)
     try:
         assert _first_json_line(proc.stderr, timeout_s=20)["msg"] == "listening"
         others = sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid)
