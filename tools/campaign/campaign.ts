@@ -59,7 +59,7 @@ async function runCampaign(options: CampaignOptions, plan: Plan, progress: Progr
       await stack.start();
       progress.done();
       clients = connect(ports);
-      const ctx = { clients, python, dataDir, worldCache: options.worldCache, cpuCapability: options.cpuCapability, store, progress, eta };
+      const ctx = { clients, python, dataDir, worldCache: options.worldCache, cpuCapability: options.cpuCapability, portBase: options.portBase, store, progress, eta };
       failures.push(...(await runCells(ctx, pending)));
     } catch (error) {
       progress.done();

@@ -32,6 +32,7 @@ describe('campaign runner', () => {
         dataDir,
         worldCache: path.join(tmp, 'worlds'),
         cpuCapability: 'avx2',
+        portBase: 50251,
         store: new CellStore(tmp),
         progress,
         eta: new CampaignEta(cells.length, 0),

@@ -26,16 +26,21 @@ export interface RunnerContext {
   dataDir: string;
   worldCache: string;
   cpuCapability: string;
+  /** The stack's first port: gold-rounds' annotator is the stack's judge (tools/demo/options.ts). */
+  portBase: number;
   store: CellStore;
   progress: Progress;
   eta: CampaignEta;
 }
 
-/** The demo's options for a cell: its world, scale, budget, evaluation set, rounds and (when set) lr and β. */
-export function demoOptions(cell: Cell, cpuCapability: string): DemoOptions {
+/**
+ * The demo's options for a cell: its world, scale, budget, evaluation set, rounds and (when set) lr and β, with the
+ * campaign stack's ports.
+ */
+export function demoOptions(cell: Cell, cpuCapability: string, portBase: number): DemoOptions {
   const s = cell.settings;
   const argv = ['--world', cell.world, '--scale', s.scale, '--prompt-budget', String(cell.budget), '--eval-prompts', String(s.eval_prompts)];
-  argv.push('--rounds', String(s.rounds), '--seeds', String(cell.seed), '--cpu-capability', cpuCapability);
+  argv.push('--rounds', String(s.rounds), '--seeds', String(cell.seed), '--cpu-capability', cpuCapability, '--port-base', String(portBase));
   if (s.lr !== undefined) argv.push('--lr', String(s.lr));
   if (s.beta !== undefined) argv.push('--beta', String(s.beta));
   return parseOptions(argv) as DemoOptions;
@@ -118,7 +123,7 @@ async function runGroup(ctx: RunnerContext, key: string, cells: Cell[], failures
   ctx.eta.start();
   const world = getWorld(cells[0].world);
   const groupDir = path.join(ctx.dataDir, 'worlds', key);
-  const base = demoOptions(cells[0], ctx.cpuCapability).base;
+  const base = demoOptions(cells[0], ctx.cpuCapability, ctx.portBase).base;
   const inputs = await buildOrReuseBaseModel(ctx.clients, ctx.python, world, base, ctx.worldCache, path.join(groupDir, 'prompts'), (done, total, detail) =>
     progress.update(`base model (SFT, ${world.name})`, done, total, detail),
   );
@@ -126,7 +131,7 @@ async function runGroup(ctx: RunnerContext, key: string, cells: Cell[], failures
   progress.log(inputs.built ? `${key}: base model built in ${inputs.sftSeconds.toFixed(0)} s: ${inputs.dir}` : `${key}: base model reused: ${inputs.dir}`);
   for (const seed of [...new Set(cells.map((c) => c.seed))]) {
     const seedCells = cells.filter((c) => c.seed === seed);
-    const options = demoOptions(seedCells[0], ctx.cpuCapability);
+    const options = demoOptions(seedCells[0], ctx.cpuCapability, ctx.portBase);
     const generation = { seed, ...options.pairGeneration };
     const seedPairs = await cachedPairs(path.join(groupDir, `pairs-s${seed}`, 'seed'), () =>
       goldPairs(ctx.clients, world, inputs.model, [inputs.seedPrompts], path.join(groupDir, `pairs-s${seed}`, 'seed'), generation, (done, total) =>
@@ -148,7 +153,7 @@ async function runGroup(ctx: RunnerContext, key: string, cells: Cell[], failures
         goldFile = gold.file;
       }
       try {
-        await runCell(ctx, cell, inputs, demoOptions(cell, ctx.cpuCapability), seedPairs, goldFile);
+        await runCell(ctx, cell, inputs, demoOptions(cell, ctx.cpuCapability, ctx.portBase), seedPairs, goldFile);
       } catch (error) {
         progress.done();
         failures.push(`${cell.id}: ${(error as Error).message}`);

@@ -5,7 +5,7 @@
  * evaluates every round against π_init with the gold annotator. It prints the table, writes report.md, PNG plots and
  * results.json into its report directory, and prints that directory's path as its last line.
  *
- *   npm run demo                                   # arithmetic world, dpo-seed / spa / wdro, 2 rounds, seed 1
+ *   npm run demo                                   # arithmetic world, dpo-seed / spa / wdro / gold-rounds, 2 rounds, seed 1
  *   npm run demo -- --world sentiment --configs dpo-seed,spa,wdro,dpo-gold --seeds 1,2,3
  *
  * Exit status: 0 when every configuration ran, 1 when something failed (the message says what), 2 for bad options.
@@ -18,7 +18,7 @@ import { Progress } from './progress';
 import { formatTable, writeReport } from './report';
 import { mean, spread } from './metrics';
 import type { ConfigResult, DemoResults, SeedResult } from './results';
-import { evaluateRun, goldPairs, runSpec, runToCompletion, type GoldPairs } from './runs';
+import { evaluateRun, goldPairs, RECOMMENDED_CONFIGURATION, runSpec, runToCompletion, type GoldPairs } from './runs';
 import { connect, defaultPorts, DemoStack, venvPython, type StackClients } from './stack';
 import { buildOrReuseBaseModel, type WorldInputs } from './world-model';
 
@@ -34,6 +34,7 @@ function summarise(config: string, world: string, seeds: SeedResult[]): ConfigRe
   return {
     config,
     world,
+    recommended: config === RECOMMENDED_CONFIGURATION,
     win_rate: mean(finals.map((f) => f.win_rate)),
     win_rate_ci: avgPair((f) => f.win_rate_ci),
     lc_win_rate: mean(finals.map((f) => f.lc_win_rate)),

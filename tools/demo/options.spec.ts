@@ -3,9 +3,9 @@ import { parseOptions, SCALES, UsageError, type DemoOptions } from './options';
 const parse = (...argv: string[]) => parseOptions(argv) as DemoOptions;
 
 describe('demo options', () => {
-  it('defaults to the arithmetic world, dpo-seed / spa / wdro, two rounds, one seed, the CPU scale', () => {
+  it('defaults to the arithmetic world, dpo-seed / spa / wdro / gold-rounds, two rounds, one seed, the CPU scale', () => {
     const options = parse();
-    expect(options).toMatchObject({ world: 'arithmetic', configs: ['dpo-seed', 'spa', 'wdro'], rounds: 2, seeds: [1], scale: 'cpu', portBase: 50151 });
+    expect(options).toMatchObject({ world: 'arithmetic', configs: ['dpo-seed', 'spa', 'wdro', 'gold-rounds'], rounds: 2, seeds: [1], scale: 'cpu', portBase: 50151 });
     expect(options.base.promptBudget).toBe(SCALES.cpu.promptBudget);
     expect(options.worldCache).toBe(`${options.dataDir}/worlds`);
   });

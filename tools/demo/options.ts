@@ -2,15 +2,26 @@ import * as path from 'node:path';
 import { WORLDS } from '@alignment/toyworld';
 import { parseFlags, UsageError } from './cli-flags';
 import { CPU_CAPABILITIES, trainerCpuLevel } from './cpu-level';
-import { DEMO_CONFIGURATIONS, type RunSettings } from './runs';
-import { ROOT } from './stack';
+import { DEMO_CONFIGURATIONS, GOLD_ROUNDS, type RunSettings } from './runs';
+import { defaultPorts, ROOT } from './stack';
 import type { BaseModelOptions } from './world-model';
+
+/** Configurations run when --configs is not given. */
+export const DEFAULT_CONFIGS = ['dpo-seed', 'spa', 'wdro', GOLD_ROUNDS].join(',');
+
+/**
+ * gold-rounds' gold labels a round, as a share of the prompt budget: 300 at 15K (experiments/gold-noise-15k-findings.md),
+ * 30 at the demo's 1.5K (experiments/gold-demo-1k5-findings.md).
+ */
+export const GOLD_ROUND_SHARE = 0.02;
 
 export const USAGE = `npm run demo -- [options]
 
   --world NAME         toy world: ${[...WORLDS.keys()].join(' | ')} (default arithmetic)
-  --configs A,B,...    configurations (default dpo-seed,spa,wdro); known: ${[...DEMO_CONFIGURATIONS.keys()].join(', ')}
+  --configs A,B,...    configurations (default ${DEFAULT_CONFIGS}); known: ${[...DEMO_CONFIGURATIONS.keys()].join(', ')}
                        dpo-gold = DPO on gold labels for the whole prompt budget (the 100% row)
+                       gold-rounds = rounds trained on gold labels of the policy's samples, ${GOLD_ROUND_SHARE * 100}% of the budget
+                       a round (the recommended configuration; not self-annotation)
   --rounds N           self-annotation rounds, 1..3 (default 2)
   --seeds S,S,...      run seeds; figures are averaged over them (default 1)
   --scale NAME         cpu (default: minutes on 2 cores) | paper (the paper's proportions at 60K prompts; a GPU machine)
@@ -55,7 +66,7 @@ interface Scale {
   vocabSize: number;
   architecture: BaseModelOptions['architecture'];
   sft: BaseModelOptions['sft'];
-  run: Omit<RunSettings, 'seed' | 'rounds' | 'beta'>;
+  run: Omit<RunSettings, 'seed' | 'rounds' | 'beta' | 'goldRounds'>;
 }
 
 /**
@@ -64,12 +75,14 @@ interface Scale {
  * saw the same) and, in the arithmetic world, unlearned the sums; too low barely moved the model. `--lr` and `--beta`
  * override them.
  */
-export const WORLD_TRAINING: Readonly<Record<string, { beta: number; learningRate: number }>> = {
+export const WORLD_TRAINING: Readonly<Record<string, { beta: number; learningRate: number; goldRoundLearningRate?: number }>> = {
   // dpo-gold with the hedging-aware gold, avx2 kernels, mean of seeds 1-2 (docs/reproducibility.md): lr 1e-4 β 0.25 →
   // 0.766, lr 5e-5 β 0.25 → 0.764, lr 5e-5 β 0.5 → 0.762, lr 1e-4 β 0.5 → 0.792 (before the hedging charge: 0.50-0.68)
   arithmetic: { beta: 0.25, learningRate: 1e-4 },
-  // dpo-gold: lr 3e-4 β 0.5 → 0.900, lr 5e-5 β 0.5 → 0.629
-  sentiment: { beta: 0.5, learningRate: 3e-4 },
+  // dpo-gold: lr 3e-4 β 0.5 → 0.900, lr 5e-5 β 0.5 → 0.629. gold-rounds' rounds at 1e-4: at 3e-4, four epochs a round
+  // ran one seed in three below π_init both at 1.5K (0.479, 0.497) and at 15K (0.211, 0.193), at 1e-4 none
+  // (experiments/gold-demo-1k5-findings.md, experiments/gold-noise-15k-findings.md)
+  sentiment: { beta: 0.5, learningRate: 3e-4, goldRoundLearningRate: 1e-4 },
   // dpo-gold, seeds 1-2, avx2 (items in the kind's order): lr 1e-5 β 0.25 → 0.557, lr 3e-5 β 0.5 → 0.664,
   // lr 5e-5 β 0.5 → 0.724, lr 1e-4 β 0.5 → 0.639 (before the fixed item order, lr 3e-5 and 1e-4 β 0.25 turned
   // samples into gibberish: 0.48-0.49). With who and the occasion in every prompt (the 15K budget's prompt space):
@@ -139,7 +152,7 @@ export function parseOptions(argv: string[]): DemoOptions | 'help' {
   if (help) return 'help';
   const world = values.get('--world') ?? 'arithmetic';
   if (!WORLDS.has(world)) throw new UsageError(`--world: unknown world '${world}' (known: ${[...WORLDS.keys()].join(', ')})`);
-  const configs = (values.get('--configs') ?? 'dpo-seed,spa,wdro').split(',').map((c) => c.trim()).filter(Boolean);
+  const configs = (values.get('--configs') ?? DEFAULT_CONFIGS).split(',').map((c) => c.trim()).filter(Boolean);
   if (configs.length === 0) throw new UsageError('--configs: give at least one configuration');
   for (const c of configs) {
     if (!DEMO_CONFIGURATIONS.has(c)) throw new UsageError(`--configs: unknown configuration '${c}' (known: ${[...DEMO_CONFIGURATIONS.keys()].join(', ')})`);
@@ -156,15 +169,21 @@ export function parseOptions(argv: string[]): DemoOptions | 'help' {
   const evalPrompts = values.has('--eval-prompts') ? positiveInt('--eval-prompts', values.get('--eval-prompts')!) : scale.evalPrompts;
   const tuned = WORLD_TRAINING[world];
   const lr = values.has('--lr') ? positiveNumber('--lr', values.get('--lr')!) : tuned.learningRate;
+  const portBase = positiveInt('--port-base', values.get('--port-base') ?? '50151', 65530);
   const run = {
     ...scale.run,
     samplesPerPrompt: scale.samplesPerPrompt,
     beta: values.has('--beta') ? positiveNumber('--beta', values.get('--beta')!) : tuned.beta,
     seedTraining: { ...scale.run.seedTraining, learningRate: lr },
     roundTraining: { ...scale.run.roundTraining, learningRate: lr },
+    goldRounds: {
+      // The stack's judge service knows every toy world's gold rule (the seed pairs are labelled through it too).
+      annotatorAddress: `localhost:${defaultPorts(portBase).judge}`,
+      pairsPerRound: Math.max(1, Math.round(GOLD_ROUND_SHARE * promptBudget)),
+      learningRate: values.has('--lr') ? lr : (tuned.goldRoundLearningRate ?? lr),
+    },
   };
   const dataDir = path.resolve(ROOT, values.get('--data-dir') ?? '.data/demo');
-  const portBase = positiveInt('--port-base', values.get('--port-base') ?? '50151', 65530);
   const capability = values.get('--cpu-capability');
   if (capability !== undefined && !(CPU_CAPABILITIES as readonly string[]).includes(capability)) {
     throw new UsageError(`--cpu-capability: expected one of ${CPU_CAPABILITIES.join(', ')}, got '${capability}'`);

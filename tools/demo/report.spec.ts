@@ -28,6 +28,7 @@ function results(): DemoResults {
   const spa: ConfigResult = {
     config: 'spa',
     world: 'sentiment',
+    recommended: true,
     win_rate: 0.6875,
     win_rate_ci: [0.6123, 0.7581],
     lc_win_rate: 0.6542,
@@ -47,6 +48,7 @@ function results(): DemoResults {
   const dpo: ConfigResult = {
     config: 'dpo-iter',
     world: 'sentiment',
+    recommended: false,
     win_rate: 0.4712,
     win_rate_ci: [0.4011, 0.5413],
     lc_win_rate: 0.4899,
@@ -80,17 +82,20 @@ describe('formatTable', () => {
     expect(sft).toContain('0.500');
     expect(sft).toContain('0.211');
     expect(sft).toContain('115.4');
-    const spa = lines.find((l) => l.startsWith('spa ')) as string;
+    // spa is marked recommended in this fixture: ★ after its name, and a legend under the table.
+    const spa = lines.find((l) => l.startsWith('spa ★ ')) as string;
     for (const figure of ['0.688 [0.612, 0.758]', '0.654', '0.432 ± 0.030', '140.3', '3.901', '0.712', '±0.023']) expect(spa).toContain(figure);
     const dpo = lines.find((l) => l.startsWith('dpo-iter')) as string;
     for (const figure of ['0.471 [0.401, 0.541]', '0.490', '0.244 ± 0.033', '190.0', '5.200', '—']) expect(dpo).toContain(figure);
     expect(dpo).not.toContain('±0.000'); // one seed: no spread
+    expect(dpo).not.toContain('★');
+    expect(lines[lines.length - 1]).toBe('★ recommended configuration');
   });
 
   it('is fixed-width: every column starts at the same offset on every row', () => {
     const header = lines[1];
     const klEnd = header.indexOf('KL') + 2;
-    for (const row of lines.slice(3)) expect(row.slice(klEnd - 5, klEnd)).toMatch(/^\d\.\d{3}$/);
+    for (const row of lines.slice(3, -1)) expect(row.slice(klEnd - 5, klEnd)).toMatch(/^\d\.\d{3}$/);
   });
 });
 
@@ -101,7 +106,8 @@ describe('renderReportMarkdown', () => {
     expect(md).toContain('VADER compound sentiment of the response');
     expect(md).toContain('- `rounds`: `2`');
     expect(md).toContain('- `configs`: `["spa","dpo-iter"]`');
-    expect(md).toMatch(/\| spa \| 0\.688 \[0\.612, 0\.758\] \| 0\.654 \|/);
+    expect(md).toMatch(/\| spa ★ \| 0\.688 \[0\.612, 0\.758\] \| 0\.654 \|/);
+    expect(md).toContain('### spa ★');
     expect(md).toContain('### dpo-iter');
     expect(md).toContain('length: 0.62, sentiment: 0.71');
     expect(md).toContain('- judge dropped many ties in round 2');

@@ -18,6 +18,9 @@ const ci = (c: [number, number]): string => `[${f3(c[0])}, ${f3(c[1])}]`;
 const halfWidth = (c: [number, number]): number => (c[1] - c[0]) / 2;
 const orDash = (v: number | null | undefined, fmt: (v: number) => string = f3): string => (v === null || v === undefined ? DASH : fmt(v));
 
+/** A configuration's name in the tables: ★ marks the recommended one. */
+const configName = (c: ConfigResult): string => (c.recommended ? `${c.config} ★` : c.config);
+
 const SUMMARY_HEADER = ['config', 'win rate [95% CI]', 'LC win rate', 'gold reward ± CI', 'mean length', 'KL', 'self-label acc', 'seeds', 'win rate spread'];
 
 /** The summary rows: π_init (SFT) first, then one per configuration (final round, mean over seeds). */
@@ -28,7 +31,7 @@ function summaryRows(results: DemoResults): string[][] {
   for (const c of results.configs) {
     const seeds = c.seeds.length;
     rows.push([
-      c.config,
+      configName(c),
       `${f3(c.win_rate)} ${ci(c.win_rate_ci)}`,
       f3(c.lc_win_rate),
       `${f3(c.gold_reward)} ± ${f3(halfWidth(c.gold_reward_ci))}`,
@@ -56,7 +59,8 @@ export function formatTable(results: DemoResults): string {
       .join('  ')
       .trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
-  return [`world: ${results.world}`, line(SUMMARY_HEADER), rule, ...rows.slice(1).map(line)].join('\n');
+  const legend = results.configs.some((c) => c.recommended) ? ['★ recommended configuration'] : [];
+  return [`world: ${results.world}`, line(SUMMARY_HEADER), rule, ...rows.slice(1).map(line), ...legend].join('\n');
 }
 
 function mdEscape(cell: string): string {
@@ -114,7 +118,7 @@ function configSection(c: ConfigResult): string {
   const rows = c.seeds.flatMap((s) => s.rounds.map((r) => roundRow(s.seed, r)));
   const runs = c.seeds.map((s) => `seed ${s.seed}: run \`${s.run_id}\`, ${f1(s.seconds)} s`).join('; ');
   const align: Array<'l' | 'r'> = header.map((_, i) => (i === header.length - 1 ? 'l' : 'r'));
-  return [`### ${c.config}`, '', runs ? `${runs}.` : '_no seeds_', '', rows.length ? mdTable(header, rows, align) : '_no rounds evaluated_'].join('\n');
+  return [`### ${configName(c)}`, '', runs ? `${runs}.` : '_no seeds_', '', rows.length ? mdTable(header, rows, align) : '_no rounds evaluated_'].join('\n');
 }
 
 function formatOption(v: unknown): string {
@@ -153,7 +157,8 @@ export function renderReportMarkdown(results: DemoResults, plotFiles: string[]):
   out.push(
     'Win rate: gold win rate against π_init, ties half, with a 95% interval. LC: length-controlled win rate (Dubois et al. 2024), ' +
       'the predicted win rate at equal lengths. KL: KL(π‖π_init) estimated from samples, nats per response. ' +
-      'Win rate spread: standard deviation over seeds.',
+      'Win rate spread: standard deviation over seeds. ★: the recommended configuration (gold-rounds: online DPO on a ' +
+      'few gold labels of the policy\'s own samples each round, not self-annotation; README, "Results").',
     '',
   );
 

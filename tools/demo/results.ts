@@ -45,6 +45,8 @@ export interface SeedResult {
 export interface ConfigResult {
   config: string;
   world: string;
+  /** The configuration the project recommends (tools/demo/runs.ts RECOMMENDED_CONFIGURATION): ★ in the tables. */
+  recommended: boolean;
   /** Final-round figures: means over seeds (a single seed's value when there is one). */
   win_rate: number;
   win_rate_ci: [number, number];

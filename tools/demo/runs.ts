@@ -8,13 +8,13 @@ import {
   PromptEncoding,
   RunSpec,
   Stage,
+  TrainingHyperparams,
   UnfinishedPairs,
   type ArtifactRef,
   type GenerateResult,
   type JudgePairsResult,
   type ModelRef,
   type Run,
-  type TrainingHyperparams,
 } from '@alignment/contracts';
 import type { World } from '@alignment/toyworld';
 import { CONFIGURATIONS, configurationPlan } from '../../services/coordinator/src/run/configurations';
@@ -24,13 +24,29 @@ import type { StackClients } from './stack';
 import type { WorldInputs } from './world-model';
 
 /**
+ * `gold-rounds`: wdro whose rounds train on gold labels alone. Each round the world's gold annotator labels the
+ * policy's pairs on `goldRounds.pairsPerRound` of the round's prompts (RunSpec.round_gold_labels, the self-labels
+ * discarded), and the round trains on them as round 0 trains on the seed (the seed's epochs and batch size). It is
+ * online DPO on a small gold budget, not self-annotation: the configuration that meets issue 11's bars
+ * (experiments/gold-noise-15k-findings.md, experiments/gold-demo-1k5-findings.md).
+ */
+export const GOLD_ROUNDS = 'gold-rounds';
+
+/** The configuration the demo's results.json marks `"recommended": true` (★ in its table). */
+export const RECOMMENDED_CONFIGURATION = GOLD_ROUNDS;
+
+/**
  * Configurations the demo can run, by report name: the coordinator's (services/coordinator/src/run/configurations.ts,
- * dpo-gold included) less the iterative-DPO baselines, whose judge model the toy worlds do not have.
+ * dpo-gold included) less the iterative-DPO baselines, whose judge model the toy worlds do not have, plus gold-rounds.
  */
 const NEEDS_JUDGE_MODEL: ReadonlySet<Configuration> = new Set([Configuration.CONFIGURATION_ITER_DPO_RM, Configuration.CONFIGURATION_ITER_DPO_JUDGE]);
-export const DEMO_CONFIGURATIONS: ReadonlyMap<string, Configuration> = new Map(
-  [...CONFIGURATIONS].filter(([configuration]) => !NEEDS_JUDGE_MODEL.has(configuration)).map(([configuration, plan]) => [plan.name, configuration]),
-);
+export const DEMO_CONFIGURATIONS: ReadonlyMap<string, Configuration> = new Map([
+  ...[...CONFIGURATIONS].filter(([configuration]) => !NEEDS_JUDGE_MODEL.has(configuration)).map(([configuration, plan]) => [plan.name, configuration] as const),
+  [GOLD_ROUNDS, Configuration.CONFIGURATION_WDRO],
+]);
+
+/** Configurations whose preference loss is the W-DRO objective (its radius and support margin go in the RunSpec). */
+const WDRO_LOSS: ReadonlySet<Configuration> = new Set([Configuration.CONFIGURATION_WDRO, Configuration.CONFIGURATION_WDRO_SR]);
 
 /**
  * How the demo encodes its string prompts: the toy worlds' base models learn their SFT data through the chat template
@@ -133,13 +149,29 @@ export interface RunSettings {
   roundTraining: Partial<TrainingHyperparams>;
   wdro: { rho: number; delta: number };
   dndLambdaSchedule: number[];
+  /** gold-rounds: the annotator (the stack's judge, which knows the worlds' rules), its prompts a round, the rounds' rate. */
+  goldRounds: { annotatorAddress: string; pairsPerRound: number; learningRate: number };
+}
+
+/** gold-rounds' RunSpec fields: its gold annotator, and rounds trained as round 0 trains the seed. */
+function goldRoundFields(world: World, settings: RunSettings): Pick<RunSpec, 'roundGoldLabels' | 'roundTraining'> {
+  const g = settings.goldRounds;
+  return {
+    roundGoldLabels: { annotatorAddress: g.annotatorAddress, rule: world.rule, pairsPerRound: g.pairsPerRound, discardSelfLabels: true },
+    roundTraining: TrainingHyperparams.fromPartial({
+      ...settings.roundTraining,
+      epochs: settings.seedTraining.epochs,
+      batchSize: settings.seedTraining.batchSize,
+      learningRate: g.learningRate,
+    }),
+  };
 }
 
 /** The RunSpec of one configuration on a world's inputs. */
 export function runSpec(config: string, world: World, inputs: WorldInputs, seedPairs: string, settings: RunSettings): RunSpec {
   const configuration = DEMO_CONFIGURATIONS.get(config);
   if (configuration === undefined) throw new Error(`unknown configuration '${config}'`);
-  return RunSpec.fromPartial({
+  const spec = RunSpec.fromPartial({
     name: `demo: ${config} on the ${world.name} world, seed ${settings.seed}`,
     configuration,
     baseModel: inputs.model,
@@ -150,7 +182,7 @@ export function runSpec(config: string, world: World, inputs: WorldInputs, seedP
     loss: {
       beta: settings.beta,
       dndLambdaSchedule: config === 'spa' || config === 'wdro-sr' ? settings.dndLambdaSchedule.slice(0, settings.rounds) : [],
-      wdro: config.startsWith('wdro') ? { radius: { $case: 'rho', value: settings.wdro.rho }, delta: settings.wdro.delta } : undefined,
+      wdro: WDRO_LOSS.has(configuration) ? { radius: { $case: 'rho', value: settings.wdro.rho }, delta: settings.wdro.delta } : undefined,
     },
     // Training seeds are derived per round from spec.seed by the coordinator.
     seedTraining: settings.seedTraining,
@@ -165,6 +197,7 @@ export function runSpec(config: string, world: World, inputs: WorldInputs, seedP
     seed: settings.seed,
     promptEncoding: DEMO_PROMPT_ENCODING,
   });
+  return config === GOLD_ROUNDS ? { ...spec, ...goldRoundFields(world, settings) } : spec;
 }
 
 /** StartRun, then WatchRun until the run ends; reports stage progress. Rejects when the run does not succeed. */

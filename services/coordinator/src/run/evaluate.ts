@@ -42,7 +42,8 @@ export async function readPinned(ref: ArtifactRef, what: string): Promise<string
  * eval/wins|ties|losses|comparisons, eval/gold_reward and eval/init_gold_reward (mean score of π_t's and of
  * π_init's samples when a RULE judge returns scores; eval/reward and eval/init_reward for a reward model),
  * eval/mean_length and eval/init_mean_length (characters), eval/dropped_identical|ties|invalid; in rounds ≥ 1 with
- * a RULE evaluator also judge/self_label_accuracy: how often the round's self-labels agree with the rule.
+ * a RULE evaluator also judge/self_label_accuracy: how often the round's self-labels agree with the rule (the pairs
+ * the round trained on, less those the round's gold annotator labelled).
  */
 export class PairwiseEvaluator implements EvaluateExecutor {
   constructor(
@@ -176,7 +177,11 @@ export class PairwiseEvaluator implements EvaluateExecutor {
     return { outputs, metrics, warnings };
   }
 
-  /** How often the round's self-labels (chosen over rejected) agree with the RULE evaluator on the same two responses. */
+  /**
+   * How often the round's self-labels (chosen over rejected) agree with the RULE evaluator on the same two responses.
+   * Pairs the gold annotator labelled (spec.round_gold_labels, `"source": "gold"`) are not self-labels and are left
+   * out; a round that trained on gold pairs alone has no self-label accuracy (the metric is absent).
+   */
   private async selfLabelAccuracy(
     request: EvaluateRequest,
     pairsRef: ArtifactRef,
@@ -184,7 +189,9 @@ export class PairwiseEvaluator implements EvaluateExecutor {
     outputs: Record<string, ArtifactRef>,
     ctx: CallContext,
   ): Promise<{ metrics: Record<string, number> }> {
-    const pairs = (await readObjects(await readPinned(pairsRef, 'self-labelled pairs'))).map((l) => l.value);
+    const trained = (await readObjects(await readPinned(pairsRef, 'self-labelled pairs'))).map((l) => l.value);
+    const pairs = trained.filter((p) => p.source !== 'gold');
+    if (pairs.length === 0) return { metrics: {} };
     const items = pairs.map((p, j) => ({ prompt_index: j, prompt: p.prompt, responses: [p.chosen, p.rejected] }));
     const itemsInfo = await writeJsonl(path.join(request.dir, 'self_labels.jsonl'), items);
     outputs.self_labels = { uri: itemsInfo.uri, sha256: itemsInfo.sha256, sizeBytes: itemsInfo.sizeBytes };

@@ -111,6 +111,10 @@ describe('round_gold_labels through a run', () => {
       expect(m['judge/gold_compared']).toBe(expected.compared);
       if (expected.compared > 0) expect(m['judge/self_gold_agreement']).toBeCloseTo(expected.agreed / expected.compared, 12);
       expect(m['judge/self_labels_kept']).toBe(selfTrained.length);
+      // Self-label accuracy is measured on the self-labels alone: the gold pairs are left out.
+      const scored = stageOutputLines(run, round, Stage.STAGE_EVALUATE, 'self_labels.jsonl');
+      expect(scored.map((it) => it.responses)).toEqual(selfTrained.map((p) => [p.chosen, p.rejected]));
+      expect(m['judge/self_label_accuracy']).toBeGreaterThanOrEqual(0);
     }
   });
 
@@ -126,6 +130,8 @@ describe('round_gold_labels through a run', () => {
         if (extra.minSelfAgreement === 1 && m['judge/self_gold_agreement'] === 1) continue; // the judge happened to agree on all
         expect(trained).toEqual(goldPairs.map((p) => ({ ...p, source: 'gold' })));
         expect(m['judge/self_labels_kept']).toBe(0);
+        // No self-label was trained on, so there is no self-label accuracy (gold pairs would read as 1.0).
+        expect(m).not.toHaveProperty(['judge/self_label_accuracy']);
       }
     }
   });
