@@ -146,7 +146,8 @@ sections:
     const names = (s: keyof Plan['sections']) => plan.sections[s]!.variants.map((v) => v.name);
     expect(plan.sections.main).toMatchObject({ worlds: ['arithmetic', 'sentiment', 'listing'], budgets: [15000] });
     expect(plan.sections.main!.seeds.length).toBeGreaterThanOrEqual(3);
-    expect(names('main')).toEqual(expect.arrayContaining(['dpo-seed', 'spa', 'wdro']));
+    expect(names('main')).toEqual(expect.arrayContaining(['dpo-seed', 'spa', 'wdro', 'gold-rounds']));
+    expect(plan.recommended).toEqual(['gold-rounds']);
     expect(plan.sections.seed_size!.budgets).toEqual([1500, 15000]);
     expect(names('ablation')).toEqual(expect.arrayContaining(['spa-no-dnd', 'spa-no-sr', 'wdro-sr']));
     expect(plan.sections.noise!.noise).toEqual([0, 0.2, 0.4]);
