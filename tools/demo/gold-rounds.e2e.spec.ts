@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { toLocalPath } from '@alignment/artifacts';
 import { freePortBlock } from '@alignment/service-kit/testing';
+import { runDemo } from './demo-process';
 import type { DemoResults } from './results';
-import { ROOT } from './stack';
 
 /**
  * The demo's recommended configuration, gold-rounds, through the real demo (`npm run demo`: the five services, the
@@ -17,16 +16,6 @@ import { ROOT } from './stack';
 const WORLD_CACHE = process.env.ALIGNMENT_WORLD_CACHE ?? path.join(os.homedir(), '.cache/alignment/worlds');
 const TIMEOUT_MS = 25 * 60_000;
 
-function runDemo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['tools/demo/demo.ts', ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const jsonl = (file: string): Array<Record<string, unknown>> =>
   fs

@@ -1,12 +1,11 @@
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePortBlock } from '@alignment/service-kit/testing';
 import { WORLDS } from '@alignment/toyworld';
+import { runDemo } from './demo-process';
 import type { DemoResults } from './results';
 import { PINNED_CPU_CAPABILITY } from './cpu-level';
-import { ROOT } from './stack';
 
 /**
  * docs/benchmark.md's "is this world broken?" checks, for every world, through the real demo (`npm run demo`: the five
@@ -29,16 +28,6 @@ const WORLD_CACHE = process.env.ALIGNMENT_WORLD_CACHE ?? path.join(os.homedir(),
 const TIMEOUT_MS = 25 * 60_000;
 const LEVELS = [PINNED_CPU_CAPABILITY, 'default'] as const;
 
-function runDemo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['tools/demo/demo.ts', ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const CASES = [...WORLDS.keys()].flatMap((world) => LEVELS.map((level) => [world, level] as const));
 
