@@ -5,6 +5,7 @@ import { toLocalPath } from '@alignment/artifacts';
 import { freePortBlock } from '@alignment/service-kit/testing';
 import { runDemo } from './demo-process';
 import type { DemoResults } from './results';
+import { readJsonl } from './runs';
 
 /**
  * The demo's recommended configuration, gold-rounds, through the real demo (`npm run demo`: the five services, the
@@ -16,13 +17,6 @@ import type { DemoResults } from './results';
 const WORLD_CACHE = process.env.ALIGNMENT_WORLD_CACHE ?? path.join(os.homedir(), '.cache/alignment/worlds');
 const TIMEOUT_MS = 25 * 60_000;
 
-
-const jsonl = (file: string): Array<Record<string, unknown>> =>
-  fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('npm run demo with gold-rounds', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-gold-rounds-'));
@@ -61,8 +55,8 @@ describe('npm run demo with gold-rounds', () => {
     const runDir = path.join(dataDir, 'runs', record.seeds[0].run_id, 'round-1', 'judge');
     const outputs = (JSON.parse(fs.readFileSync(path.join(runDir, 'stage.json'), 'utf8')) as { outputs: Record<string, { uri: string }> }).outputs;
     const file = (name: string) => toLocalPath(outputs[name].uri);
-    const gold = jsonl(file('gold_pairs'));
-    const trained = jsonl(file('pairs'));
+    const gold = readJsonl(file('gold_pairs'));
+    const trained = readJsonl(file('pairs'));
     expect(gold.length).toBeGreaterThan(0);
     expect(gold.length).toBeLessThanOrEqual(6);
     expect(trained).toEqual(gold.map((p) => ({ ...p, source: 'gold' })));

@@ -108,6 +108,7 @@ describe('renderReportMarkdown', () => {
     expect(md).toContain('- `configs`: `["spa","dpo-iter"]`');
     expect(md).toMatch(/\| spa ★ \| 0\.688 \[0\.612, 0\.758\] \| 0\.654 \|/);
     expect(md).toContain('### spa ★');
+    expect(md).toContain('★: the recommended configuration (spa; the README says what it is).');
     expect(md).toContain('### dpo-iter');
     expect(md).toContain('length: 0.62, sentiment: 0.71');
     expect(md).toContain('- judge dropped many ties in round 2');

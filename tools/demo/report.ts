@@ -154,11 +154,12 @@ export function renderReportMarkdown(results: DemoResults, plotFiles: string[]):
 
   out.push('## Results (final round, mean over seeds)', '');
   out.push(mdTable(SUMMARY_HEADER, summaryRows(results)), '');
+  const recommended = results.configs.filter((c) => c.recommended).map((c) => c.config);
   out.push(
     'Win rate: gold win rate against π_init, ties half, with a 95% interval. LC: length-controlled win rate (Dubois et al. 2024), ' +
       'the predicted win rate at equal lengths. KL: KL(π‖π_init) estimated from samples, nats per response. ' +
-      'Win rate spread: standard deviation over seeds. ★: the recommended configuration (gold-rounds: online DPO on a ' +
-      'few gold labels of the policy\'s own samples each round, not self-annotation; README, "Results").',
+      'Win rate spread: standard deviation over seeds.' +
+      (recommended.length > 0 ? ` ★: the recommended configuration (${recommended.join(', ')}; the README says what it is).` : ''),
     '',
   );
 

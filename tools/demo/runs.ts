@@ -237,7 +237,8 @@ interface StageManifest {
   outputs: Record<string, { uri: string }>;
 }
 
-function readJsonl(file: string): Array<Record<string, unknown>> {
+/** The objects of a JSON-lines file (blank lines skipped). */
+export function readJsonl(file: string): Array<Record<string, unknown>> {
   return fs
     .readFileSync(file, 'utf8')
     .split('\n')
